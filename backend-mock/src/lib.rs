@@ -1,0 +1,1 @@
+//! Recording mock backend.
