@@ -1,4 +1,19 @@
 //! Sans-IO protocol core of a WCFS client.
+//!
+//! A WCFS server shows each ZODB bigfile as `head/bigfile/<oid>` (latest
+//! data) and `@<rev>/bigfile/<oid>` (data as of a revision). A client gives
+//! each connection memory mappings whose bytes are the data as of the
+//! connection's `at`: head almost everywhere, single blocks re-mapped to
+//! `@<rev>` files when the server sends `pin` over `head/watch`.
+//!
+//! This crate decides everything and performs nothing:
+//! * [`wire`]: the line format of the watch link (parse, encode, framing).
+//! * [`link`]: stream bookkeeping of one link.
+//! * [`conn`]: the state machine of one connection, its files
+//!   ([`file`]) and mappings ([`mapping`]).
+//! * [`action`]: what the core asks of the OS, and the [`Backend`] trait.
+//!
+//! See [`conn`] for the contract a driver follows.
 #![no_std]
 #![forbid(unsafe_code)]
 
@@ -6,4 +21,45 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod action;
+pub mod conn;
+pub mod file;
+pub mod link;
+pub mod mapping;
 pub mod wire;
+
+pub use action::{perform, Action, Backend, Errno, Fd, Outcome, Src, Stat, Tok};
+pub use conn::{Config, Conn, ConnState, Error, FileId, OpId, OpOk, Syscall};
+pub use mapping::MapId;
+
+/// A backend that refuses everything (for doc examples and compile checks).
+pub struct NullBackend;
+
+impl Backend for NullBackend {
+    fn wait_head_at(&mut self, _: wire::Tid) -> Result<wire::Tid, Errno> {
+        Err(Errno(38))
+    }
+    fn open_head(&mut self, _: wire::Oid) -> Result<(Fd, Stat), Errno> {
+        Err(Errno(38))
+    }
+    fn open_rev(&mut self, _: wire::Oid, _: wire::Tid) -> Result<(Fd, Stat), Errno> {
+        Err(Errno(38))
+    }
+    fn stat(&mut self, _: Fd) -> Result<Stat, Errno> {
+        Err(Errno(38))
+    }
+    fn map_new(&mut self, _: Fd, _: u64, _: usize) -> Result<usize, Errno> {
+        Err(Errno(38))
+    }
+    fn map_fixed(&mut self, _: usize, _: usize, _: Src) -> Result<(), Errno> {
+        Err(Errno(38))
+    }
+    fn unmap(&mut self, _: usize, _: usize) -> Result<(), Errno> {
+        Err(Errno(38))
+    }
+    fn send(&mut self, _: &[u8]) -> Result<(), Errno> {
+        Err(Errno(38))
+    }
+    fn close(&mut self, _: Fd) {}
+    fn close_link(&mut self) {}
+}

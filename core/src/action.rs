@@ -1,0 +1,144 @@
+//! What the core asks of the OS, and what the OS answers.
+//!
+//! The core never performs I/O: it queues [`Action`]s, a driver performs
+//! each one through a [`Backend`] and hands the [`Outcome`] back with
+//! [`Conn::complete`](crate::Conn::complete). [`perform`] is that dispatch,
+//! written once and free of decisions.
+
+use crate::wire::{Oid, OutLine, Tid};
+
+/// A file descriptor (or whatever the backend uses to name an open file).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Fd(pub i32);
+
+/// An OS error number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Errno(pub i32);
+
+/// Names the operation (or the stalled pin) a blocking action belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Tok(pub u64);
+
+/// What a block of memory shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Src {
+    /// Bytes of an open file (head or `@rev`) from `offset`.
+    File { fd: Fd, offset: u64 },
+    /// Zeros (read-only, no memory reserved).
+    Zeros,
+    /// Memory that faults on any access.
+    Fault,
+}
+
+/// Size and block size of an opened file, as `fstat` tells them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stat {
+    pub size: u64,
+    pub blksize: u64,
+}
+
+/// One thing for the OS to do.
+///
+/// Blocking actions ([`Action::is_blocking`]) call into the mount, which may
+/// wait for pins to be acked: perform them without holding whatever lock
+/// guards the [`Conn`](crate::Conn), and only on the thread that drained
+/// them. All other actions are quick and must be performed in order, each
+/// completed before the next is polled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Blocking. Wait until `head/at` >= `at`; answer `HeadAt`.
+    WaitHeadAt { tok: Tok, at: Tid },
+    /// Blocking. Open `head/bigfile/<oid>` and fstat it; answer `Opened`.
+    OpenHead { tok: Tok, oid: Oid },
+    /// Blocking. Fstat an open head file; answer `Stat`.
+    StatHead { tok: Tok, fd: Fd },
+    /// Blocking. Open `@<rev>/bigfile/<oid>` and fstat it; answer `Opened`.
+    OpenRev { tok: Tok, oid: Oid, rev: Tid },
+    /// Map `len` bytes of `fd` from `offset`, read-only and shared, wherever
+    /// the OS likes; answer `Mapped(addr)`.
+    MapNew {
+        tok: Tok,
+        fd: Fd,
+        offset: u64,
+        len: usize,
+    },
+    /// Replace `[addr, addr+len)` in place (`MAP_FIXED`) by `src`.
+    Map { addr: usize, len: usize, src: Src },
+    /// Release `[addr, addr+len)`.
+    Unmap { addr: usize, len: usize },
+    /// Write this line on the watch link.
+    Send(OutLine),
+    /// Close a file.
+    Close(Fd),
+    /// Close the watch link without writing to it.
+    CloseLink,
+}
+
+impl Action {
+    /// Whether performing this action may wait inside the mount.
+    pub fn is_blocking(&self) -> bool {
+        matches!(
+            self,
+            Action::WaitHeadAt { .. }
+                | Action::OpenHead { .. }
+                | Action::StatHead { .. }
+                | Action::OpenRev { .. }
+        )
+    }
+}
+
+/// How an action went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Done,
+    HeadAt(Tid),
+    Opened(Fd, Stat),
+    Stat(Stat),
+    Mapped(usize),
+    Failed(Errno),
+}
+
+/// The OS operations a backend provides. Each method is one operation; none
+/// takes a decision.
+pub trait Backend {
+    fn wait_head_at(&mut self, at: Tid) -> Result<Tid, Errno>;
+    fn open_head(&mut self, oid: Oid) -> Result<(Fd, Stat), Errno>;
+    fn open_rev(&mut self, oid: Oid, rev: Tid) -> Result<(Fd, Stat), Errno>;
+    fn stat(&mut self, fd: Fd) -> Result<Stat, Errno>;
+    fn map_new(&mut self, fd: Fd, offset: u64, len: usize) -> Result<usize, Errno>;
+    fn map_fixed(&mut self, addr: usize, len: usize, src: Src) -> Result<(), Errno>;
+    fn unmap(&mut self, addr: usize, len: usize) -> Result<(), Errno>;
+    fn send(&mut self, line: &[u8]) -> Result<(), Errno>;
+    fn close(&mut self, fd: Fd);
+    fn close_link(&mut self);
+}
+
+/// Performs one action. The only place where an action becomes a backend call.
+pub fn perform<B: Backend + ?Sized>(b: &mut B, action: &Action) -> Outcome {
+    fn done(r: Result<(), Errno>) -> Outcome {
+        r.map_or_else(Outcome::Failed, |()| Outcome::Done)
+    }
+    fn opened(r: Result<(Fd, Stat), Errno>) -> Outcome {
+        r.map_or_else(Outcome::Failed, |(fd, st)| Outcome::Opened(fd, st))
+    }
+    match *action {
+        Action::WaitHeadAt { at, .. } => b.wait_head_at(at).map_or_else(Outcome::Failed, Outcome::HeadAt),
+        Action::OpenHead { oid, .. } => opened(b.open_head(oid)),
+        Action::OpenRev { oid, rev, .. } => opened(b.open_rev(oid, rev)),
+        Action::StatHead { fd, .. } => b.stat(fd).map_or_else(Outcome::Failed, Outcome::Stat),
+        Action::MapNew {
+            fd, offset, len, ..
+        } => b.map_new(fd, offset, len).map_or_else(Outcome::Failed, Outcome::Mapped),
+        Action::Map { addr, len, src } => done(b.map_fixed(addr, len, src)),
+        Action::Unmap { addr, len } => done(b.unmap(addr, len)),
+        Action::Send(ref line) => done(b.send(line.as_bytes())),
+        Action::Close(fd) => {
+            b.close(fd);
+            Outcome::Done
+        }
+        Action::CloseLink => {
+            b.close_link();
+            Outcome::Done
+        }
+    }
+}

@@ -1,0 +1,1512 @@
+//! One connection: a view of the database as of `at`, its watch link, its
+//! open files and their mappings. Every protocol decision of the client is
+//! taken here, once.
+//!
+//! # Driving a `Conn`
+//!
+//! * Mutators (`open`, `mmap`, `unmap`, `mark_dirty`, `remap_blk`,
+//!   `resync`, `close_file`, `close`, `fork_child`) and handlers
+//!   (`handle_bytes`, `handle_eof`, `handle_link_error`, `complete`) change
+//!   the state and queue [`Action`]s.
+//! * After every mutator or handler, drain: `poll_action` until `None`,
+//!   performing each action and handing its outcome to `complete`. A
+//!   non-blocking action must be completed before the next is polled
+//!   (`poll_action` yields nothing until it is); a blocking one may be
+//!   completed later, by the thread that drained it, without the lock.
+//! * Long operations return an [`OpId`]; `poll_op` starts them when their
+//!   turn comes and yields their result once. When `poll_op` is `None` and
+//!   there is nothing to drain, the op waits for the server: wait until the
+//!   link's reader has handled more input, then poll again.
+//!
+//! ```
+//! use wcfs_core::{Action, Backend, Conn, Config, Fd, OpId, OpOk, Error, perform, wire::Tid};
+//!
+//! /// Runs `op` to completion on a single thread, feeding the link from `rx`.
+//! fn run<B: Backend>(
+//!     conn: &mut Conn,
+//!     b: &mut B,
+//!     op: OpId,
+//!     mut rx: impl FnMut() -> Option<Vec<u8>>,
+//! ) -> Result<OpOk, Error> {
+//!     loop {
+//!         while let Some(a) = conn.poll_action() {
+//!             let outcome = perform(b, &a);
+//!             conn.complete(&a, outcome);
+//!         }
+//!         if let Some(r) = conn.poll_op(op) {
+//!             return r;
+//!         }
+//!         if !conn.has_actions() {
+//!             match rx() {
+//!                 Some(bytes) => {
+//!                     let mut rest = &bytes[..];
+//!                     while !rest.is_empty() {
+//!                         let n = conn.handle_bytes(rest);
+//!                         rest = &rest[n..];
+//!                         while let Some(a) = conn.poll_action() {
+//!                             let outcome = perform(b, &a);
+//!                             conn.complete(&a, outcome);
+//!                         }
+//!                     }
+//!                 }
+//!                 None => conn.handle_eof(),
+//!             }
+//!         }
+//!     }
+//! }
+//! # let _ = run::<wcfs_core::NullBackend>;
+//! ```
+
+use alloc::collections::VecDeque;
+use alloc::vec::Vec;
+use core::fmt::{self, Write as _};
+
+use hashbrown::HashMap;
+
+use crate::action::{Action, Errno, Fd, Outcome, Src, Stat, Tok};
+use crate::file::{File, FileState};
+use crate::link::{text, Incoming, Link, LinkError, Text};
+use crate::mapping::{MapId, Mapping};
+use crate::wire::{Framer, Oid, Rev, StreamId, Tid};
+
+/// Names an open file within its connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FileId(pub u64);
+
+/// Names a long operation within its connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct OpId(pub u64);
+
+/// Most `@rev` files a connection keeps open.
+pub const MAX_REV_CACHE: usize = 16;
+
+/// Tunables. The defaults suit a real WCFS on Linux.
+#[derive(Clone, Copy, Debug)]
+pub struct Config {
+    /// Block sizes must be multiples of it.
+    pub page_size: usize,
+    /// `@rev` files kept open (1..=MAX_REV_CACHE).
+    pub rev_cache: usize,
+    /// Most pins in force per file: bounds what a server can make us store.
+    pub max_pins_per_file: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            page_size: 4096,
+            rev_cache: 8,
+            max_pins_per_file: 1 << 22,
+        }
+    }
+}
+
+/// What a finished operation yields.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OpOk {
+    Opened(FileId),
+    Mapped(MapId),
+    Done,
+}
+
+/// Which OS operation failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Syscall {
+    WaitHeadAt,
+    OpenHead,
+    OpenRev,
+    Stat,
+    Mmap,
+    Munmap,
+    Write,
+}
+
+/// What went wrong, in the protocol's words.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Error {
+    /// The connection is closed or down (see [`Conn::down_reason`]).
+    ConnClosed,
+    /// The file was closed.
+    FileClosed,
+    /// No such mapping (already unmapped).
+    NoSuchMapping,
+    /// No such operation (never started, or its result was taken).
+    NoSuchOp,
+    /// A block range outside the file's addressable range or the mapping.
+    BadRange,
+    /// The server answered `error <text>`.
+    Server(Text),
+    /// `resync` to an older revision.
+    GoingBack { at: Tid, to: Tid },
+    /// `head/at` is before the revision we waited for.
+    HeadBehind { head: Tid, at: Tid },
+    /// The head file's block size is 0 or not a multiple of the page size.
+    BadBlksize(u64),
+    /// The head file's size is not a multiple of its block size.
+    BadSize { size: u64, blksize: u64 },
+    /// At resync the head file shrank or changed block size.
+    HeadChanged { size: u64, blksize: u64 },
+    /// A pin for a file we do not watch.
+    UnexpectedPin(Oid),
+    /// A pin whose block lies beyond any addressable offset.
+    PinOutOfRange { oid: Oid, blk: u64 },
+    /// A pin naming a revision after our `at`.
+    PinAfterAt { oid: Oid, blk: u64, rev: Tid },
+    /// More pins in force than `max_pins_per_file`.
+    TooManyPins(Oid),
+    /// The watch link broke.
+    Link(LinkError),
+    /// The OS refused.
+    Os { call: Syscall, errno: Errno },
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::ConnClosed => f.write_str("connection closed"),
+            Error::FileClosed => f.write_str("file already closed"),
+            Error::NoSuchMapping => f.write_str("no such mapping"),
+            Error::NoSuchOp => f.write_str("no such operation"),
+            Error::BadRange => f.write_str("block range out of bounds"),
+            Error::Server(t) => f.write_str(t),
+            Error::GoingBack { at, to } => {
+                write!(f, "resync @{at} -> @{to}: going back in history is forbidden")
+            }
+            Error::HeadBehind { head, at } => write!(f, "head/at (@{head}) < @{at}"),
+            Error::BadBlksize(b) => write!(f, "invalid blksize {b}"),
+            Error::BadSize { size, blksize } => {
+                write!(f, "size {size} is not a multiple of blksize {blksize}")
+            }
+            Error::HeadChanged { size, blksize } => write!(
+                f,
+                "head file changed unexpectedly: size {size}, blksize {blksize}"
+            ),
+            Error::UnexpectedPin(oid) => write!(f, "unexpected pin: f<{oid}> not watched"),
+            Error::PinOutOfRange { oid, blk } => write!(f, "pin f<{oid}> #{blk}: block out of range"),
+            Error::PinAfterAt { oid, blk, rev } => {
+                write!(f, "pin f<{oid}> #{blk} @{rev}: revision after the connection's at")
+            }
+            Error::TooManyPins(oid) => write!(f, "f<{oid}>: too many pins"),
+            Error::Link(e) => write!(f, "watch link: {e}"),
+            Error::Os { call, errno } => write!(f, "{call:?}: errno {}", errno.0),
+        }
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for Error {}
+
+/// Where a connection is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnState {
+    Up,
+    /// `bye` sent; waiting for the server's EOF.
+    Closing,
+    Closed,
+    /// Broken: see [`Conn::down_reason`]. Every mapping faults.
+    Down,
+    /// This is the child of a fork: every mapping faults, nothing is sent.
+    Forked,
+}
+
+/// A pin received and not applied yet.
+#[derive(Clone, Copy, Debug)]
+struct PinReq {
+    stream: StreamId,
+    oid: Oid,
+    blk: u64,
+    rev: Rev,
+}
+
+/// The token of the (single) pin stalled on opening its `@rev` file.
+const PIN_TOK: Tok = Tok(0);
+
+/// An `@rev` file kept open.
+#[derive(Clone, Copy, Debug)]
+struct RevFile {
+    oid: Oid,
+    rev: Tid,
+    fd: Fd,
+    size: u64,
+    used: u64,
+}
+
+#[derive(Debug)]
+enum OpKind {
+    Open { oid: Oid, file: Option<FileId> },
+    CloseFile { file: FileId },
+    Resync { at: Tid, stats: usize, replies: usize },
+    Mmap { map: MapId },
+    Remap,
+    CloseConn,
+}
+
+#[derive(Debug)]
+struct Op {
+    kind: OpKind,
+    started: bool,
+    /// Blocks still to remap, last first; may wait for an `@rev` open.
+    todo: Vec<(MapId, u64)>,
+    result: Option<Result<OpOk, Error>>,
+}
+
+/// The client state of one connection. See the module doc for the driving contract.
+///
+/// Invariants (checked by [`Conn::check_invariants`]): placed mappings never
+/// overlap; every mapping of a file that is not `Open` faults; pins are kept
+/// only for watched files; in any state but `Up`/`Closing` every mapping
+/// faults and no file is open; `waiting_reply` names only unfinished ops.
+pub struct Conn {
+    cfg: Config,
+    at: Tid,
+    state: ConnState,
+    down: Option<Error>,
+    link: Link,
+    /// `None` only while `handle_bytes` runs.
+    rx: Option<alloc::boxed::Box<Framer>>,
+    files: HashMap<FileId, File>,
+    by_oid: HashMap<Oid, FileId>,
+    maps: HashMap<MapId, Mapping>,
+    revs: heapless::Vec<RevFile, MAX_REV_CACHE>,
+    rev_clock: u64,
+    ops: HashMap<OpId, Op>,
+    waiting_reply: HashMap<StreamId, OpId>,
+    stalled: Option<PinReq>,
+    actions: VecDeque<Action>,
+    /// A non-blocking action was polled and not completed yet.
+    in_flight: bool,
+    next_id: u64,
+}
+
+impl Conn {
+    /// A connection as of `at` over a link that is already open. (Waiting
+    /// for `head/at >= at` and opening the link is the backend's connect.)
+    pub fn new(at: Tid, cfg: Config) -> Conn {
+        let mut cfg = cfg;
+        cfg.rev_cache = cfg.rev_cache.clamp(1, MAX_REV_CACHE);
+        cfg.page_size = cfg.page_size.max(1);
+        Conn {
+            cfg,
+            at,
+            state: ConnState::Up,
+            down: None,
+            link: Link::new(),
+            rx: Some(alloc::boxed::Box::new(Framer::new())),
+            files: HashMap::new(),
+            by_oid: HashMap::new(),
+            maps: HashMap::new(),
+            revs: heapless::Vec::new(),
+            rev_clock: 0,
+            ops: HashMap::new(),
+            waiting_reply: HashMap::new(),
+            stalled: None,
+            actions: VecDeque::with_capacity(64),
+            in_flight: false,
+            next_id: 1,
+        }
+    }
+
+    // ---- getters ----
+
+    pub fn at(&self) -> Tid {
+        self.at
+    }
+
+    pub fn state(&self) -> ConnState {
+        self.state
+    }
+
+    /// Why the connection went down, if it did.
+    pub fn down_reason(&self) -> Option<&Error> {
+        self.down.as_ref()
+    }
+
+    pub fn file_oid(&self, f: FileId) -> Option<Oid> {
+        self.files.get(&f).map(|f| f.oid)
+    }
+
+    pub fn file_blksize(&self, f: FileId) -> Option<u64> {
+        self.files.get(&f).map(|f| f.blksize)
+    }
+
+    pub fn file_size(&self, f: FileId) -> Option<u64> {
+        self.files.get(&f).map(|f| f.size)
+    }
+
+    /// Open files (with their oids), in no particular order.
+    pub fn files(&self) -> impl Iterator<Item = (FileId, Oid)> + '_ {
+        self.files
+            .iter()
+            .filter(|(_, f)| f.state == FileState::Open)
+            .map(|(&id, f)| (id, f.oid))
+    }
+
+    /// The pins in force for a file, sorted by block.
+    pub fn pinned(&self, f: FileId) -> Vec<(u64, Tid)> {
+        let mut v: Vec<_> = self
+            .files
+            .get(&f)
+            .map(|f| f.pinned.iter().map(|(&b, &t)| (b, t)).collect())
+            .unwrap_or_default();
+        v.sort_unstable();
+        v
+    }
+
+    pub fn mapping(&self, m: MapId) -> Option<&Mapping> {
+        self.maps.get(&m)
+    }
+
+    pub fn mappings(&self) -> impl Iterator<Item = (MapId, &Mapping)> + '_ {
+        self.maps.iter().map(|(&id, m)| (id, m))
+    }
+
+    /// Whether actions wait to be polled.
+    pub fn has_actions(&self) -> bool {
+        !self.actions.is_empty()
+    }
+
+    /// Whether a pin waits for its `@rev` file: `handle_bytes` takes no more input until it is opened.
+    pub fn is_stalled(&self) -> bool {
+        self.stalled.is_some()
+    }
+
+    // ---- polls ----
+
+    /// The next action to perform. Yields nothing while a non-blocking
+    /// action awaits `complete`.
+    #[must_use]
+    pub fn poll_action(&mut self) -> Option<Action> {
+        if self.in_flight {
+            debug_assert!(false, "poll_action before completing the previous action");
+            return None;
+        }
+        let a = self.actions.pop_front()?;
+        self.in_flight = !a.is_blocking();
+        Some(a)
+    }
+
+    /// Starts `op` when its turn comes; yields its result once.
+    #[must_use]
+    pub fn poll_op(&mut self, op: OpId) -> Option<Result<OpOk, Error>> {
+        let o = match self.ops.get(&op) {
+            None => return Some(Err(Error::NoSuchOp)),
+            Some(o) => o,
+        };
+        if o.result.is_none() && !o.started && self.can_start(op) {
+            self.start(op);
+        }
+        if self.ops.get(&op).is_some_and(|o| o.result.is_some()) {
+            return self.ops.remove(&op).and_then(|o| o.result);
+        }
+        None
+    }
+
+    // ---- mutators ----
+
+    /// Opens bigfile `oid` (or takes one more handle on it).
+    pub fn open(&mut self, oid: Oid) -> Result<OpId, Error> {
+        self.check_up()?;
+        Ok(self.new_op(OpKind::Open { oid, file: None }))
+    }
+
+    /// Maps blocks `[blk_start, blk_start + blk_len)` of an open file.
+    pub fn mmap(&mut self, file: FileId, blk_start: u64, blk_len: u64) -> Result<OpId, Error> {
+        self.check_up().map_err(|_| Error::FileClosed)?;
+        let f = self.files.get(&file).ok_or(Error::FileClosed)?;
+        if f.state != FileState::Open {
+            return Err(Error::FileClosed);
+        }
+        let bs = f.blksize;
+        let end = blk_start.checked_add(blk_len).ok_or(Error::BadRange)?;
+        let fits = |b: u64| {
+            b.checked_mul(bs)
+                .is_some_and(|o| o <= i64::MAX as u64 && o <= usize::MAX as u64)
+        };
+        if blk_len == 0 || !fits(end) {
+            return Err(Error::BadRange);
+        }
+        let fd = f.fd.expect("open file has fd");
+        let map = MapId(self.fresh());
+        self.maps.insert(
+            map,
+            Mapping {
+                file,
+                blk_start,
+                blk_len,
+                blksize: bs,
+                addr: 0,
+                faulting: false,
+                dirty: Default::default(),
+            },
+        );
+        let op = self.new_op(OpKind::Mmap { map });
+        self.started(op);
+        self.actions.push_back(Action::MapNew {
+            tok: Tok(op.0),
+            fd,
+            offset: blk_start * bs,
+            len: (blk_len * bs) as usize,
+        });
+        Ok(op)
+    }
+
+    /// Releases a mapping (also a faulting one, and after the connection ended).
+    pub fn unmap(&mut self, map: MapId) -> Result<(), Error> {
+        let m = self.maps.remove(&map).ok_or(Error::NoSuchMapping)?;
+        if m.addr != 0 {
+            self.actions.push_back(Action::Unmap {
+                addr: m.addr,
+                len: m.len(),
+            });
+        }
+        if let Some(f) = self.files.get_mut(&m.file) {
+            f.remove_map(m.blk_start, map);
+        }
+        Ok(())
+    }
+
+    /// The user's VM layer laid a private page over block `blk`: pins leave it alone.
+    pub fn mark_dirty(&mut self, map: MapId, blk: u64) -> Result<(), Error> {
+        let m = self.maps.get_mut(&map).ok_or(Error::NoSuchMapping)?;
+        if !m.contains(blk) {
+            return Err(Error::BadRange);
+        }
+        m.dirty.insert(blk);
+        Ok(())
+    }
+
+    /// The dirty page over `blk` is gone: map the block per the pins in force.
+    pub fn remap_blk(&mut self, map: MapId, blk: u64) -> Result<OpId, Error> {
+        let m = self.maps.get_mut(&map).ok_or(Error::NoSuchMapping)?;
+        if !m.contains(blk) {
+            return Err(Error::BadRange);
+        }
+        m.dirty.remove(&blk);
+        let op = self.new_op(OpKind::Remap);
+        self.started(op);
+        self.op_mut(op).todo.push((map, blk));
+        self.run_todo(op);
+        Ok(op)
+    }
+
+    /// Moves the view forward to `at`.
+    pub fn resync(&mut self, at: Tid) -> Result<OpId, Error> {
+        self.check_up()?;
+        if at < self.at {
+            let e = Error::GoingBack { at: self.at, to: at };
+            self.go_down(e.clone());
+            return Err(e);
+        }
+        Ok(self.new_op(OpKind::Resync {
+            at,
+            stats: 0,
+            replies: 0,
+        }))
+    }
+
+    /// Drops one handle of a file; the last one unwatches and closes it, and
+    /// its mappings fault from then on.
+    pub fn close_file(&mut self, file: FileId) -> Result<OpId, Error> {
+        match self.state {
+            ConnState::Up => {}
+            _ => return Ok(self.done_op(Ok(OpOk::Done))),
+        }
+        let f = self.files.get_mut(&file).ok_or(Error::FileClosed)?;
+        if f.state != FileState::Open {
+            return Err(Error::FileClosed);
+        }
+        if f.count > 1 {
+            f.count -= 1;
+            return Ok(self.done_op(Ok(OpOk::Done)));
+        }
+        Ok(self.new_op(OpKind::CloseFile { file }))
+    }
+
+    /// Closes the connection: every mapping faults, `bye` is sent, and the
+    /// op completes at the server's EOF.
+    pub fn close(&mut self) -> Result<OpId, Error> {
+        match self.state {
+            ConnState::Up => {}
+            ConnState::Down => {
+                self.state = ConnState::Closed;
+                return Ok(self.done_op(Ok(OpOk::Done)));
+            }
+            ConnState::Forked => return Ok(self.done_op(Ok(OpOk::Done))),
+            ConnState::Closing | ConnState::Closed => return Err(Error::ConnClosed),
+        }
+        self.fail_ops(&Error::ConnClosed);
+        self.drop_views();
+        self.state = ConnState::Closing;
+        let op = self.new_op(OpKind::CloseConn);
+        self.started(op);
+        match self.link.bye() {
+            Ok(line) => self.actions.push_back(Action::Send(line)),
+            Err(e) => self.go_down(Error::Link(e)),
+        }
+        Ok(op)
+    }
+
+    /// This process is the child of a fork: fault every mapping and let go
+    /// of every descriptor without a word to the server.
+    pub fn fork_child(&mut self) {
+        if self.state == ConnState::Forked {
+            return;
+        }
+        self.fail_ops(&Error::ConnClosed);
+        self.drop_views();
+        self.stalled = None;
+        if !matches!(self.state, ConnState::Down | ConnState::Closed) {
+            self.actions.push_back(Action::CloseLink);
+        }
+        self.state = ConnState::Forked;
+    }
+
+    // ---- handlers ----
+
+    /// Feeds bytes read from the link; returns how many were consumed. Less
+    /// than all while a pin waits for its `@rev` file: feed the rest after
+    /// completing the `OpenRev`.
+    pub fn handle_bytes(&mut self, data: &[u8]) -> usize {
+        let Some(mut rx) = self.rx.take() else {
+            return 0;
+        };
+        let mut input = data;
+        while self.stalled.is_none() && self.reading() {
+            match rx.next_line(&mut input) {
+                None => break,
+                Some(Ok(line)) => self.handle_line(line),
+                Some(Err(e)) => self.go_down(Error::Link(LinkError::Wire(e))),
+            }
+        }
+        self.rx = Some(rx);
+        if self.reading() {
+            data.len() - input.len()
+        } else {
+            data.len()
+        }
+    }
+
+    /// The link reached EOF.
+    pub fn handle_eof(&mut self) {
+        if !self.reading() {
+            return;
+        }
+        if let Some(Err(e)) = self.rx.as_ref().map(|rx| rx.finish()) {
+            return self.go_down(Error::Link(LinkError::Wire(e)));
+        }
+        match self.link.eof() {
+            Ok(()) => {
+                self.state = ConnState::Closed;
+                self.actions.push_back(Action::CloseLink);
+                let closing: Vec<OpId> = self.unfinished().collect();
+                for op in closing {
+                    self.finish(op, Ok(OpOk::Done));
+                }
+            }
+            Err(e) => self.go_down(Error::Link(e)),
+        }
+    }
+
+    /// Reading the link failed.
+    pub fn handle_link_error(&mut self, errno: Errno) {
+        if self.reading() {
+            self.go_down(Error::Link(LinkError::Io(errno.0)));
+        }
+    }
+
+    /// Hands back the outcome of an action from `poll_action`.
+    pub fn complete(&mut self, action: &Action, outcome: Outcome) {
+        if !action.is_blocking() {
+            self.in_flight = false;
+        }
+        let failed = |call| match outcome {
+            Outcome::Failed(errno) => Some(Error::Os { call, errno }),
+            _ => None,
+        };
+        match *action {
+            Action::WaitHeadAt { tok, .. } => self.on_head_at(OpId(tok.0), outcome),
+            Action::OpenHead { tok, .. } => self.on_head_opened(OpId(tok.0), outcome),
+            Action::StatHead { tok, fd } => self.on_stat(OpId(tok.0), fd, outcome),
+            Action::OpenRev { tok, oid, rev } => self.on_rev_opened(tok, oid, rev, outcome),
+            Action::MapNew { tok, .. } => self.on_mapped(OpId(tok.0), outcome),
+            Action::Map { .. } => {
+                if let Some(e) = failed(Syscall::Mmap) {
+                    self.go_down(e);
+                }
+            }
+            Action::Unmap { .. } => {
+                if let Some(e) = failed(Syscall::Munmap) {
+                    self.go_down(e);
+                }
+            }
+            Action::Send(_) => {
+                if let Outcome::Failed(e) = outcome {
+                    self.go_down(Error::Link(LinkError::Io(e.0)));
+                }
+            }
+            Action::Close(_) | Action::CloseLink => {}
+        }
+    }
+
+    // ---- internals: ops ----
+
+    fn fresh(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    fn new_op(&mut self, kind: OpKind) -> OpId {
+        let op = OpId(self.fresh());
+        self.ops.insert(
+            op,
+            Op {
+                kind,
+                started: false,
+                todo: Vec::new(),
+                result: None,
+            },
+        );
+        op
+    }
+
+    fn done_op(&mut self, r: Result<OpOk, Error>) -> OpId {
+        let op = self.new_op(OpKind::Remap);
+        self.started(op);
+        self.finish(op, r);
+        op
+    }
+
+    fn op_mut(&mut self, op: OpId) -> &mut Op {
+        self.ops.get_mut(&op).expect("live op")
+    }
+
+    fn started(&mut self, op: OpId) {
+        self.op_mut(op).started = true;
+    }
+
+    fn finish(&mut self, op: OpId, r: Result<OpOk, Error>) {
+        if let Some(o) = self.ops.get_mut(&op) {
+            if o.result.is_none() {
+                o.result = Some(r);
+                o.todo = Vec::new();
+            }
+        }
+    }
+
+    fn is_live(&self, op: OpId) -> bool {
+        self.ops.get(&op).is_some_and(|o| o.result.is_none())
+    }
+
+    fn unfinished(&self) -> impl Iterator<Item = OpId> + '_ {
+        self.ops
+            .iter()
+            .filter(|(_, o)| o.result.is_none())
+            .map(|(&id, _)| id)
+    }
+
+    fn fail_ops(&mut self, e: &Error) {
+        let live: Vec<OpId> = self.unfinished().collect();
+        for op in live {
+            self.finish(op, Err(e.clone()));
+        }
+        self.waiting_reply.clear();
+    }
+
+    /// Ops start in order of creation, each once it conflicts with no older
+    /// or running op: a resync runs alone among opens, closes and resyncs;
+    /// opens and closes of one file run one at a time.
+    fn can_start(&self, op: OpId) -> bool {
+        let oid_of = |k: &OpKind| match *k {
+            OpKind::Open { oid, .. } => Some(oid),
+            OpKind::CloseFile { file } => self.files.get(&file).map(|f| f.oid),
+            _ => None,
+        };
+        let is_resync = |k: &OpKind| matches!(k, OpKind::Resync { .. });
+        let me = &self.ops[&op].kind;
+        let conflicts = |k: &OpKind| {
+            let gated = |k: &OpKind| is_resync(k) || oid_of(k).is_some();
+            if is_resync(k) || is_resync(me) {
+                gated(k) && gated(me)
+            } else {
+                oid_of(k).is_some() && oid_of(k) == oid_of(me)
+            }
+        };
+        self.ops.iter().all(|(&id, o)| {
+            let ahead = id < op || o.started;
+            id == op || o.result.is_some() || !ahead || !conflicts(&o.kind)
+        })
+    }
+
+    fn check_up(&self) -> Result<(), Error> {
+        match self.state {
+            ConnState::Up => Ok(()),
+            _ => Err(Error::ConnClosed),
+        }
+    }
+
+    fn reading(&self) -> bool {
+        matches!(self.state, ConnState::Up | ConnState::Closing)
+    }
+
+    fn start(&mut self, op: OpId) {
+        self.started(op);
+        if self.state != ConnState::Up {
+            return self.finish(op, Err(Error::ConnClosed));
+        }
+        match self.ops[&op].kind {
+            OpKind::Open { oid, .. } => {
+                if let Some(&fid) = self.by_oid.get(&oid) {
+                    let f = self.files.get_mut(&fid).expect("indexed file");
+                    debug_assert_eq!(f.state, FileState::Open);
+                    f.count += 1;
+                    return self.finish(op, Ok(OpOk::Opened(fid)));
+                }
+                let fid = FileId(self.fresh());
+                self.files.insert(fid, File::new(oid));
+                self.by_oid.insert(oid, fid);
+                self.op_mut(op).kind = OpKind::Open {
+                    oid,
+                    file: Some(fid),
+                };
+                self.actions.push_back(Action::OpenHead {
+                    tok: Tok(op.0),
+                    oid,
+                });
+            }
+            OpKind::CloseFile { file } => {
+                let Some(f) = self.files.get_mut(&file) else {
+                    return self.finish(op, Err(Error::FileClosed));
+                };
+                if f.count > 1 {
+                    f.count -= 1;
+                    return self.finish(op, Ok(OpOk::Done));
+                }
+                f.state = FileState::Closing;
+                let oid = f.oid;
+                self.fault_file_maps(file);
+                match self.link.unwatch(oid) {
+                    Ok((stream, line)) => {
+                        self.actions.push_back(Action::Send(line));
+                        self.waiting_reply.insert(stream, op);
+                    }
+                    Err(e) => self.go_down(Error::Link(e)),
+                }
+            }
+            OpKind::Resync { at, .. } => {
+                self.actions.push_back(Action::WaitHeadAt {
+                    tok: Tok(op.0),
+                    at,
+                });
+            }
+            OpKind::Mmap { .. } | OpKind::Remap | OpKind::CloseConn => {}
+        }
+    }
+
+    fn on_head_opened(&mut self, op: OpId, outcome: Outcome) {
+        let file = match self.ops.get(&op) {
+            Some(Op {
+                kind: OpKind::Open { file: Some(f), .. },
+                result: None,
+                ..
+            }) => *f,
+            _ => return self.close_unused(outcome),
+        };
+        let (fd, st) = match outcome {
+            Outcome::Opened(fd, st) => (fd, st),
+            Outcome::Failed(errno) => {
+                self.forget_file(file);
+                return self.finish(
+                    op,
+                    Err(Error::Os {
+                        call: Syscall::OpenHead,
+                        errno,
+                    }),
+                );
+            }
+            _ => return,
+        };
+        let bad = if st.blksize == 0 || st.blksize % self.cfg.page_size as u64 != 0 {
+            Some(Error::BadBlksize(st.blksize))
+        } else if st.size % st.blksize != 0 {
+            Some(Error::BadSize {
+                size: st.size,
+                blksize: st.blksize,
+            })
+        } else {
+            None
+        };
+        if let Some(e) = bad {
+            self.actions.push_back(Action::Close(fd));
+            self.forget_file(file);
+            return self.finish(op, Err(e));
+        }
+        let at = self.at;
+        let max_pins = self.cfg.max_pins_per_file;
+        let f = self.files.get_mut(&file).expect("opening file");
+        f.fd = Some(fd);
+        f.blksize = st.blksize;
+        f.size = st.size;
+        reserve_pins(f, max_pins);
+        let oid = f.oid;
+        match self.link.watch(oid, at) {
+            Ok((stream, line)) => {
+                self.files.get_mut(&file).expect("opening file").watched = true;
+                self.actions.push_back(Action::Send(line));
+                self.waiting_reply.insert(stream, op);
+            }
+            Err(e) => self.go_down(Error::Link(e)),
+        }
+    }
+
+    fn on_head_at(&mut self, op: OpId, outcome: Outcome) {
+        let OpKind::Resync { at, .. } = self.ops.get(&op).map_or(&OpKind::CloseConn, |o| &o.kind) else {
+            return;
+        };
+        let at = *at;
+        if !self.is_live(op) {
+            return;
+        }
+        let head = match outcome {
+            Outcome::HeadAt(h) => h,
+            Outcome::Failed(errno) => {
+                return self.finish(
+                    op,
+                    Err(Error::Os {
+                        call: Syscall::WaitHeadAt,
+                        errno,
+                    }),
+                )
+            }
+            _ => return,
+        };
+        if head < at {
+            return self.finish(op, Err(Error::HeadBehind { head, at }));
+        }
+        let fds: Vec<Fd> = self.files.values().filter_map(|f| f.fd).collect();
+        for fd in &fds {
+            self.actions.push_back(Action::StatHead {
+                tok: Tok(op.0),
+                fd: *fd,
+            });
+        }
+        if let OpKind::Resync { stats, .. } = &mut self.op_mut(op).kind {
+            *stats = fds.len();
+        }
+        self.resync_step(op);
+    }
+
+    fn on_stat(&mut self, op: OpId, fd: Fd, outcome: Outcome) {
+        if !self.is_live(op) {
+            return;
+        }
+        let st = match outcome {
+            Outcome::Stat(st) => st,
+            Outcome::Failed(errno) => {
+                return self.go_down(Error::Os {
+                    call: Syscall::Stat,
+                    errno,
+                })
+            }
+            _ => return,
+        };
+        if let OpKind::Resync { stats, .. } = &mut self.op_mut(op).kind {
+            *stats -= 1;
+        }
+        let Some((&fid, f)) = self.files.iter_mut().find(|(_, f)| f.fd == Some(fd)) else {
+            return self.resync_step(op);
+        };
+        if st.blksize != f.blksize || st.size < f.size || st.size % st.blksize != 0 {
+            return self.go_down(Error::HeadChanged {
+                size: st.size,
+                blksize: st.blksize,
+            });
+        }
+        let (old, new) = (f.nblk(), st.size / st.blksize);
+        f.size = st.size;
+        reserve_pins(f, self.cfg.max_pins_per_file);
+        if new > old {
+            // Blocks [old, new) showed zeros; head covers them now.
+            let maps: Vec<(u64, MapId)> = f.maps.iter().copied().collect();
+            let mut todo = Vec::new();
+            for (_, mid) in maps {
+                self.map_range(fid, mid, old, new, &mut todo);
+            }
+            self.op_mut(op).todo.extend(todo);
+        }
+        self.run_todo(op);
+    }
+
+    /// Makes blocks `[lo, hi)` (clipped to the mapping) show their sources:
+    /// head in one stretch between dirty blocks, pinned blocks queued to `todo`.
+    fn map_range(&mut self, fid: FileId, mid: MapId, lo: u64, hi: u64, todo: &mut Vec<(MapId, u64)>) {
+        let (Some(f), Some(m)) = (self.files.get(&fid), self.maps.get(&mid)) else {
+            return;
+        };
+        if m.faulting || m.addr == 0 {
+            return;
+        }
+        let (lo, hi) = (lo.max(m.blk_start), hi.min(m.blk_stop()));
+        let mut b = lo;
+        while b < hi {
+            if !m.remappable(b) || f.pinned.contains_key(&b) {
+                if m.remappable(b) {
+                    todo.push((mid, b));
+                }
+                b += 1;
+                continue;
+            }
+            let mut e = b + 1;
+            while e < hi && m.remappable(e) && !f.pinned.contains_key(&e) {
+                e += 1;
+            }
+            let src = if b < f.nblk() {
+                Src::File {
+                    fd: f.fd.expect("open file"),
+                    offset: b * f.blksize,
+                }
+            } else {
+                Src::Zeros
+            };
+            let e = if b < f.nblk() { e.min(f.nblk()) } else { e };
+            self.actions.push_back(Action::Map {
+                addr: m.blk_addr(b),
+                len: ((e - b) * m.blksize) as usize,
+                src,
+            });
+            b = e;
+        }
+    }
+
+    /// Resync after its stats and remaps: watch every file at the new `at`.
+    fn resync_step(&mut self, op: OpId) {
+        let Some(Op {
+            kind: OpKind::Resync { at, stats, replies },
+            todo,
+            result: None,
+            ..
+        }) = self.ops.get(&op)
+        else {
+            return;
+        };
+        if *stats > 0 || !todo.is_empty() || *replies > 0 {
+            return;
+        }
+        let at = *at;
+        self.at = at;
+        self.close_revs();
+        let oids: Vec<Oid> = self.files.values().map(|f| f.oid).collect();
+        let mut n = 0;
+        for oid in oids {
+            match self.link.watch(oid, at) {
+                Ok((stream, line)) => {
+                    self.actions.push_back(Action::Send(line));
+                    self.waiting_reply.insert(stream, op);
+                    n += 1;
+                }
+                Err(e) => return self.go_down(Error::Link(e)),
+            }
+        }
+        if n == 0 {
+            return self.finish(op, Ok(OpOk::Done));
+        }
+        if let OpKind::Resync { replies, .. } = &mut self.op_mut(op).kind {
+            *replies = n;
+        }
+    }
+
+    fn on_mapped(&mut self, op: OpId, outcome: Outcome) {
+        let map = match self.ops.get(&op) {
+            Some(Op {
+                kind: OpKind::Mmap { map },
+                result: None,
+                ..
+            }) => *map,
+            _ => return,
+        };
+        let addr = match outcome {
+            Outcome::Mapped(a) => a,
+            Outcome::Failed(errno) => {
+                self.maps.remove(&map);
+                return self.finish(
+                    op,
+                    Err(Error::Os {
+                        call: Syscall::Mmap,
+                        errno,
+                    }),
+                );
+            }
+            _ => return,
+        };
+        let m = self.maps.get_mut(&map).expect("new mapping");
+        m.addr = addr;
+        let (fid, start, stop) = (m.file, m.blk_start, m.blk_stop());
+        let f = self.files.get_mut(&fid).expect("mapped file");
+        f.add_map(start, stop - start, map);
+        let nblk = f.nblk();
+        if stop > nblk {
+            let a = nblk.max(start);
+            let m = &self.maps[&map];
+            self.actions.push_back(Action::Map {
+                addr: m.blk_addr(a),
+                len: ((stop - a) * m.blksize) as usize,
+                src: Src::Zeros,
+            });
+        }
+        let mut todo: Vec<(MapId, u64)> = self.files[&fid]
+            .pinned_in(start, stop)
+            .into_iter()
+            .rev()
+            .map(|b| (map, b))
+            .collect();
+        self.op_mut(op).todo.append(&mut todo);
+        self.run_todo(op);
+    }
+
+    /// Remaps the op's queued blocks; stops at the first `@rev` file to open.
+    fn run_todo(&mut self, op: OpId) {
+        let Some(o) = self.ops.get_mut(&op) else {
+            return;
+        };
+        let mut todo = core::mem::take(&mut o.todo);
+        while let Some(&(mid, blk)) = todo.last() {
+            let Some(m) = self.maps.get(&mid) else {
+                todo.pop();
+                continue;
+            };
+            if !m.remappable(blk) {
+                todo.pop();
+                continue;
+            }
+            let (addr, len) = (m.blk_addr(blk), m.blksize as usize);
+            let Some(f) = self.files.get(&m.file) else {
+                todo.pop();
+                continue;
+            };
+            match block_src(f, blk, &mut self.revs, &mut self.rev_clock) {
+                Ok(src) => {
+                    self.actions.push_back(Action::Map { addr, len, src });
+                    todo.pop();
+                }
+                Err(rev) => {
+                    let oid = f.oid;
+                    self.actions.push_back(Action::OpenRev {
+                        tok: Tok(op.0),
+                        oid,
+                        rev,
+                    });
+                    self.op_mut(op).todo = todo;
+                    return;
+                }
+            }
+        }
+        match self.ops[&op].kind {
+            OpKind::Mmap { map } => self.finish(op, Ok(OpOk::Mapped(map))),
+            OpKind::Remap => self.finish(op, Ok(OpOk::Done)),
+            OpKind::Resync { .. } => self.resync_step(op),
+            _ => {}
+        }
+    }
+
+    fn on_rev_opened(&mut self, tok: Tok, oid: Oid, rev: Tid, outcome: Outcome) {
+        let failed = match outcome {
+            Outcome::Opened(fd, st) => {
+                self.cache_rev(oid, rev, fd, st);
+                None
+            }
+            Outcome::Failed(errno) => Some(Error::Os {
+                call: Syscall::OpenRev,
+                errno,
+            }),
+            _ => return,
+        };
+        if tok == PIN_TOK {
+            let Some(req) = self.stalled.take() else {
+                return;
+            };
+            return match failed {
+                Some(e) => {
+                    // Put it back so that go_down naks it.
+                    self.stalled = Some(req);
+                    self.go_down(e)
+                }
+                None => self.apply_pin(req),
+            };
+        }
+        let op = OpId(tok.0);
+        if !self.is_live(op) {
+            return;
+        }
+        match failed {
+            None => self.run_todo(op),
+            Some(e) => match self.ops[&op].kind {
+                OpKind::Mmap { map } => {
+                    let _ = self.unmap(map);
+                    self.finish(op, Err(e));
+                }
+                _ => self.go_down(e),
+            },
+        }
+    }
+
+    fn cache_rev(&mut self, oid: Oid, rev: Tid, fd: Fd, st: Stat) {
+        if self.state != ConnState::Up && self.state != ConnState::Closing
+            || self.revs.iter().any(|r| r.oid == oid && r.rev == rev)
+        {
+            return self.actions.push_back(Action::Close(fd));
+        }
+        if self.revs.len() >= self.cfg.rev_cache {
+            let lru = (0..self.revs.len())
+                .min_by_key(|&i| self.revs[i].used)
+                .expect("non-empty");
+            let old = self.revs.swap_remove(lru);
+            self.actions.push_back(Action::Close(old.fd));
+        }
+        self.rev_clock += 1;
+        let _ = self.revs.push(RevFile {
+            oid,
+            rev,
+            fd,
+            size: st.size,
+            used: self.rev_clock,
+        });
+    }
+
+    fn close_revs(&mut self) {
+        for r in core::mem::take(&mut self.revs) {
+            self.actions.push_back(Action::Close(r.fd));
+        }
+    }
+
+    fn close_unused(&mut self, outcome: Outcome) {
+        if let Outcome::Opened(fd, _) = outcome {
+            self.actions.push_back(Action::Close(fd));
+        }
+    }
+
+    fn forget_file(&mut self, fid: FileId) {
+        if let Some(f) = self.files.remove(&fid) {
+            if self.by_oid.get(&f.oid) == Some(&fid) {
+                self.by_oid.remove(&f.oid);
+            }
+        }
+    }
+
+    // ---- internals: the link ----
+
+    fn handle_line(&mut self, line: &[u8]) {
+        match self.link.recv(line) {
+            Err(e) => self.go_down(Error::Link(e)),
+            Ok(Incoming::Reply { stream, result }) => self.on_reply(stream, result),
+            Ok(Incoming::Pin {
+                stream,
+                oid,
+                blk,
+                rev,
+            }) => self.on_pin(PinReq {
+                stream,
+                oid,
+                blk,
+                rev,
+            }),
+        }
+    }
+
+    fn on_reply(&mut self, stream: StreamId, result: Result<(), &str>) {
+        let Some(op) = self.waiting_reply.remove(&stream) else {
+            return; // its op already failed
+        };
+        let result = result.map_err(|t| Error::Server(text(t)));
+        match self.ops[&op].kind {
+            OpKind::Open { file: Some(fid), .. } => match result {
+                Ok(()) => {
+                    let f = self.files.get_mut(&fid).expect("opening file");
+                    f.state = FileState::Open;
+                    f.count = 1;
+                    self.finish(op, Ok(OpOk::Opened(fid)));
+                }
+                Err(e) => {
+                    self.close_file_now(fid);
+                    self.finish(op, Err(e));
+                }
+            },
+            OpKind::CloseFile { file } => {
+                self.close_file_now(file);
+                self.finish(op, result.map(|()| OpOk::Done));
+            }
+            OpKind::Resync { .. } => match result {
+                Ok(()) => {
+                    let OpKind::Resync { replies, .. } = &mut self.op_mut(op).kind else {
+                        unreachable!()
+                    };
+                    *replies -= 1;
+                    if *replies == 0 {
+                        self.finish(op, Ok(OpOk::Done));
+                    }
+                }
+                Err(e) => self.go_down(e),
+            },
+            _ => {}
+        }
+    }
+
+    fn on_pin(&mut self, req: PinReq) {
+        if self.state == ConnState::Closing {
+            // After `bye` every view is gone: nothing to remap.
+            return self.answer(req.stream);
+        }
+        let Some(f) = self.by_oid.get(&req.oid).and_then(|id| self.files.get(id)) else {
+            return self.go_down(Error::UnexpectedPin(req.oid));
+        };
+        if !f.watched {
+            return self.go_down(Error::UnexpectedPin(req.oid));
+        }
+        let end = req
+            .blk
+            .checked_add(1)
+            .and_then(|b| b.checked_mul(f.blksize))
+            .filter(|&e| e <= i64::MAX as u64 && e <= usize::MAX as u64);
+        if end.is_none() {
+            return self.go_down(Error::PinOutOfRange {
+                oid: req.oid,
+                blk: req.blk,
+            });
+        }
+        if let Rev::At(rev) = req.rev {
+            if rev > self.at {
+                return self.go_down(Error::PinAfterAt {
+                    oid: req.oid,
+                    blk: req.blk,
+                    rev,
+                });
+            }
+            if !self.revs.iter().any(|r| r.oid == req.oid && r.rev == rev) {
+                self.stalled = Some(req);
+                self.actions.push_back(Action::OpenRev {
+                    tok: PIN_TOK,
+                    oid: req.oid,
+                    rev,
+                });
+                return;
+            }
+        }
+        self.apply_pin(req);
+    }
+
+    /// Remaps the block in every mapping that shows it, records the pin, acks.
+    fn apply_pin(&mut self, req: PinReq) {
+        if self.state != ConnState::Up {
+            return self.answer(req.stream);
+        }
+        let Some(&fid) = self.by_oid.get(&req.oid) else {
+            return self.go_down(Error::UnexpectedPin(req.oid));
+        };
+        let f = self.files.get_mut(&fid).expect("indexed file");
+        match req.rev {
+            Rev::Head => {
+                f.pinned.remove(&req.blk);
+            }
+            Rev::At(rev) => {
+                if f.pinned.len() >= self.cfg.max_pins_per_file && !f.pinned.contains_key(&req.blk) {
+                    return self.go_down(Error::TooManyPins(req.oid));
+                }
+                f.pinned.insert(req.blk, rev);
+            }
+        }
+        let f = &self.files[&fid];
+        let src = match block_src(f, req.blk, &mut self.revs, &mut self.rev_clock) {
+            Ok(src) => src,
+            Err(_) => unreachable!("the pin's @rev file was just made present"),
+        };
+        for (_, mid) in f.maps_covering(req.blk) {
+            let m = &self.maps[&mid];
+            if m.contains(req.blk) && m.remappable(req.blk) {
+                self.actions.push_back(Action::Map {
+                    addr: m.blk_addr(req.blk),
+                    len: m.blksize as usize,
+                    src,
+                });
+            }
+        }
+        self.answer(req.stream);
+    }
+
+    fn answer(&mut self, stream: StreamId) {
+        match self.link.answer(stream, None) {
+            Ok(line) => self.actions.push_back(Action::Send(line)),
+            Err(e) => self.go_down(Error::Link(e)),
+        }
+    }
+
+    // ---- internals: ending ----
+
+    /// Takes the connection down: nak what the server waits for, fault
+    /// every mapping, let go of every descriptor, fail every op.
+    fn go_down(&mut self, err: Error) {
+        if !self.reading() {
+            return;
+        }
+        let mut why = Text::new();
+        let _ = write!(why, "{err}");
+        let waiting: heapless::Vec<StreamId, { crate::link::MAX_SERVER_REQUESTS }> =
+            self.link.unanswered().iter().copied().collect();
+        for s in waiting {
+            if let Ok(line) = self.link.answer(s, Some(&why)) {
+                self.actions.push_back(Action::Send(line));
+            }
+        }
+        self.link.fail(match &err {
+            Error::Link(e) => e.clone(),
+            _ => LinkError::Closed,
+        });
+        self.stalled = None;
+        self.fail_ops(&err);
+        self.drop_views();
+        self.actions.push_back(Action::CloseLink);
+        self.state = ConnState::Down;
+        self.down = Some(err);
+    }
+
+    /// Faults every mapping and closes every file and `@rev` file.
+    fn drop_views(&mut self) {
+        let ids: Vec<FileId> = self.files.keys().copied().collect();
+        for fid in ids {
+            self.close_file_now(fid);
+        }
+        self.close_revs();
+        for m in self.maps.values_mut() {
+            fault(m, &mut self.actions);
+        }
+    }
+
+    fn fault_file_maps(&mut self, fid: FileId) {
+        let Some(f) = self.files.get_mut(&fid) else {
+            return;
+        };
+        for (_, mid) in core::mem::take(&mut f.maps) {
+            if let Some(m) = self.maps.get_mut(&mid) {
+                fault(m, &mut self.actions);
+            }
+        }
+        f.max_map_len = 0;
+    }
+
+    fn close_file_now(&mut self, fid: FileId) {
+        self.fault_file_maps(fid);
+        if let Some(f) = self.files.get(&fid) {
+            if let Some(fd) = f.fd {
+                self.actions.push_back(Action::Close(fd));
+            }
+        }
+        self.forget_file(fid);
+    }
+
+    // ---- checks ----
+
+    /// Checks the invariants written on [`Conn`]; `Err` names the first broken one.
+    pub fn check_invariants(&self) -> Result<(), &'static str> {
+        let mut placed: Vec<(usize, usize)> = self
+            .maps
+            .values()
+            .filter(|m| m.addr != 0)
+            .map(|m| (m.addr, m.addr + m.len()))
+            .collect();
+        placed.sort_unstable();
+        if placed.windows(2).any(|w| w[0].1 > w[1].0) {
+            return Err("mappings overlap");
+        }
+        for (&mid, m) in &self.maps {
+            let open = self
+                .files
+                .get(&m.file)
+                .is_some_and(|f| f.state == FileState::Open);
+            if !open && !m.faulting && m.addr != 0 {
+                return Err("a mapping of a file that is not open does not fault");
+            }
+            if m.addr != 0 && !m.faulting {
+                let f = &self.files[&m.file];
+                if !f.maps.contains(&(m.blk_start, mid)) || m.blk_len > f.max_map_len {
+                    return Err("a live mapping is missing from its file's index");
+                }
+            }
+            if m.dirty.iter().any(|&b| !m.contains(b)) {
+                return Err("a dirty block lies outside its mapping");
+            }
+        }
+        for f in self.files.values() {
+            if !f.pinned.is_empty() && !f.watched {
+                return Err("pins kept for a file that is not watched");
+            }
+            if f.maps.iter().any(|(_, mid)| !self.maps.contains_key(mid)) {
+                return Err("a file indexes a mapping that is gone");
+            }
+            if f.blksize != 0 && f.size % f.blksize != 0 {
+                return Err("head size not a multiple of blksize");
+            }
+        }
+        if !self.reading() {
+            if self.maps.values().any(|m| !m.faulting && m.addr != 0) {
+                return Err("a connection that is not up has a live mapping");
+            }
+            if !self.files.is_empty() || !self.revs.is_empty() {
+                return Err("a connection that is not up holds files");
+            }
+        }
+        if self.waiting_reply.values().any(|op| !self.is_live(*op)) {
+            return Err("a reply is awaited for a finished op");
+        }
+        Ok(())
+    }
+}
+
+fn fault(m: &mut Mapping, actions: &mut VecDeque<Action>) {
+    if !m.faulting && m.addr != 0 {
+        actions.push_back(Action::Map {
+            addr: m.addr,
+            len: m.len(),
+            src: Src::Fault,
+        });
+    }
+    m.faulting = true;
+}
+
+/// Reserves pin capacity for every block of head, so the pin path does not allocate.
+fn reserve_pins(f: &mut File, max: usize) {
+    let want = (f.nblk() as usize).saturating_add(16).min(max);
+    let have = f.pinned.capacity();
+    if want > have {
+        f.pinned.reserve(want - f.pinned.len());
+    }
+}
+
+/// What block `blk` of file `f` shows: its pin's `@rev` file (zeros past
+/// that file's end), else head (zeros past head's known size). `Err(rev)`
+/// when the `@rev` file must be opened first.
+fn block_src(
+    f: &File,
+    blk: u64,
+    revs: &mut heapless::Vec<RevFile, MAX_REV_CACHE>,
+    clock: &mut u64,
+) -> Result<Src, Tid> {
+    let offset = blk * f.blksize;
+    match f.pinned.get(&blk) {
+        Some(&rev) => {
+            let r = revs
+                .iter_mut()
+                .find(|r| r.oid == f.oid && r.rev == rev)
+                .ok_or(rev)?;
+            *clock += 1;
+            r.used = *clock;
+            Ok(if offset < r.size {
+                Src::File { fd: r.fd, offset }
+            } else {
+                Src::Zeros
+            })
+        }
+        None if offset < f.size => Ok(Src::File {
+            fd: f.fd.expect("open file has fd"),
+            offset,
+        }),
+        None => Ok(Src::Zeros),
+    }
+}

@@ -1,0 +1,99 @@
+//! One open bigfile of a connection: its pins and the index of its mappings.
+
+use alloc::collections::BTreeSet;
+
+use hashbrown::HashMap;
+
+use crate::action::Fd;
+use crate::mapping::MapId;
+use crate::wire::{Oid, Tid};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileState {
+    /// `head/bigfile/<oid>` is being opened, or its `watch` awaits `ok`.
+    Opening,
+    Open,
+    /// `watch <oid> -` awaits its reply; the mappings already fault.
+    Closing,
+}
+
+/// Invariants: `fd`, `blksize` are set once the head file is open;
+/// `size % blksize == 0` and `size` never shrinks; `pinned` is non-empty only
+/// while `watched`; `maps` holds `(blk_start, id)` of every placed mapping
+/// of this file that is not faulting, and `max_map_len` bounds their lengths.
+#[derive(Debug)]
+pub struct File {
+    pub oid: Oid,
+    pub state: FileState,
+    /// Open handles the user holds.
+    pub count: u32,
+    pub fd: Option<Fd>,
+    pub blksize: u64,
+    /// Head size known to this connection (as of its last open/resync).
+    pub size: u64,
+    /// A `watch` for this file was sent and no `watch -` completed.
+    pub watched: bool,
+    /// Pins in force: blk -> rev. Capacity is reserved ahead so that the pin
+    /// path does not allocate.
+    pub pinned: HashMap<u64, Tid>,
+    pub maps: BTreeSet<(u64, MapId)>,
+    pub max_map_len: u64,
+}
+
+impl File {
+    pub fn new(oid: Oid) -> File {
+        File {
+            oid,
+            state: FileState::Opening,
+            count: 0,
+            fd: None,
+            blksize: 0,
+            size: 0,
+            watched: false,
+            pinned: HashMap::new(),
+            maps: BTreeSet::new(),
+            max_map_len: 0,
+        }
+    }
+
+    /// Blocks of the head file known to this connection.
+    pub fn nblk(&self) -> u64 {
+        self.size.checked_div(self.blksize).unwrap_or(0)
+    }
+
+    /// Mappings whose range covers `blk`: `O(log n + k)` where `k` counts
+    /// the mappings starting within `max_map_len` blocks before `blk`.
+    pub fn maps_covering(&self, blk: u64) -> impl Iterator<Item = (u64, MapId)> + '_ {
+        let lo = (blk + 1).saturating_sub(self.max_map_len);
+        self.maps
+            .range((lo, MapId(0))..=(blk, MapId(u64::MAX)))
+            .copied()
+    }
+
+    pub fn add_map(&mut self, blk_start: u64, blk_len: u64, id: MapId) {
+        self.maps.insert((blk_start, id));
+        self.max_map_len = self.max_map_len.max(blk_len);
+    }
+
+    pub fn remove_map(&mut self, blk_start: u64, id: MapId) {
+        self.maps.remove(&(blk_start, id));
+        if self.maps.is_empty() {
+            self.max_map_len = 0;
+        }
+    }
+
+    /// Pinned blocks in `[start, stop)`: `O(min(stop - start, pins))`.
+    pub fn pinned_in(&self, start: u64, stop: u64) -> alloc::vec::Vec<u64> {
+        let mut v: alloc::vec::Vec<u64> = if stop - start <= self.pinned.len() as u64 {
+            (start..stop).filter(|b| self.pinned.contains_key(b)).collect()
+        } else {
+            self.pinned
+                .keys()
+                .copied()
+                .filter(|b| (start..stop).contains(b))
+                .collect()
+        };
+        v.sort_unstable();
+        v
+    }
+}

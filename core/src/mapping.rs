@@ -1,0 +1,48 @@
+//! One memory mapping of blocks `[blk_start, blk_start + blk_len)` of a file.
+
+use hashbrown::HashSet;
+
+use crate::conn::FileId;
+
+/// Names a mapping within its connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MapId(pub u64);
+
+/// Invariants: `addr` is 0 only until the OS placed the mapping; once
+/// placed, `[addr, addr + blk_len * blksize)` belongs to this mapping alone;
+/// a `faulting` mapping is never remapped again (only unmapped); `dirty`
+/// blocks lie in range and are the user's: pins do not touch them.
+#[derive(Debug)]
+pub struct Mapping {
+    pub file: FileId,
+    pub blk_start: u64,
+    pub blk_len: u64,
+    pub blksize: u64,
+    pub addr: usize,
+    pub faulting: bool,
+    pub dirty: HashSet<u64>,
+}
+
+impl Mapping {
+    pub fn blk_stop(&self) -> u64 {
+        self.blk_start + self.blk_len
+    }
+
+    pub fn contains(&self, blk: u64) -> bool {
+        (self.blk_start..self.blk_stop()).contains(&blk)
+    }
+
+    pub fn len(&self) -> usize {
+        (self.blk_len * self.blksize) as usize
+    }
+
+    /// Address of block `blk`, which must lie in range.
+    pub fn blk_addr(&self, blk: u64) -> usize {
+        self.addr + ((blk - self.blk_start) * self.blksize) as usize
+    }
+
+    /// Whether a pin or remap may replace block `blk` now.
+    pub fn remappable(&self, blk: u64) -> bool {
+        self.addr != 0 && !self.faulting && !self.dirty.contains(&blk)
+    }
+}
