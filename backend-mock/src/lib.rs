@@ -1,1 +1,590 @@
-//! Recording mock backend.
+//! A recording, deterministic mock OS for `wcfs-core`.
+//!
+//! [`MockBackend`] performs every [`Backend`] call on a simulated file table
+//! and address space, and records it in order ([`Call`]), so tests can assert
+//! exact traces and count syscalls. [`MockBackend::read`] reads simulated
+//! memory through a caller-supplied data source, faulting where the memory
+//! faults or is unmapped. [`FaultInjector`] wraps any backend and makes the
+//! calls a predicate picks fail. No threads, clocks or randomness.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use wcfs_core::wire::{Oid, Tid};
+use wcfs_core::{Backend, Errno, Fd, Src, Stat};
+
+pub const ENOENT: Errno = Errno(2);
+pub const EBADF: Errno = Errno(9);
+pub const ENOMEM: Errno = Errno(12);
+pub const EINVAL: Errno = Errno(22);
+pub const EPIPE: Errno = Errno(32);
+
+/// A file under the mountpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Path {
+    Head(Oid),
+    Rev(Oid, Tid),
+}
+
+impl fmt::Display for Path {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Path::Head(oid) => write!(f, "head/bigfile/{oid}"),
+            Path::Rev(oid, rev) => write!(f, "@{rev}/bigfile/{oid}"),
+        }
+    }
+}
+
+/// What the simulated filesystem answers.
+pub trait Store {
+    /// `head/at` now.
+    fn head_at(&mut self) -> Tid;
+    /// `fstat` of a file; `None` when it does not exist.
+    fn stat(&mut self, path: Path) -> Option<Stat>;
+}
+
+/// One backend call, as recorded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Call {
+    WaitHeadAt(Tid),
+    Open(Path),
+    Stat(Fd),
+    MapNew { fd: Fd, offset: u64, len: usize },
+    MapFixed { addr: usize, len: usize, src: Src },
+    Unmap { addr: usize, len: usize },
+    Send(String),
+    Close(Fd),
+    CloseLink,
+}
+
+impl Call {
+    /// Syscalls this call costs on Linux (open+fstat for an open).
+    pub fn syscalls(&self) -> usize {
+        match self {
+            Call::Open(_) => 2,
+            Call::WaitHeadAt(_) => 3, // open, read, close of head/at
+            _ => 1,
+        }
+    }
+}
+
+/// What a range of simulated memory shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mem {
+    File { path: Path, offset: u64 },
+    Zeros,
+    Fault,
+}
+
+/// Syscall counts by kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub open: usize,
+    pub fstat: usize,
+    pub mmap: usize,
+    pub munmap: usize,
+    pub write: usize,
+    pub close: usize,
+}
+
+impl Counts {
+    pub fn total(&self) -> usize {
+        self.open + self.fstat + self.mmap + self.munmap + self.write + self.close
+    }
+}
+
+/// The mock OS.
+///
+/// Invariant: `mem` regions never overlap (`start -> (end, what)`).
+pub struct MockBackend<S> {
+    pub store: S,
+    trace: Vec<Call>,
+    fds: BTreeMap<Fd, Path>,
+    next_fd: i32,
+    mem: BTreeMap<usize, (usize, Mem)>,
+    next_addr: usize,
+    link_open: bool,
+    sent: Vec<String>,
+}
+
+impl<S: Store> MockBackend<S> {
+    pub fn new(store: S) -> Self {
+        MockBackend {
+            store,
+            trace: Vec::new(),
+            fds: BTreeMap::new(),
+            next_fd: 3,
+            mem: BTreeMap::new(),
+            next_addr: 0x1000_0000,
+            link_open: true,
+            sent: Vec::new(),
+        }
+    }
+
+    /// Every call so far, in order.
+    pub fn trace(&self) -> &[Call] {
+        &self.trace
+    }
+
+    /// Forgets the trace (not the state).
+    pub fn clear_trace(&mut self) {
+        self.trace.clear();
+    }
+
+    /// Lines sent on the link not taken yet (without `\n`).
+    pub fn take_sent(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.sent)
+    }
+
+    pub fn link_open(&self) -> bool {
+        self.link_open
+    }
+
+    /// Open descriptors and what they name.
+    pub fn open_fds(&self) -> &BTreeMap<Fd, Path> {
+        &self.fds
+    }
+
+    /// Counts of the recorded calls, as Linux syscalls.
+    pub fn counts(&self) -> Counts {
+        let mut c = Counts::default();
+        for call in &self.trace {
+            match call {
+                Call::Open(_) => {
+                    c.open += 1;
+                    c.fstat += 1;
+                }
+                Call::WaitHeadAt(_) => {
+                    c.open += 1;
+                    c.close += 1;
+                }
+                Call::Stat(_) => c.fstat += 1,
+                Call::MapNew { .. } | Call::MapFixed { .. } => c.mmap += 1,
+                Call::Unmap { .. } => c.munmap += 1,
+                Call::Send(_) => c.write += 1,
+                Call::Close(_) | Call::CloseLink => c.close += 1,
+            }
+        }
+        c
+    }
+
+    /// What the byte at `addr` shows (`None`: unmapped).
+    pub fn at(&self, addr: usize) -> Option<Mem> {
+        let (&start, &(end, what)) = self.mem.range(..=addr).next_back()?;
+        if addr >= end {
+            return None;
+        }
+        Some(match what {
+            Mem::File { path, offset } => Mem::File {
+                path,
+                offset: offset + (addr - start) as u64,
+            },
+            m => m,
+        })
+    }
+
+    /// The regions of `[addr, addr+len)` in order: `(start, end, what)`.
+    pub fn regions(&self, addr: usize, len: usize) -> Vec<(usize, usize, Option<Mem>)> {
+        let mut out = Vec::new();
+        let mut a = addr;
+        let end = addr + len;
+        while a < end {
+            match self.at(a) {
+                Some(m) => {
+                    let (_, &(rend, _)) = self.mem.range(..=a).next_back().expect("mapped");
+                    let e = rend.min(end);
+                    out.push((a, e, Some(m)));
+                    a = e;
+                }
+                None => {
+                    let next = self.mem.range(a..).next().map_or(end, |(&s, _)| s.min(end));
+                    out.push((a, next, None));
+                    a = next;
+                }
+            }
+        }
+        out
+    }
+
+    /// Reads `buf.len()` bytes at `addr`; file bytes come from `data(path,
+    /// offset, buf)`. `Err(addr)` at the first byte that faults.
+    pub fn read(
+        &self,
+        addr: usize,
+        buf: &mut [u8],
+        mut data: impl FnMut(Path, u64, &mut [u8]),
+    ) -> Result<(), usize> {
+        for (s, e, what) in self.regions(addr, buf.len()) {
+            let dst = &mut buf[s - addr..e - addr];
+            match what {
+                None | Some(Mem::Fault) => return Err(s),
+                Some(Mem::Zeros) => dst.fill(0),
+                Some(Mem::File { path, offset }) => data(path, offset, dst),
+            }
+        }
+        Ok(())
+    }
+
+    fn place(&mut self, addr: usize, len: usize, what: Option<Mem>) {
+        let end = addr + len;
+        // Split the regions straddling the boundaries, then drop the inside.
+        for cut in [addr, end] {
+            if let Some((&s, &(e, m))) = self.mem.range(..cut).next_back() {
+                if e > cut {
+                    self.mem.insert(s, (cut, m));
+                    let tail = match m {
+                        Mem::File { path, offset } => Mem::File {
+                            path,
+                            offset: offset + (cut - s) as u64,
+                        },
+                        m => m,
+                    };
+                    self.mem.insert(cut, (e, tail));
+                }
+            }
+        }
+        let inside: Vec<usize> = self.mem.range(addr..end).map(|(&s, _)| s).collect();
+        for s in inside {
+            self.mem.remove(&s);
+        }
+        if let Some(m) = what {
+            self.mem.insert(addr, (end, m));
+        }
+    }
+
+    fn mapped(&self, addr: usize, len: usize) -> bool {
+        self.regions(addr, len).iter().all(|r| r.2.is_some())
+    }
+
+    fn open(&mut self, path: Path) -> Result<(Fd, Stat), Errno> {
+        self.trace.push(Call::Open(path));
+        let st = self.store.stat(path).ok_or(ENOENT)?;
+        let fd = Fd(self.next_fd);
+        self.next_fd += 1;
+        self.fds.insert(fd, path);
+        Ok((fd, st))
+    }
+}
+
+impl<S: Store> Backend for MockBackend<S> {
+    fn wait_head_at(&mut self, at: Tid) -> Result<Tid, Errno> {
+        self.trace.push(Call::WaitHeadAt(at));
+        Ok(self.store.head_at())
+    }
+
+    fn open_head(&mut self, oid: Oid) -> Result<(Fd, Stat), Errno> {
+        self.open(Path::Head(oid))
+    }
+
+    fn open_rev(&mut self, oid: Oid, rev: Tid) -> Result<(Fd, Stat), Errno> {
+        self.open(Path::Rev(oid, rev))
+    }
+
+    fn stat(&mut self, fd: Fd) -> Result<Stat, Errno> {
+        self.trace.push(Call::Stat(fd));
+        let path = *self.fds.get(&fd).ok_or(EBADF)?;
+        self.store.stat(path).ok_or(ENOENT)
+    }
+
+    fn map_new(&mut self, fd: Fd, offset: u64, len: usize) -> Result<usize, Errno> {
+        self.trace.push(Call::MapNew { fd, offset, len });
+        let path = *self.fds.get(&fd).ok_or(EBADF)?;
+        if len == 0 {
+            return Err(EINVAL);
+        }
+        let addr = self.next_addr;
+        // Leave a gap so that overruns show up as unmapped memory.
+        self.next_addr += len.next_multiple_of(0x1000) + 0x1000;
+        self.place(addr, len, Some(Mem::File { path, offset }));
+        Ok(addr)
+    }
+
+    fn map_fixed(&mut self, addr: usize, len: usize, src: Src) -> Result<(), Errno> {
+        self.trace.push(Call::MapFixed { addr, len, src });
+        if len == 0 || !self.mapped(addr, len) {
+            return Err(EINVAL);
+        }
+        let what = match src {
+            Src::File { fd, offset } => Mem::File {
+                path: *self.fds.get(&fd).ok_or(EBADF)?,
+                offset,
+            },
+            Src::Zeros => Mem::Zeros,
+            Src::Fault => Mem::Fault,
+        };
+        self.place(addr, len, Some(what));
+        Ok(())
+    }
+
+    fn unmap(&mut self, addr: usize, len: usize) -> Result<(), Errno> {
+        self.trace.push(Call::Unmap { addr, len });
+        self.place(addr, len, None);
+        Ok(())
+    }
+
+    fn send(&mut self, line: &[u8]) -> Result<(), Errno> {
+        let s = String::from_utf8_lossy(line.strip_suffix(b"\n").unwrap_or(line)).into_owned();
+        self.trace.push(Call::Send(s.clone()));
+        if !self.link_open {
+            return Err(EPIPE);
+        }
+        self.sent.push(s);
+        Ok(())
+    }
+
+    fn close(&mut self, fd: Fd) {
+        self.trace.push(Call::Close(fd));
+        self.fds.remove(&fd);
+    }
+
+    fn close_link(&mut self) {
+        self.trace.push(Call::CloseLink);
+        self.link_open = false;
+    }
+}
+
+/// Which call a [`FaultInjector`] is asked about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallKind {
+    WaitHeadAt,
+    OpenHead,
+    OpenRev,
+    Stat,
+    MapNew,
+    MapFixed,
+    Unmap,
+    Send,
+}
+
+/// Wraps a backend and fails the calls `fail` picks, with the errno it gives.
+pub struct FaultInjector<B, F> {
+    pub inner: B,
+    pub fail: F,
+}
+
+impl<B: Backend, F: FnMut(CallKind) -> Option<Errno>> FaultInjector<B, F> {
+    fn check(&mut self, k: CallKind) -> Result<(), Errno> {
+        (self.fail)(k).map_or(Ok(()), Err)
+    }
+}
+
+impl<B: Backend, F: FnMut(CallKind) -> Option<Errno>> Backend for FaultInjector<B, F> {
+    fn wait_head_at(&mut self, at: Tid) -> Result<Tid, Errno> {
+        self.check(CallKind::WaitHeadAt)?;
+        self.inner.wait_head_at(at)
+    }
+    fn open_head(&mut self, oid: Oid) -> Result<(Fd, Stat), Errno> {
+        self.check(CallKind::OpenHead)?;
+        self.inner.open_head(oid)
+    }
+    fn open_rev(&mut self, oid: Oid, rev: Tid) -> Result<(Fd, Stat), Errno> {
+        self.check(CallKind::OpenRev)?;
+        self.inner.open_rev(oid, rev)
+    }
+    fn stat(&mut self, fd: Fd) -> Result<Stat, Errno> {
+        self.check(CallKind::Stat)?;
+        self.inner.stat(fd)
+    }
+    fn map_new(&mut self, fd: Fd, offset: u64, len: usize) -> Result<usize, Errno> {
+        self.check(CallKind::MapNew)?;
+        self.inner.map_new(fd, offset, len)
+    }
+    fn map_fixed(&mut self, addr: usize, len: usize, src: Src) -> Result<(), Errno> {
+        self.check(CallKind::MapFixed)?;
+        self.inner.map_fixed(addr, len, src)
+    }
+    fn unmap(&mut self, addr: usize, len: usize) -> Result<(), Errno> {
+        self.check(CallKind::Unmap)?;
+        self.inner.unmap(addr, len)
+    }
+    fn send(&mut self, line: &[u8]) -> Result<(), Errno> {
+        self.check(CallKind::Send)?;
+        self.inner.send(line)
+    }
+    fn close(&mut self, fd: Fd) {
+        self.inner.close(fd)
+    }
+    fn close_link(&mut self) {
+        self.inner.close_link()
+    }
+}
+
+/// A store of fixed stats, for scripted tests: `head_at` and file sizes are set by the test.
+#[derive(Clone, Debug, Default)]
+pub struct StatTable {
+    pub head: Tid,
+    pub files: BTreeMap<Path, Stat>,
+}
+
+impl Store for StatTable {
+    fn head_at(&mut self) -> Tid {
+        self.head
+    }
+    fn stat(&mut self, path: Path) -> Option<Stat> {
+        self.files.get(&path).copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn be() -> MockBackend<StatTable> {
+        let mut st = StatTable::default();
+        st.files.insert(
+            Path::Head(Oid(1)),
+            Stat {
+                size: 64,
+                blksize: 16,
+            },
+        );
+        st.files.insert(
+            Path::Rev(Oid(1), Tid(5)),
+            Stat {
+                size: 32,
+                blksize: 16,
+            },
+        );
+        MockBackend::new(st)
+    }
+
+    #[test]
+    fn fixed_maps_split_regions() {
+        let mut b = be();
+        let (h, _) = b.open_head(Oid(1)).unwrap();
+        let (r, _) = b.open_rev(Oid(1), Tid(5)).unwrap();
+        let a = b.map_new(h, 0, 64).unwrap();
+        b.map_fixed(a + 16, 16, Src::File { fd: r, offset: 16 })
+            .unwrap();
+        b.map_fixed(a + 48, 16, Src::Zeros).unwrap();
+        assert_eq!(
+            b.at(a + 20),
+            Some(Mem::File {
+                path: Path::Rev(Oid(1), Tid(5)),
+                offset: 20
+            })
+        );
+        assert_eq!(
+            b.at(a + 40),
+            Some(Mem::File {
+                path: Path::Head(Oid(1)),
+                offset: 40
+            })
+        );
+        assert_eq!(b.at(a + 50), Some(Mem::Zeros));
+        assert_eq!(b.at(a + 64), None);
+        b.map_fixed(a, 64, Src::Fault).unwrap();
+        let mut buf = [0u8; 4];
+        assert_eq!(b.read(a + 3, &mut buf, |_, _, _| {}), Err(a + 3));
+        b.unmap(a, 64).unwrap();
+        assert_eq!(b.at(a), None);
+        assert!(
+            b.map_fixed(a, 16, Src::Zeros).is_err(),
+            "MAP_FIXED over nothing"
+        );
+    }
+
+    #[test]
+    fn read_goes_through_sources() {
+        let mut b = be();
+        let (h, _) = b.open_head(Oid(1)).unwrap();
+        let a = b.map_new(h, 16, 32).unwrap();
+        b.map_fixed(a + 16, 16, Src::Zeros).unwrap();
+        let mut buf = [9u8; 32];
+        b.read(a, &mut buf, |p, off, dst| {
+            assert_eq!(p, Path::Head(Oid(1)));
+            for (i, d) in dst.iter_mut().enumerate() {
+                *d = (off as usize + i) as u8;
+            }
+        })
+        .unwrap();
+        assert_eq!(buf[0], 16);
+        assert_eq!(buf[15], 31);
+        assert!(buf[16..].iter().all(|&x| x == 0));
+    }
+
+    #[test]
+    fn counts_and_injected_faults() {
+        let mut f = FaultInjector {
+            inner: be(),
+            fail: |k| (k == CallKind::Send).then_some(EPIPE),
+        };
+        assert_eq!(f.send(b"1 bye\n"), Err(EPIPE));
+        let (h, _) = f.open_head(Oid(1)).unwrap();
+        f.map_new(h, 0, 16).unwrap();
+        assert_eq!(f.inner.counts().mmap, 1);
+        assert_eq!(f.inner.counts().open, 1);
+        assert_eq!(f.inner.open_head(Oid(2)), Err(ENOENT));
+    }
+}
+
+/// A connection on the mock OS with a server scripted by the test: the test
+/// feeds server lines with [`Harness::recv`] and takes what the client sent
+/// with [`Harness::sent`]. Every step drains the actions (blocking ones
+/// too, synchronously) and checks the core's invariants.
+pub struct Harness<S> {
+    pub conn: wcfs_core::Conn,
+    pub be: MockBackend<S>,
+}
+
+impl<S: Store> Harness<S> {
+    pub fn new(at: Tid, cfg: wcfs_core::Config, store: S) -> Self {
+        Harness {
+            conn: wcfs_core::Conn::new(at, cfg),
+            be: MockBackend::new(store),
+        }
+    }
+
+    /// Performs every queued action.
+    pub fn drain(&mut self) {
+        while let Some(a) = self.conn.poll_action() {
+            let outcome = wcfs_core::perform(&mut self.be, &a);
+            self.conn.complete(&a, outcome);
+        }
+        if let Err(e) = self.conn.check_invariants() {
+            panic!("core invariant broken: {e}");
+        }
+    }
+
+    /// Drives `op` as far as it goes without the server; its result if done.
+    pub fn poll(
+        &mut self,
+        op: wcfs_core::OpId,
+    ) -> Option<Result<wcfs_core::OpOk, wcfs_core::Error>> {
+        loop {
+            self.drain();
+            if let Some(r) = self.conn.poll_op(op) {
+                self.drain();
+                return Some(r);
+            }
+            if !self.conn.has_actions() {
+                return None;
+            }
+        }
+    }
+
+    /// Feeds raw bytes from the server, draining between stalls.
+    pub fn recv_bytes(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            let n = self.conn.handle_bytes(bytes);
+            bytes = &bytes[n..];
+            self.drain();
+        }
+    }
+
+    /// Feeds one server line (`\n` added).
+    pub fn recv(&mut self, line: &str) {
+        self.recv_bytes(format!("{line}\n").as_bytes());
+    }
+
+    /// The server ends the link.
+    pub fn eof(&mut self) {
+        self.conn.handle_eof();
+        self.drain();
+    }
+
+    /// Lines the client sent since the last call.
+    pub fn sent(&mut self) -> Vec<String> {
+        self.be.take_sent()
+    }
+}

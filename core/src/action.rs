@@ -122,13 +122,17 @@ pub fn perform<B: Backend + ?Sized>(b: &mut B, action: &Action) -> Outcome {
         r.map_or_else(Outcome::Failed, |(fd, st)| Outcome::Opened(fd, st))
     }
     match *action {
-        Action::WaitHeadAt { at, .. } => b.wait_head_at(at).map_or_else(Outcome::Failed, Outcome::HeadAt),
+        Action::WaitHeadAt { at, .. } => b
+            .wait_head_at(at)
+            .map_or_else(Outcome::Failed, Outcome::HeadAt),
         Action::OpenHead { oid, .. } => opened(b.open_head(oid)),
         Action::OpenRev { oid, rev, .. } => opened(b.open_rev(oid, rev)),
         Action::StatHead { fd, .. } => b.stat(fd).map_or_else(Outcome::Failed, Outcome::Stat),
         Action::MapNew {
             fd, offset, len, ..
-        } => b.map_new(fd, offset, len).map_or_else(Outcome::Failed, Outcome::Mapped),
+        } => b
+            .map_new(fd, offset, len)
+            .map_or_else(Outcome::Failed, Outcome::Mapped),
         Action::Map { addr, len, src } => done(b.map_fixed(addr, len, src)),
         Action::Unmap { addr, len } => done(b.unmap(addr, len)),
         Action::Send(ref line) => done(b.send(line.as_bytes())),

@@ -170,7 +170,10 @@ impl fmt::Display for Error {
             Error::BadRange => f.write_str("block range out of bounds"),
             Error::Server(t) => f.write_str(t),
             Error::GoingBack { at, to } => {
-                write!(f, "resync @{at} -> @{to}: going back in history is forbidden")
+                write!(
+                    f,
+                    "resync @{at} -> @{to}: going back in history is forbidden"
+                )
             }
             Error::HeadBehind { head, at } => write!(f, "head/at (@{head}) < @{at}"),
             Error::BadBlksize(b) => write!(f, "invalid blksize {b}"),
@@ -182,9 +185,14 @@ impl fmt::Display for Error {
                 "head file changed unexpectedly: size {size}, blksize {blksize}"
             ),
             Error::UnexpectedPin(oid) => write!(f, "unexpected pin: f<{oid}> not watched"),
-            Error::PinOutOfRange { oid, blk } => write!(f, "pin f<{oid}> #{blk}: block out of range"),
+            Error::PinOutOfRange { oid, blk } => {
+                write!(f, "pin f<{oid}> #{blk}: block out of range")
+            }
             Error::PinAfterAt { oid, blk, rev } => {
-                write!(f, "pin f<{oid}> #{blk} @{rev}: revision after the connection's at")
+                write!(
+                    f,
+                    "pin f<{oid}> #{blk} @{rev}: revision after the connection's at"
+                )
             }
             Error::TooManyPins(oid) => write!(f, "f<{oid}>: too many pins"),
             Error::Link(e) => write!(f, "watch link: {e}"),
@@ -233,10 +241,21 @@ struct RevFile {
 
 #[derive(Debug)]
 enum OpKind {
-    Open { oid: Oid, file: Option<FileId> },
-    CloseFile { file: FileId },
-    Resync { at: Tid, stats: usize, replies: usize },
-    Mmap { map: MapId },
+    Open {
+        oid: Oid,
+        file: Option<FileId>,
+    },
+    CloseFile {
+        file: FileId,
+    },
+    Resync {
+        at: Tid,
+        stats: usize,
+        replies: usize,
+    },
+    Mmap {
+        map: MapId,
+    },
     Remap,
     CloseConn,
 }
@@ -493,7 +512,10 @@ impl Conn {
     pub fn resync(&mut self, at: Tid) -> Result<OpId, Error> {
         self.check_up()?;
         if at < self.at {
-            let e = Error::GoingBack { at: self.at, to: at };
+            let e = Error::GoingBack {
+                at: self.at,
+                to: at,
+            };
             self.go_down(e.clone());
             return Err(e);
         }
@@ -794,10 +816,8 @@ impl Conn {
                 }
             }
             OpKind::Resync { at, .. } => {
-                self.actions.push_back(Action::WaitHeadAt {
-                    tok: Tok(op.0),
-                    at,
-                });
+                self.actions
+                    .push_back(Action::WaitHeadAt { tok: Tok(op.0), at });
             }
             OpKind::Mmap { .. } | OpKind::Remap | OpKind::CloseConn => {}
         }
@@ -860,7 +880,8 @@ impl Conn {
     }
 
     fn on_head_at(&mut self, op: OpId, outcome: Outcome) {
-        let OpKind::Resync { at, .. } = self.ops.get(&op).map_or(&OpKind::CloseConn, |o| &o.kind) else {
+        let OpKind::Resync { at, .. } = self.ops.get(&op).map_or(&OpKind::CloseConn, |o| &o.kind)
+        else {
             return;
         };
         let at = *at;
@@ -939,7 +960,14 @@ impl Conn {
 
     /// Makes blocks `[lo, hi)` (clipped to the mapping) show their sources:
     /// head in one stretch between dirty blocks, pinned blocks queued to `todo`.
-    fn map_range(&mut self, fid: FileId, mid: MapId, lo: u64, hi: u64, todo: &mut Vec<(MapId, u64)>) {
+    fn map_range(
+        &mut self,
+        fid: FileId,
+        mid: MapId,
+        lo: u64,
+        hi: u64,
+        todo: &mut Vec<(MapId, u64)>,
+    ) {
         let (Some(f), Some(m)) = (self.files.get(&fid), self.maps.get(&mid)) else {
             return;
         };
@@ -1218,7 +1246,9 @@ impl Conn {
         };
         let result = result.map_err(|t| Error::Server(text(t)));
         match self.ops[&op].kind {
-            OpKind::Open { file: Some(fid), .. } => match result {
+            OpKind::Open {
+                file: Some(fid), ..
+            } => match result {
                 Ok(()) => {
                     let f = self.files.get_mut(&fid).expect("opening file");
                     f.state = FileState::Open;
@@ -1307,7 +1337,8 @@ impl Conn {
                 f.pinned.remove(&req.blk);
             }
             Rev::At(rev) => {
-                if f.pinned.len() >= self.cfg.max_pins_per_file && !f.pinned.contains_key(&req.blk) {
+                if f.pinned.len() >= self.cfg.max_pins_per_file && !f.pinned.contains_key(&req.blk)
+                {
                     return self.go_down(Error::TooManyPins(req.oid));
                 }
                 f.pinned.insert(req.blk, rev);

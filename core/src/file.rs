@@ -85,7 +85,9 @@ impl File {
     /// Pinned blocks in `[start, stop)`: `O(min(stop - start, pins))`.
     pub fn pinned_in(&self, start: u64, stop: u64) -> alloc::vec::Vec<u64> {
         let mut v: alloc::vec::Vec<u64> = if stop - start <= self.pinned.len() as u64 {
-            (start..stop).filter(|b| self.pinned.contains_key(b)).collect()
+            (start..stop)
+                .filter(|b| self.pinned.contains_key(b))
+                .collect()
         } else {
             self.pinned
                 .keys()

@@ -10,7 +10,7 @@ use core::fmt;
 
 use hashbrown::HashSet;
 
-use crate::wire::{Frame, Msg, OutLine, Oid, Rev, StreamId, Tid, WireError};
+use crate::wire::{Frame, Msg, Oid, OutLine, Rev, StreamId, Tid, WireError};
 
 /// Server requests we may have received and not answered yet. We answer
 /// each pin before reading the next line (see `conn`), so a handful is
@@ -318,7 +318,9 @@ mod tests {
         // PROTOCOL section 4: a watch setup with pins.
         let mut l = Link::new();
         let (s1, _) = l.watch(F, Tid(0x040d3dfb08ebeb99)).unwrap();
-        let pin = l.recv(b"2 pin 0000000000000001 #2 @040d3dfb078a3c22").unwrap();
+        let pin = l
+            .recv(b"2 pin 0000000000000001 #2 @040d3dfb078a3c22")
+            .unwrap();
         assert_eq!(
             pin,
             Incoming::Pin {
@@ -329,7 +331,8 @@ mod tests {
             }
         );
         assert_eq!(s(&l.answer(2, None).unwrap()), "2 ack\n");
-        l.recv(b"4 pin 0000000000000001 #0 @040d3dfb078a3c22").unwrap();
+        l.recv(b"4 pin 0000000000000001 #0 @040d3dfb078a3c22")
+            .unwrap();
         assert_eq!(s(&l.answer(4, None).unwrap()), "4 ack\n");
         assert_eq!(
             l.recv(b"1 ok").unwrap(),
@@ -339,7 +342,8 @@ mod tests {
             }
         );
         // lazy pin, later
-        l.recv(b"6 pin 0000000000000001 #1 @040d3dfb078a3c22").unwrap();
+        l.recv(b"6 pin 0000000000000001 #1 @040d3dfb078a3c22")
+            .unwrap();
         assert_eq!(
             s(&l.answer(6, Some("no memory")).unwrap()),
             "6 nak: no memory\n"

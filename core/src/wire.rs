@@ -24,7 +24,7 @@ pub const MAX_OUT_LINE: usize = 256;
 pub struct Oid(pub u64);
 
 /// ZODB transaction id (a revision). Hex16 on the wire.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub struct Tid(pub u64);
 
