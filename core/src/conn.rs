@@ -67,7 +67,7 @@ use crate::action::{Action, Errno, Fd, Outcome, Src, Stat, Tok};
 use crate::file::{File, FileState};
 use crate::link::{text, Incoming, Link, LinkError, Text};
 use crate::mapping::{MapId, Mapping};
-use crate::wire::{Framer, Oid, Rev, StreamId, Tid};
+use crate::wire::{Frame, Framer, Msg, Oid, OutLine, Rev, StreamId, Tid};
 
 /// Names an open file within its connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -650,7 +650,7 @@ impl Conn {
             Action::OpenHead { tok, .. } => self.on_head_opened(OpId(tok.0), outcome),
             Action::StatHead { tok, fd } => self.on_stat(OpId(tok.0), fd, outcome),
             Action::OpenRev { tok, oid, rev } => self.on_rev_opened(tok, oid, rev, outcome),
-            Action::MapNew { tok, .. } => self.on_mapped(OpId(tok.0), outcome),
+            Action::MapNew { tok, .. } => self.on_mapped(OpId(tok.0), action, outcome),
             Action::Map { .. } => {
                 if let Some(e) = failed(Syscall::Mmap) {
                     self.go_down(e);
@@ -1043,14 +1043,19 @@ impl Conn {
         }
     }
 
-    fn on_mapped(&mut self, op: OpId, outcome: Outcome) {
+    fn on_mapped(&mut self, op: OpId, action: &Action, outcome: Outcome) {
         let map = match self.ops.get(&op) {
             Some(Op {
                 kind: OpKind::Mmap { map },
                 result: None,
                 ..
             }) => *map,
-            _ => return,
+            _ => {
+                if let (Outcome::Mapped(addr), Action::MapNew { len, .. }) = (outcome, action) {
+                    self.actions.push_back(Action::Unmap { addr, len: *len });
+                }
+                return;
+            }
         };
         let addr = match outcome {
             Outcome::Mapped(a) => a,
@@ -1379,6 +1384,29 @@ impl Conn {
         }
         let mut why = Text::new();
         let _ = write!(why, "{err}");
+        // Queued acks are not true any more: they become naks. Queued maps
+        // and blocking calls are dropped (their ops fail below).
+        let mut naks: heapless::Vec<StreamId, { crate::link::MAX_SERVER_REQUESTS }> =
+            heapless::Vec::new();
+        self.actions.retain(|a| match a {
+            Action::Send(line) => {
+                let bytes = line.as_bytes();
+                if let Ok(f) = Frame::parse(&bytes[..bytes.len() - 1]) {
+                    if f.msg == Msg::Ack {
+                        let _ = naks.push(f.stream);
+                    }
+                }
+                false
+            }
+            Action::Close(_) | Action::CloseLink | Action::Unmap { .. } => true,
+            _ => false,
+        });
+        for s in naks {
+            self.actions.push_back(Action::Send(OutLine::new(&Frame {
+                stream: s,
+                msg: Msg::Nak(&why),
+            })));
+        }
         let waiting: heapless::Vec<StreamId, { crate::link::MAX_SERVER_REQUESTS }> =
             self.link.unanswered().iter().copied().collect();
         for s in waiting {

@@ -54,11 +54,11 @@ impl Store for Db {
     }
     fn stat(&mut self, p: Path) -> Option<Stat> {
         let (oid, at) = self.path_at(p);
-        if !self.commits.iter().any(|c| c.0 <= self.head && c.1 == oid) || at > self.head {
+        if at > self.head {
             return None;
         }
         Some(Stat {
-            size: self.size(oid, at).unwrap_or(0),
+            size: self.size(oid, at)?,
             blksize: BS,
         })
     }

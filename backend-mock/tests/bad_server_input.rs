@@ -1,0 +1,218 @@
+//! Bad input from the server: a clear error, the connection down, every
+//! mapping faulting, and what the server waits for answered with a nak.
+mod common;
+use common::*;
+use wcfs_core::link::LinkError;
+use wcfs_core::wire::{Tid, WireError};
+use wcfs_core::{ConnState, Error, OpOk};
+use wcfs_mock::{CallKind, FaultInjector, ENOMEM};
+
+const AT: Tid = Tid(0x100);
+
+fn setup() -> (H, wcfs_core::MapId) {
+    let mut db = Db::default();
+    db.commit(Tid(0x50), &[(F, 0, "old")]);
+    db.commit(AT, &[(F, 0, "a"), (F, 1, "b")]);
+    let mut h = harness(AT, db);
+    let f = open(&mut h, F, "ok").unwrap();
+    let m = mmap(&mut h, f, 0, 2);
+    (h, m)
+}
+
+fn assert_down(h: &H, m: wcfs_core::MapId, why: Error) {
+    assert_eq!(h.conn.state(), ConnState::Down);
+    assert_eq!(h.conn.down_reason(), Some(&why));
+    assert!(read(h, m, 0).is_err() && read(h, m, 1).is_err());
+    assert!(h.be.open_fds().is_empty(), "no descriptor leaked");
+    assert!(!h.be.link_open());
+}
+
+/// Each server input takes the connection down with the given reason.
+macro_rules! bad_input {
+    ($($name:ident: $input:expr => $why:expr;)*) => {$(
+        #[test]
+        fn $name() {
+            let (mut h, m) = setup();
+            h.recv_bytes($input.as_bytes());
+            assert_down(&h, m, $why);
+            assert_eq!(h.conn.open(F).unwrap_err(), Error::ConnClosed);
+        }
+    )*};
+}
+
+bad_input! {
+    malformed_line: "2 pin xyz\n" => Error::Link(LinkError::Wire(WireError::NotHex16));
+    unknown_message: "1 hello\n" => Error::Link(LinkError::Wire(WireError::UnknownMessage));
+    reply_on_wrong_stream: "5 ok\n" => Error::Link(LinkError::UnexpectedReply(5));
+    pin_on_odd_stream: "3 pin 0000000000000001 #0 @head\n" => Error::Link(LinkError::BadRequestStream(3));
+    negative_block: "2 pin 0000000000000001 #-1 @head\n" => Error::Link(LinkError::Wire(WireError::NegativeBlk));
+    garbage_oid: "2 pin \u{FFFD}\n" => Error::Link(LinkError::Wire(WireError::NotHex16));
+    fatal: "0 error: invalid frame: \"x\"\n" => Error::Link(LinkError::Fatal(wcfs_core::link::text("invalid frame: \"x\"")));
+    over_long_line: &"2 ".repeat(600) => Error::Link(LinkError::Wire(WireError::TooLong));
+}
+
+#[test]
+fn raw_invalid_utf8_is_refused() {
+    let (mut h, m) = setup();
+    h.recv_bytes(b"1 error \xff\n");
+    assert_down(&h, m, Error::Link(LinkError::Wire(WireError::InvalidUtf8)));
+}
+
+#[test]
+fn pin_for_unwatched_file_is_nakked() {
+    let (mut h, m) = setup();
+    h.recv(&format!("2 pin {G} #0 @head"));
+    assert_eq!(
+        h.sent(),
+        [format!("2 nak: unexpected pin: f<{G}> not watched")]
+    );
+    assert_down(&h, m, Error::UnexpectedPin(G));
+}
+
+#[test]
+fn huge_block_is_nakked() {
+    let (mut h, m) = setup();
+    h.recv(&format!("2 pin {F} #9223372036854775807 @{AT}"));
+    assert_eq!(h.sent().len(), 1);
+    assert_down(
+        &h,
+        m,
+        Error::PinOutOfRange {
+            oid: F,
+            blk: i64::MAX as u64,
+        },
+    );
+}
+
+#[test]
+fn pin_after_at_is_nakked() {
+    let (mut h, m) = setup();
+    h.recv(&format!("2 pin {F} #0 @0000000000000200"));
+    assert!(h.sent()[0].starts_with("2 nak: "));
+    assert_down(
+        &h,
+        m,
+        Error::PinAfterAt {
+            oid: F,
+            blk: 0,
+            rev: Tid(0x200),
+        },
+    );
+}
+
+#[test]
+fn pin_to_unknown_revision_is_nakked() {
+    let (mut h, m) = setup();
+    h.recv(&format!("2 pin {F} #0 @0000000000000001"));
+    assert!(h.sent()[0].starts_with("2 nak: OpenRev"));
+    assert!(matches!(h.conn.down_reason(), Some(Error::Os { .. })));
+    assert_down(&h, m, h.conn.down_reason().unwrap().clone());
+}
+
+#[test]
+fn eof_during_pending_request() {
+    let (mut h, m) = setup();
+    let op = h.conn.resync(Tid(0x100)).unwrap();
+    assert_eq!(h.poll(op), None);
+    h.eof();
+    assert_eq!(h.poll(op), Some(Err(Error::Link(LinkError::UnexpectedEof))));
+    assert_down(&h, m, Error::Link(LinkError::UnexpectedEof));
+}
+
+#[test]
+fn eof_in_the_middle_of_a_line() {
+    let (mut h, m) = setup();
+    h.recv_bytes(b"2 pin 00000");
+    h.eof();
+    assert_down(&h, m, Error::Link(LinkError::Wire(WireError::EofInLine)));
+}
+
+#[test]
+fn error_reply_to_open_leaves_the_link_up() {
+    let mut db = Db::default();
+    db.commit(AT, &[(F, 0, "a")]);
+    let mut h = harness(AT, db);
+    let e = open(&mut h, F, "error setup watch f<0000000000000001> @0000000000000100: file not yet known to wcfs or is not a ZBigFile").unwrap_err();
+    assert!(e
+        .to_string()
+        .ends_with("file not yet known to wcfs or is not a ZBigFile"));
+    assert_eq!(h.conn.state(), ConnState::Up);
+    assert!(h.be.open_fds().is_empty(), "head file closed again");
+    assert_eq!(
+        open(&mut h, G, "ok").unwrap_err(),
+        Error::Os {
+            call: wcfs_core::Syscall::OpenHead,
+            errno: wcfs_mock::ENOENT
+        }
+    );
+}
+
+#[test]
+fn failed_remap_naks_and_goes_down() {
+    let (h, m) = setup();
+    let mut be = FaultInjector {
+        inner: h.be,
+        fail: |k| (k == CallKind::MapFixed).then_some(ENOMEM),
+    };
+    let mut conn = h.conn;
+    let feed = |conn: &mut wcfs_core::Conn, be: &mut _, line: &str| {
+        let mut rest = format!("{line}\n").into_bytes();
+        while !rest.is_empty() {
+            let n = conn.handle_bytes(&rest);
+            rest.drain(..n);
+            while let Some(a) = conn.poll_action() {
+                let o = wcfs_core::perform(be, &a);
+                conn.complete(&a, o);
+            }
+        }
+    };
+    feed(
+        &mut conn,
+        &mut be,
+        "2 pin 0000000000000001 #0 @0000000000000050",
+    );
+    let sent = be.inner.take_sent();
+    assert_eq!(sent.len(), 1);
+    assert!(sent[0].starts_with("2 nak: Mmap"), "{sent:?}");
+    assert_eq!(conn.state(), ConnState::Down);
+    conn.check_invariants().unwrap();
+    let _ = m;
+}
+
+#[test]
+fn bad_head_file_sizes_are_refused() {
+    use wcfs_mock::{Path, StatTable};
+    let mut st = StatTable {
+        head: AT,
+        ..Default::default()
+    };
+    st.files.insert(
+        Path::Head(F),
+        wcfs_core::Stat {
+            size: 20,
+            blksize: 16,
+        },
+    );
+    st.files.insert(
+        Path::Head(G),
+        wcfs_core::Stat {
+            size: 0,
+            blksize: 0,
+        },
+    );
+    let mut h = wcfs_mock::Harness::new(AT, cfg(), st);
+    let op = h.conn.open(F).unwrap();
+    assert_eq!(
+        h.poll(op),
+        Some(Err(Error::BadSize {
+            size: 20,
+            blksize: 16
+        }))
+    );
+    let op = h.conn.open(G).unwrap();
+    assert_eq!(h.poll(op), Some(Err(Error::BadBlksize(0))));
+    assert!(h.be.open_fds().is_empty());
+    assert!(h.sent().is_empty(), "no watch for a bad file");
+    assert_eq!(h.conn.state(), ConnState::Up);
+    let _ = OpOk::Done;
+}
