@@ -264,6 +264,8 @@ enum OpKind {
 struct Op {
     kind: OpKind,
     started: bool,
+    /// Head files a resync has still to stat, one at a time.
+    stat_fds: Vec<Fd>,
     /// Blocks still to remap, last first; may wait for an `@rev` open.
     todo: Vec<(MapId, u64)>,
     result: Option<Result<OpOk, Error>>,
@@ -401,6 +403,10 @@ impl Conn {
         }
         let a = self.actions.pop_front()?;
         self.in_flight = !a.is_blocking();
+        debug_assert!(
+            !a.is_blocking() || self.actions.is_empty(),
+            "a blocking action is always the last one queued"
+        );
         Some(a)
     }
 
@@ -685,6 +691,7 @@ impl Conn {
             Op {
                 kind,
                 started: false,
+                stat_fds: Vec::new(),
                 todo: Vec::new(),
                 result: None,
             },
@@ -904,17 +911,22 @@ impl Conn {
         if head < at {
             return self.finish(op, Err(Error::HeadBehind { head, at }));
         }
+        // One stat at a time: a blocking action is always the last one queued.
         let fds: Vec<Fd> = self.files.values().filter_map(|f| f.fd).collect();
-        for fd in &fds {
-            self.actions.push_back(Action::StatHead {
-                tok: Tok(op.0),
-                fd: *fd,
-            });
-        }
         if let OpKind::Resync { stats, .. } = &mut self.op_mut(op).kind {
             *stats = fds.len();
         }
-        self.resync_step(op);
+        self.op_mut(op).stat_fds = fds;
+        self.next_stat(op);
+    }
+
+    fn next_stat(&mut self, op: OpId) {
+        match self.op_mut(op).stat_fds.pop() {
+            Some(fd) => self
+                .actions
+                .push_back(Action::StatHead { tok: Tok(op.0), fd }),
+            None => self.resync_step(op),
+        }
     }
 
     fn on_stat(&mut self, op: OpId, fd: Fd, outcome: Outcome) {
@@ -935,7 +947,7 @@ impl Conn {
             *stats -= 1;
         }
         let Some((&fid, f)) = self.files.iter_mut().find(|(_, f)| f.fd == Some(fd)) else {
-            return self.resync_step(op);
+            return self.next_stat(op);
         };
         if st.blksize != f.blksize || st.size < f.size || st.size % st.blksize != 0 {
             return self.go_down(Error::HeadChanged {
@@ -1020,6 +1032,7 @@ impl Conn {
         if *stats > 0 || !todo.is_empty() || *replies > 0 {
             return;
         }
+        debug_assert!(self.ops[&op].stat_fds.is_empty());
         let at = *at;
         self.at = at;
         self.close_revs();
@@ -1136,7 +1149,7 @@ impl Conn {
         match self.ops[&op].kind {
             OpKind::Mmap { map } => self.finish(op, Ok(OpOk::Mapped(map))),
             OpKind::Remap => self.finish(op, Ok(OpOk::Done)),
-            OpKind::Resync { .. } => self.resync_step(op),
+            OpKind::Resync { .. } => self.next_stat(op),
             _ => {}
         }
     }
