@@ -425,6 +425,77 @@ impl Store for StatTable {
     }
 }
 
+/// A connection on the mock OS with a server scripted by the test: the test
+/// feeds server lines with [`Harness::recv`] and takes what the client sent
+/// with [`Harness::sent`]. Every step drains the actions (blocking ones
+/// too, synchronously) and checks the core's invariants.
+pub struct Harness<S> {
+    pub conn: wcfs_core::Conn,
+    pub be: MockBackend<S>,
+}
+
+impl<S: Store> Harness<S> {
+    pub fn new(at: Tid, cfg: wcfs_core::Config, store: S) -> Self {
+        Harness {
+            conn: wcfs_core::Conn::new(at, cfg),
+            be: MockBackend::new(store),
+        }
+    }
+
+    /// Performs every queued action.
+    pub fn drain(&mut self) {
+        while let Some(a) = self.conn.poll_action() {
+            let outcome = wcfs_core::perform(&mut self.be, &a);
+            self.conn.complete(&a, outcome);
+        }
+        if let Err(e) = self.conn.check_invariants() {
+            panic!("core invariant broken: {e}");
+        }
+    }
+
+    /// Drives `op` as far as it goes without the server; its result if done.
+    pub fn poll(
+        &mut self,
+        op: wcfs_core::OpId,
+    ) -> Option<Result<wcfs_core::OpOk, wcfs_core::Error>> {
+        loop {
+            self.drain();
+            if let Some(r) = self.conn.poll_op(op) {
+                self.drain();
+                return Some(r);
+            }
+            if !self.conn.has_actions() {
+                return None;
+            }
+        }
+    }
+
+    /// Feeds raw bytes from the server, draining between stalls.
+    pub fn recv_bytes(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            let n = self.conn.handle_bytes(bytes);
+            bytes = &bytes[n..];
+            self.drain();
+        }
+    }
+
+    /// Feeds one server line (`\n` added).
+    pub fn recv(&mut self, line: &str) {
+        self.recv_bytes(format!("{line}\n").as_bytes());
+    }
+
+    /// The server ends the link.
+    pub fn eof(&mut self) {
+        self.conn.handle_eof();
+        self.drain();
+    }
+
+    /// Lines the client sent since the last call.
+    pub fn sent(&mut self) -> Vec<String> {
+        self.be.take_sent()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -515,76 +586,5 @@ mod tests {
         assert_eq!(f.inner.counts().mmap, 1);
         assert_eq!(f.inner.counts().open, 1);
         assert_eq!(f.inner.open_head(Oid(2)), Err(ENOENT));
-    }
-}
-
-/// A connection on the mock OS with a server scripted by the test: the test
-/// feeds server lines with [`Harness::recv`] and takes what the client sent
-/// with [`Harness::sent`]. Every step drains the actions (blocking ones
-/// too, synchronously) and checks the core's invariants.
-pub struct Harness<S> {
-    pub conn: wcfs_core::Conn,
-    pub be: MockBackend<S>,
-}
-
-impl<S: Store> Harness<S> {
-    pub fn new(at: Tid, cfg: wcfs_core::Config, store: S) -> Self {
-        Harness {
-            conn: wcfs_core::Conn::new(at, cfg),
-            be: MockBackend::new(store),
-        }
-    }
-
-    /// Performs every queued action.
-    pub fn drain(&mut self) {
-        while let Some(a) = self.conn.poll_action() {
-            let outcome = wcfs_core::perform(&mut self.be, &a);
-            self.conn.complete(&a, outcome);
-        }
-        if let Err(e) = self.conn.check_invariants() {
-            panic!("core invariant broken: {e}");
-        }
-    }
-
-    /// Drives `op` as far as it goes without the server; its result if done.
-    pub fn poll(
-        &mut self,
-        op: wcfs_core::OpId,
-    ) -> Option<Result<wcfs_core::OpOk, wcfs_core::Error>> {
-        loop {
-            self.drain();
-            if let Some(r) = self.conn.poll_op(op) {
-                self.drain();
-                return Some(r);
-            }
-            if !self.conn.has_actions() {
-                return None;
-            }
-        }
-    }
-
-    /// Feeds raw bytes from the server, draining between stalls.
-    pub fn recv_bytes(&mut self, mut bytes: &[u8]) {
-        while !bytes.is_empty() {
-            let n = self.conn.handle_bytes(bytes);
-            bytes = &bytes[n..];
-            self.drain();
-        }
-    }
-
-    /// Feeds one server line (`\n` added).
-    pub fn recv(&mut self, line: &str) {
-        self.recv_bytes(format!("{line}\n").as_bytes());
-    }
-
-    /// The server ends the link.
-    pub fn eof(&mut self) {
-        self.conn.handle_eof();
-        self.drain();
-    }
-
-    /// Lines the client sent since the last call.
-    pub fn sent(&mut self) -> Vec<String> {
-        self.be.take_sent()
     }
 }

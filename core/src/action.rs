@@ -44,6 +44,8 @@ pub struct Stat {
 /// guards the [`Conn`](crate::Conn), and only on the thread that drained
 /// them. All other actions are quick and must be performed in order, each
 /// completed before the next is polled.
+// `Send` holds its line inline so that queuing a reply never allocates.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
     /// Blocking. Wait until `head/at` >= `at`; answer `HeadAt`.

@@ -28,6 +28,52 @@ pub mod link;
 pub mod mapping;
 pub mod wire;
 
+/// Deliberate bugs for the simulation to catch (feature `sim-bugs`).
+#[cfg(feature = "sim-bugs")]
+pub mod bugs {
+    use core::sync::atomic::{AtomicU8, Ordering};
+
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    #[repr(u8)]
+    pub enum Bug {
+        None = 0,
+        /// A pin to a revision does not remap the first mapping covering the block.
+        SkipRemapOnPin = 1,
+        /// Pins remap blocks the user marked dirty.
+        IgnoreDirty = 2,
+        /// A new mapping shows head, not zeros, past the head file's end.
+        NoZerosPastEnd = 3,
+    }
+
+    static BUG: AtomicU8 = AtomicU8::new(0);
+
+    /// Switches a bug on (process-wide).
+    pub fn set(b: Bug) {
+        BUG.store(b as u8, Ordering::SeqCst);
+    }
+
+    pub(crate) fn on(b: Bug) -> bool {
+        BUG.load(Ordering::Relaxed) == b as u8
+    }
+}
+
+/// Whether a deliberate bug is switched on (always false without `sim-bugs`).
+#[allow(unused_variables)]
+#[inline(always)]
+pub(crate) fn bug(b: u8) -> bool {
+    #[cfg(feature = "sim-bugs")]
+    {
+        let which = match b {
+            1 => bugs::Bug::SkipRemapOnPin,
+            2 => bugs::Bug::IgnoreDirty,
+            _ => bugs::Bug::NoZerosPastEnd,
+        };
+        bugs::on(which)
+    }
+    #[cfg(not(feature = "sim-bugs"))]
+    false
+}
+
 pub use action::{perform, Action, Backend, Errno, Fd, Outcome, Src, Stat, Tok};
 pub use conn::{Config, Conn, ConnState, Error, FileId, OpId, OpOk, Syscall};
 pub use mapping::MapId;

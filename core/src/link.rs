@@ -20,18 +20,20 @@ pub const MAX_SERVER_REQUESTS: usize = 16;
 /// Longest server text (of a fatal message) we keep once the line is gone.
 pub const MAX_KEPT_TEXT: usize = 192;
 
-/// Free text kept beyond the line it came in: bounded, cut at a char boundary.
-pub type Text = heapless::String<MAX_KEPT_TEXT>;
+/// Free text kept beyond the line it came in (errors only, never on the
+/// pin path): at most [`MAX_KEPT_TEXT`] bytes, cut at a char boundary.
+pub type Text = alloc::string::String;
 
 /// Copies `s` into a [`Text`], cutting it to fit.
 pub fn text(s: &str) -> Text {
-    let mut t = Text::new();
-    for c in s.chars() {
-        if t.push(c).is_err() {
+    let mut end = 0;
+    for (i, c) in s.char_indices() {
+        if i + c.len_utf8() > MAX_KEPT_TEXT {
             break;
         }
+        end = i + c.len_utf8();
     }
-    t
+    Text::from(&s[..end])
 }
 
 /// A classified line from the server.
@@ -448,7 +450,7 @@ mod tests {
 
     #[test]
     fn text_is_cut_at_char_boundary() {
-        let long: alloc::string::String = core::iter::repeat('δ').take(MAX_KEPT_TEXT).collect();
+        let long = "δ".repeat(MAX_KEPT_TEXT);
         let t = text(&long);
         assert!(t.len() <= MAX_KEPT_TEXT && t.chars().all(|c| c == 'δ'));
         assert_eq!(t.chars().count(), MAX_KEPT_TEXT / 2);

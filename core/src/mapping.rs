@@ -32,7 +32,8 @@ impl Mapping {
         (self.blk_start..self.blk_stop()).contains(&blk)
     }
 
-    pub fn len(&self) -> usize {
+    /// Bytes spanned (never 0: mappings have at least one block).
+    pub fn len_bytes(&self) -> usize {
         (self.blk_len * self.blksize) as usize
     }
 
@@ -43,6 +44,6 @@ impl Mapping {
 
     /// Whether a pin or remap may replace block `blk` now.
     pub fn remappable(&self, blk: u64) -> bool {
-        self.addr != 0 && !self.faulting && !self.dirty.contains(&blk)
+        self.addr != 0 && !self.faulting && (!self.dirty.contains(&blk) || crate::bug(2))
     }
 }

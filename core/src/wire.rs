@@ -598,7 +598,7 @@ mod tests {
 
     #[test]
     fn outline_truncates_long_nak_at_char_boundary() {
-        let text: String = core::iter::repeat('δ').take(400).collect();
+        let text = "δ".repeat(400);
         let l = OutLine::new(&Frame {
             stream: 2,
             msg: Msg::Nak(&text),
