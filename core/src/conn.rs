@@ -19,7 +19,7 @@
 //!   link's reader has handled more input, then poll again.
 //!
 //! ```
-//! use wcfs_core::{Action, Backend, Conn, Config, Fd, OpId, OpOk, Error, perform, wire::Tid};
+//! use wcfs_core::{perform, wire::Tid, Backend, Config, Conn, Error, OpId, OpOk};
 //!
 //! /// Runs `op` to completion on a single thread, feeding the link from `rx`.
 //! fn run<B: Backend>(
@@ -54,7 +54,12 @@
 //!         }
 //!     }
 //! }
-//! # let _ = run::<wcfs_core::NullBackend>;
+//!
+//! // With a backend that refuses every call, opening a file fails cleanly.
+//! let mut conn = Conn::new(Tid(1), Config::default());
+//! let op = conn.open(wcfs_core::wire::Oid(1)).unwrap();
+//! let r = run(&mut conn, &mut wcfs_core::NullBackend, op, || None);
+//! assert!(matches!(r, Err(Error::Os { .. })));
 //! ```
 
 use alloc::collections::VecDeque;
