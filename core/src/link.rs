@@ -209,11 +209,13 @@ impl Link {
             .position(|&s| s == stream)
             .ok_or(LinkError::UnexpectedReply(stream))?;
         self.unanswered.swap_remove(i);
-        let msg = match nak {
-            None => Msg::Ack,
-            Some(t) => Msg::Nak(t),
-        };
-        Ok(OutLine::new(&Frame { stream, msg }))
+        Ok(match nak {
+            None => OutLine::ack(stream),
+            Some(t) => OutLine::new(&Frame {
+                stream,
+                msg: Msg::Nak(t),
+            }),
+        })
     }
 
     /// Classifies one line (without `\n`) from the server. An error takes the link down.

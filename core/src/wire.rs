@@ -16,7 +16,7 @@ use core::fmt;
 pub const MAX_LINE: usize = 1024;
 
 /// Longest line we ever send ourselves (a `nak: <text>` is truncated to fit).
-pub const MAX_OUT_LINE: usize = 256;
+pub const MAX_OUT_LINE: usize = 128;
 
 /// ZODB object id of a bigfile. Hex16 on the wire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -131,26 +131,38 @@ impl fmt::Display for WireError {
 #[cfg(feature = "std")]
 impl std::error::Error for WireError {}
 
-fn parse_hex16(s: &str) -> Result<u64, WireError> {
-    let b = s.as_bytes();
-    if b.len() != 16 {
-        return Err(WireError::NotHex16);
+/// Value of each byte as a lower-case hex digit; 0x80 for any other byte.
+const HEX: [u8; 256] = {
+    let mut t = [0x80u8; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
     }
-    let mut v: u64 = 0;
+    let mut i = 0;
+    while i < 6 {
+        t[b'a' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    t
+};
+
+fn parse_hex16(b: &[u8]) -> Result<u64, WireError> {
+    let b: &[u8; 16] = b.try_into().map_err(|_| WireError::NotHex16)?;
+    let (mut v, mut bad) = (0u64, 0u8);
     for &c in b {
-        let d = match c {
-            b'0'..=b'9' => c - b'0',
-            b'a'..=b'f' => c - b'a' + 10,
-            _ => return Err(WireError::NotHex16),
-        };
-        v = (v << 4) | u64::from(d);
+        let d = HEX[usize::from(c)];
+        bad |= d;
+        v = (v << 4) | u64::from(d & 0xf);
+    }
+    if bad & 0x80 != 0 {
+        return Err(WireError::NotHex16);
     }
     Ok(v)
 }
 
 /// Canonical decimal: digits only, no leading zero unless the number is 0.
-fn parse_dec(s: &str) -> Option<u64> {
-    let b = s.as_bytes();
+fn parse_dec(b: &[u8]) -> Option<u64> {
     if b.is_empty() || b.len() > 20 || (b.len() > 1 && b[0] == b'0') {
         return None;
     }
@@ -166,13 +178,13 @@ fn parse_dec(s: &str) -> Option<u64> {
 
 impl Oid {
     pub fn parse(s: &str) -> Result<Oid, WireError> {
-        parse_hex16(s).map(Oid)
+        parse_hex16(s.as_bytes()).map(Oid)
     }
 }
 
 impl Tid {
     pub fn parse(s: &str) -> Result<Tid, WireError> {
-        parse_hex16(s).map(Tid)
+        parse_hex16(s.as_bytes()).map(Tid)
     }
 }
 
@@ -198,22 +210,24 @@ impl fmt::Display for Rev {
     }
 }
 
-fn parse_at(s: &str) -> Result<Tid, WireError> {
-    let t = s.strip_prefix('@').ok_or(WireError::BadRev)?;
-    Tid::parse(t)
+fn parse_at(b: &[u8]) -> Result<Tid, WireError> {
+    let t = b.strip_prefix(b"@").ok_or(WireError::BadRev)?;
+    parse_hex16(t).map(Tid)
 }
 
-fn parse_rev(s: &str) -> Result<Rev, WireError> {
-    let r = s.strip_prefix('@').ok_or(WireError::BadRev)?;
-    if r == "head" {
+fn parse_rev(b: &[u8]) -> Result<Rev, WireError> {
+    let r = b.strip_prefix(b"@").ok_or(WireError::BadRev)?;
+    if r == b"head" {
         return Ok(Rev::Head);
     }
-    Tid::parse(r).map(Rev::At).map_err(|_| WireError::BadRev)
+    parse_hex16(r)
+        .map(|t| Rev::At(Tid(t)))
+        .map_err(|_| WireError::BadRev)
 }
 
-fn parse_blk(s: &str) -> Result<u64, WireError> {
-    let b = s.strip_prefix('#').ok_or(WireError::MissingHash)?;
-    if let Some(neg) = b.strip_prefix('-') {
+fn parse_blk(b: &[u8]) -> Result<u64, WireError> {
+    let b = b.strip_prefix(b"#").ok_or(WireError::MissingHash)?;
+    if let Some(neg) = b.strip_prefix(b"-") {
         return match parse_dec(neg) {
             Some(_) => Err(WireError::NegativeBlk),
             None => Err(WireError::BadBlk),
@@ -226,64 +240,68 @@ fn parse_blk(s: &str) -> Result<u64, WireError> {
 }
 
 /// Splits off the next space-separated field; `None` when `s` is exhausted.
-fn field<'a>(s: &mut &'a str) -> Option<&'a str> {
+fn field<'a>(s: &mut &'a [u8]) -> Option<&'a [u8]> {
     if s.is_empty() {
         return None;
     }
-    match s.find(' ') {
-        Some(i) => {
-            let f = &s[..i];
-            *s = &s[i + 1..];
-            Some(f)
-        }
-        None => {
-            let f = *s;
-            *s = "";
-            Some(f)
-        }
-    }
+    let (f, rest) = match s.iter().position(|&b| b == b' ') {
+        Some(i) => (&s[..i], &s[i + 1..]),
+        None => (&s[..], &s[s.len()..]),
+    };
+    *s = rest;
+    Some(f)
 }
 
-fn no_more(rest: &str) -> Result<(), WireError> {
-    if rest.is_empty() {
-        Ok(())
-    } else {
-        Err(WireError::TrailingGarbage)
-    }
+/// Whether every byte is printable ASCII (what every line but an error text is).
+fn printable_ascii(b: &[u8]) -> bool {
+    b.iter().all(|&c| c.wrapping_sub(0x20) < 0x5f)
 }
 
 /// Checks that a line (newline excluded) is UTF-8 without control characters.
 pub fn check_text(line: &[u8]) -> Result<&str, WireError> {
     let s = core::str::from_utf8(line).map_err(|_| WireError::InvalidUtf8)?;
-    if s.chars().any(char::is_control) {
+    if !printable_ascii(line) && s.chars().any(char::is_control) {
         return Err(WireError::ControlChar);
     }
     Ok(s)
 }
 
+/// Free text of a line already checked by [`check_text`].
+fn text_of(b: &[u8]) -> Result<&str, WireError> {
+    core::str::from_utf8(b).map_err(|_| WireError::InvalidUtf8)
+}
+
 impl<'a> Msg<'a> {
     /// Parses a message (the part of a line after `<stream> `).
     pub fn parse(s: &'a str) -> Result<Msg<'a>, WireError> {
+        check_text(s.as_bytes())?;
+        Msg::parse_checked(s.as_bytes())
+    }
+
+    /// Parses a message whose bytes passed [`check_text`].
+    fn parse_checked(b: &'a [u8]) -> Result<Msg<'a>, WireError> {
         // Messages that carry free text first: the text may hold anything.
-        if let Some(t) = s.strip_prefix("error: ") {
-            return Ok(Msg::Fatal(t));
+        if let Some(t) = b.strip_prefix(b"error: ") {
+            return Ok(Msg::Fatal(text_of(t)?));
         }
-        if let Some(t) = s.strip_prefix("error ") {
-            return Ok(Msg::Error(t));
+        if let Some(t) = b.strip_prefix(b"error ") {
+            return Ok(Msg::Error(text_of(t)?));
         }
-        if let Some(t) = s.strip_prefix("nak: ") {
-            return Ok(Msg::Nak(t));
+        if let Some(t) = b.strip_prefix(b"nak: ") {
+            return Ok(Msg::Nak(text_of(t)?));
         }
-        let mut rest = s;
+        let mut rest = b;
         let kw = field(&mut rest).ok_or(WireError::UnknownMessage)?;
         let msg = match kw {
-            "ok" => Msg::Ok,
-            "ack" => Msg::Ack,
-            "bye" => Msg::Bye,
-            "watch" => {
-                let oid = Oid::parse(field(&mut rest).ok_or(WireError::MissingField)?)?;
+            b"ok" => Msg::Ok,
+            b"ack" => Msg::Ack,
+            b"bye" => Msg::Bye,
+            b"watch" => {
+                let oid = Oid(parse_hex16(
+                    field(&mut rest).ok_or(WireError::MissingField)?,
+                )?);
                 let at = field(&mut rest).ok_or(WireError::MissingField)?;
-                if at == "-" {
+                if at == b"-" {
                     Msg::Unwatch { oid }
                 } else {
                     Msg::Watch {
@@ -292,15 +310,19 @@ impl<'a> Msg<'a> {
                     }
                 }
             }
-            "pin" => {
-                let oid = Oid::parse(field(&mut rest).ok_or(WireError::MissingField)?)?;
+            b"pin" => {
+                let oid = Oid(parse_hex16(
+                    field(&mut rest).ok_or(WireError::MissingField)?,
+                )?);
                 let blk = parse_blk(field(&mut rest).ok_or(WireError::MissingField)?)?;
                 let rev = parse_rev(field(&mut rest).ok_or(WireError::MissingField)?)?;
                 Msg::Pin { oid, blk, rev }
             }
             _ => return Err(WireError::UnknownMessage),
         };
-        no_more(rest)?;
+        if !rest.is_empty() {
+            return Err(WireError::TrailingGarbage);
+        }
         Ok(msg)
     }
 }
@@ -311,10 +333,15 @@ impl<'a> Frame<'a> {
         if line.len() > MAX_LINE {
             return Err(WireError::TooLong);
         }
-        let s = check_text(line)?;
-        let sp = s.find(' ').ok_or(WireError::BadStream)?;
-        let stream = parse_dec(&s[..sp]).ok_or(WireError::BadStream)?;
-        let msg = Msg::parse(&s[sp + 1..])?;
+        if !printable_ascii(line) {
+            check_text(line)?;
+        }
+        let sp = line
+            .iter()
+            .position(|&b| b == b' ')
+            .ok_or(WireError::BadStream)?;
+        let stream = parse_dec(&line[..sp]).ok_or(WireError::BadStream)?;
+        let msg = Msg::parse_checked(&line[sp + 1..])?;
         Ok(Frame { stream, msg })
     }
 
@@ -408,6 +435,31 @@ impl OutLine {
                 l.len = (n + 1) as u16;
             }
         }
+        l
+    }
+
+    /// `<stream> ack\n`, encoded without `core::fmt` (the pin path).
+    pub fn ack(stream: StreamId) -> OutLine {
+        let mut l = OutLine {
+            buf: [0; MAX_OUT_LINE],
+            len: 0,
+        };
+        let mut digits = [0u8; 20];
+        let mut n = 0;
+        let mut v = stream;
+        loop {
+            digits[n] = b'0' + (v % 10) as u8;
+            n += 1;
+            v /= 10;
+            if v == 0 {
+                break;
+            }
+        }
+        for (i, d) in digits[..n].iter().rev().enumerate() {
+            l.buf[i] = *d;
+        }
+        l.buf[n..n + 5].copy_from_slice(b" ack\n");
+        l.len = (n + 5) as u16;
         l
     }
 
@@ -610,6 +662,17 @@ mod tests {
         match f.msg {
             Msg::Nak(t) => assert!(t.chars().all(|c| c == 'δ') && !t.is_empty()),
             m => panic!("{m:?}"),
+        }
+    }
+
+    #[test]
+    fn fast_ack_equals_encoded_ack() {
+        for stream in [0, 2, 10, 4_294_967_296, u64::MAX] {
+            let slow = OutLine::new(&Frame {
+                stream,
+                msg: Msg::Ack,
+            });
+            assert_eq!(OutLine::ack(stream).as_bytes(), slow.as_bytes());
         }
     }
 

@@ -1,0 +1,286 @@
+//! Core costs, measured side by side in one run (ratios, not absolute times).
+//!
+//! 1. Core cost per pin (parse + lookup + actions) vs one `mmap(MAP_FIXED)`
+//!    syscall; and per pin with 1,000 mappings and 100,000 pins vs 1 mapping.
+//! 3. `mmap` of 16 blocks with 10,000 pins elsewhere vs none (core part).
+//!
+//! Run: `cargo bench -p wcfs-mock --bench core`
+use std::hint::black_box;
+use std::time::Instant;
+
+use wcfs_core::wire::{Oid, Tid};
+use wcfs_core::{perform, Backend, Config, Conn, Errno, Fd, FileId, OpOk, Src, Stat};
+
+const BS: u64 = 4096;
+
+/// A backend that performs nothing: what is left is the core's own cost.
+struct Quiet {
+    size: u64,
+    next_addr: usize,
+}
+
+impl Backend for Quiet {
+    fn wait_head_at(&mut self, at: Tid) -> Result<Tid, Errno> {
+        Ok(at)
+    }
+    fn open_head(&mut self, _: Oid) -> Result<(Fd, Stat), Errno> {
+        Ok((
+            Fd(3),
+            Stat {
+                size: self.size,
+                blksize: BS,
+            },
+        ))
+    }
+    fn open_rev(&mut self, _: Oid, rev: Tid) -> Result<(Fd, Stat), Errno> {
+        Ok((
+            Fd(1000 + rev.0 as i32),
+            Stat {
+                size: self.size,
+                blksize: BS,
+            },
+        ))
+    }
+    fn stat(&mut self, _: Fd) -> Result<Stat, Errno> {
+        Ok(Stat {
+            size: self.size,
+            blksize: BS,
+        })
+    }
+    fn map_new(&mut self, _: Fd, _: u64, len: usize) -> Result<usize, Errno> {
+        let a = self.next_addr;
+        self.next_addr += len + 4096;
+        Ok(a)
+    }
+    fn map_fixed(&mut self, a: usize, l: usize, s: Src) -> Result<(), Errno> {
+        black_box((a, l, s));
+        Ok(())
+    }
+    fn unmap(&mut self, _: usize, _: usize) -> Result<(), Errno> {
+        Ok(())
+    }
+    fn send(&mut self, l: &[u8]) -> Result<(), Errno> {
+        black_box(l);
+        Ok(())
+    }
+    fn close(&mut self, _: Fd) {}
+    fn close_link(&mut self) {}
+}
+
+fn drain(c: &mut Conn, b: &mut Quiet) {
+    while let Some(a) = c.poll_action() {
+        let o = perform(b, &a);
+        c.complete(&a, o);
+    }
+}
+
+const F: Oid = Oid(1);
+const AT: Tid = Tid(0x50);
+
+fn opened(nblk: u64) -> (Conn, Quiet, FileId) {
+    let mut c = Conn::new(AT, Config::default());
+    let mut b = Quiet {
+        size: nblk * BS,
+        next_addr: 0x1000_0000,
+    };
+    let op = c.open(F).unwrap();
+    let _ = c.poll_op(op);
+    drain(&mut c, &mut b);
+    c.handle_bytes(b"1 ok\n");
+    drain(&mut c, &mut b);
+    let Some(Ok(OpOk::Opened(f))) = c.poll_op(op) else {
+        panic!("open")
+    };
+    (c, b, f)
+}
+
+fn mmap(c: &mut Conn, b: &mut Quiet, f: FileId, start: u64, len: u64) {
+    let op = c.mmap(f, start, len).unwrap();
+    drain(c, b);
+    assert!(matches!(c.poll_op(op), Some(Ok(OpOk::Mapped(_)))));
+}
+
+/// Pin lines over `blocks`, alternating pins and unpins, streams even and fresh.
+fn pin_lines(blocks: &[u64], first_stream: u64) -> Vec<Vec<u8>> {
+    blocks
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            let rev = if i % 2 == 0 {
+                AT.to_string()
+            } else {
+                "head".into()
+            };
+            format!("{} pin {F} #{b} @{rev}\n", first_stream + 2 * i as u64).into_bytes()
+        })
+        .collect()
+}
+
+/// ns per pin, over `lines` fed one by one (parse, lookup, actions, ack).
+fn time_pins(c: &mut Conn, b: &mut Quiet, lines: &[Vec<u8>]) -> f64 {
+    let t = Instant::now();
+    for l in lines {
+        c.handle_bytes(l);
+        drain(c, b);
+    }
+    t.elapsed().as_nanos() as f64 / lines.len() as f64
+}
+
+fn lcg(x: &mut u64) -> u64 {
+    *x = x
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    *x >> 33
+}
+
+/// ns per `mmap(MAP_FIXED)` of one 4 KiB page of a memfd, read-only shared.
+fn time_mmap_fixed(n: usize) -> f64 {
+    // SAFETY: plain syscalls on a private memfd and a region we reserve and
+    // own for the duration of this function.
+    unsafe {
+        let fd = libc::memfd_create(c"bench".as_ptr(), 0);
+        assert!(fd >= 0);
+        assert_eq!(libc::ftruncate(fd, 64 * 4096), 0);
+        let base = libc::mmap(
+            std::ptr::null_mut(),
+            64 * 4096,
+            libc::PROT_READ,
+            libc::MAP_SHARED,
+            fd,
+            0,
+        );
+        assert_ne!(base, libc::MAP_FAILED);
+        let t = Instant::now();
+        for i in 0..n {
+            let off = (i % 64) * 4096;
+            let p = libc::mmap(
+                (base as usize + off) as *mut _,
+                4096,
+                libc::PROT_READ,
+                libc::MAP_SHARED | libc::MAP_FIXED,
+                fd,
+                ((i * 7) % 64 * 4096) as i64,
+            );
+            assert_ne!(p, libc::MAP_FAILED);
+        }
+        let ns = t.elapsed().as_nanos() as f64 / n as f64;
+        libc::munmap(base, 64 * 4096);
+        libc::close(fd);
+        ns
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn main() {
+    pieces();
+    const ROUNDS: usize = 7;
+    const N: usize = 20_000;
+
+    // Single mapping of 64 blocks.
+    let (mut c1, mut b1, f1) = opened(1 << 20);
+    mmap(&mut c1, &mut b1, f1, 0, 64);
+    // 1,000 mappings of 100 blocks over 100,000 blocks, 100,000 pins in force.
+    let (mut c2, mut b2, f2) = opened(1 << 20);
+    for i in 0..1000 {
+        mmap(&mut c2, &mut b2, f2, i * 100, 100);
+    }
+    let all: Vec<u64> = (0..100_000).collect();
+    let mut stream = 2;
+    for b in &all {
+        c2.handle_bytes(format!("{stream} pin {F} #{b} @{AT}\n").as_bytes());
+        drain(&mut c2, &mut b2);
+        stream += 2;
+    }
+    assert_eq!(c2.pinned(f2).len(), 100_000);
+
+    let mut seed = 42;
+    let (mut single, mut many, mut sys) = (vec![], vec![], vec![]);
+    let mut s1 = 2u64;
+    for _ in 0..ROUNDS {
+        let blocks: Vec<u64> = (0..N).map(|_| lcg(&mut seed) % 64).collect();
+        let lines = pin_lines(&blocks, s1);
+        s1 += 2 * N as u64;
+        single.push(time_pins(&mut c1, &mut b1, &lines));
+        let blocks: Vec<u64> = (0..N).map(|_| lcg(&mut seed) % 100_000).collect();
+        let lines = pin_lines(&blocks, stream);
+        stream += 2 * N as u64;
+        many.push(time_pins(&mut c2, &mut b2, &lines));
+        sys.push(time_mmap_fixed(N));
+    }
+    let (single, many, sys) = (median(single), median(many), median(sys));
+    println!("1. core cost per pin, 1 mapping:                    {single:8.1} ns");
+    println!("   one mmap(MAP_FIXED) syscall (4 KiB, memfd):       {sys:8.1} ns");
+    println!(
+        "   core / syscall:                                   {:8.1} %   (target <= 5 %)",
+        100.0 * single / sys
+    );
+    println!("   core cost per pin, 1,000 mappings, 100,000 pins:  {many:8.1} ns");
+    println!(
+        "   many / single:                                    {:8.2} x   (target <= 2 x)",
+        many / single
+    );
+
+    // 3. mmap of 16 blocks with 10,000 pins elsewhere vs none (core part).
+    let (mut c3, mut b3, f3) = opened(1 << 20);
+    let (mut c4, mut b4, f4) = opened(1 << 20);
+    for (i, b) in (100_000..110_000u64).enumerate() {
+        c4.handle_bytes(format!("{} pin {F} #{b} @{AT}\n", 2 + 2 * i).as_bytes());
+        drain(&mut c4, &mut b4);
+    }
+    let time_mmaps = |c: &mut Conn, b: &mut Quiet, f: FileId| {
+        let t = Instant::now();
+        for i in 0..2000u64 {
+            mmap(c, b, f, (i % 100) * 16, 16);
+        }
+        t.elapsed().as_nanos() as f64 / 2000.0
+    };
+    let (mut none, mut pinned) = (vec![], vec![]);
+    for _ in 0..ROUNDS {
+        none.push(time_mmaps(&mut c3, &mut b3, f3));
+        pinned.push(time_mmaps(&mut c4, &mut b4, f4));
+    }
+    let (none, pinned) = (median(none), median(pinned));
+    println!("3. core mmap(16 blocks), no pins:                    {none:8.1} ns");
+    println!("   core mmap(16 blocks), 10,000 pins elsewhere:      {pinned:8.1} ns");
+    println!(
+        "   ratio:                                            {:8.2} x   (target <= 2 x)",
+        pinned / none
+    );
+}
+
+#[allow(dead_code)]
+pub fn pieces() {
+    use wcfs_core::wire::{Frame, Framer, OutLine};
+    let line = b"123456 pin 0000000000000001 #12345 @0000000000000050\n";
+    let n = 2_000_000;
+    let t = Instant::now();
+    for _ in 0..n {
+        black_box(Frame::parse(black_box(&line[..line.len() - 1])).unwrap());
+    }
+    println!(
+        "   parse:   {:6.1} ns",
+        t.elapsed().as_nanos() as f64 / n as f64
+    );
+    let mut fr = Framer::new();
+    let t = Instant::now();
+    for _ in 0..n {
+        let mut inp = &line[..];
+        black_box(fr.next_line(black_box(&mut inp)));
+    }
+    println!(
+        "   framer:  {:6.1} ns",
+        t.elapsed().as_nanos() as f64 / n as f64
+    );
+    let t = Instant::now();
+    for i in 0..n {
+        black_box(OutLine::ack(black_box(i as u64)));
+    }
+    println!(
+        "   ack:     {:6.1} ns",
+        t.elapsed().as_nanos() as f64 / n as f64
+    );
+}
