@@ -1,0 +1,255 @@
+//! The raw syscalls of the Linux backend, through rustix: one function per
+//! OS operation, no protocol decisions.
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
+use std::path::Path;
+
+use rustix::fs::{Mode, OFlags};
+use rustix::io::{self, Errno};
+use rustix::mm::{MapFlags, ProtFlags};
+
+/// The mountpoint, as a directory fd that every open is relative to.
+pub struct Mount {
+    dir: OwnedFd,
+}
+
+impl Mount {
+    pub fn open(path: &Path) -> io::Result<Mount> {
+        let dir = rustix::fs::open(
+            path,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        Ok(Mount { dir })
+    }
+
+    /// Opens `rel` (e.g. `head/bigfile/<oid>`) read-only.
+    pub fn open_file(&self, rel: &str) -> io::Result<OwnedFd> {
+        rustix::fs::openat(
+            &self.dir,
+            rel,
+            OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+    }
+
+    /// Opens `head/watch`: each open is a new link.
+    pub fn open_watch(&self) -> io::Result<OwnedFd> {
+        rustix::fs::openat(
+            &self.dir,
+            "head/watch",
+            OFlags::RDWR | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+    }
+
+    /// Reads a small text file (`head/at`, `.wcfs/zurl`) into `buf`; returns its length.
+    pub fn read_text(&self, rel: &str, buf: &mut [u8]) -> io::Result<usize> {
+        let fd = self.open_file(rel)?;
+        let mut n = 0;
+        while n < buf.len() {
+            match read_some(fd.as_fd(), &mut buf[n..])? {
+                0 => break,
+                k => n += k,
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// `st_size` and `st_blksize` of an open file.
+pub fn fstat_size_blksize(fd: BorrowedFd<'_>) -> io::Result<(u64, u64)> {
+    let st = rustix::fs::fstat(fd)?;
+    Ok((st.st_size as u64, st.st_blksize as u64))
+}
+
+pub fn page_size() -> usize {
+    rustix::param::page_size()
+}
+
+/// Maps `len` bytes of `fd` from `offset`, read-only and shared, where the
+/// kernel likes: the reservation of a whole new mapping in one call.
+pub fn map_file(fd: BorrowedFd<'_>, offset: u64, len: usize) -> io::Result<usize> {
+    // SAFETY: without MAP_FIXED the kernel picks fresh addresses, so no
+    // existing memory is affected.
+    let p = unsafe {
+        rustix::mm::mmap(
+            std::ptr::null_mut(),
+            len,
+            ProtFlags::READ,
+            MapFlags::SHARED,
+            fd,
+            offset,
+        )?
+    };
+    Ok(p as usize)
+}
+
+/// Replaces `[addr, addr+len)` in place by `len` bytes of `fd` from `offset`.
+///
+/// # Safety
+///
+/// The range must be memory this process mapped and owns, holding no Rust
+/// object that expects other contents.
+pub unsafe fn map_file_fixed(
+    addr: usize,
+    len: usize,
+    fd: BorrowedFd<'_>,
+    offset: u64,
+) -> io::Result<()> {
+    // SAFETY: the caller owns the range (see above).
+    unsafe {
+        rustix::mm::mmap(
+            addr as *mut _,
+            len,
+            ProtFlags::READ,
+            MapFlags::SHARED | MapFlags::FIXED,
+            fd,
+            offset,
+        )?;
+    }
+    Ok(())
+}
+
+/// `/dev/zero`, opened once: mapped shared with `MAP_NORESERVE`, it reads
+/// as zeros and reserves no memory.
+pub struct Zeros {
+    fd: OwnedFd,
+}
+
+impl Zeros {
+    pub fn open() -> io::Result<Zeros> {
+        let fd = rustix::fs::open("/dev/zero", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?;
+        Ok(Zeros { fd })
+    }
+
+    /// Replaces `[addr, addr+len)` in place by zeros.
+    ///
+    /// # Safety
+    ///
+    /// As for [`map_file_fixed`].
+    pub unsafe fn map_zeros_fixed(&self, addr: usize, len: usize) -> io::Result<()> {
+        // SAFETY: the caller owns the range.
+        unsafe {
+            rustix::mm::mmap(
+                addr as *mut _,
+                len,
+                ProtFlags::READ,
+                MapFlags::SHARED | MapFlags::FIXED | MapFlags::NORESERVE,
+                &self.fd,
+                0,
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Turns `[addr, addr+len)` into memory that faults on any access. An
+/// anonymous `PROT_NONE` mapping (rather than `mprotect`) also lets go of
+/// the file the range showed.
+///
+/// # Safety
+///
+/// As for [`map_file_fixed`]; afterwards any access to the range faults.
+pub unsafe fn map_fault_fixed(addr: usize, len: usize) -> io::Result<()> {
+    // SAFETY: the caller owns the range.
+    unsafe {
+        rustix::mm::mmap_anonymous(
+            addr as *mut _,
+            len,
+            ProtFlags::empty(),
+            MapFlags::PRIVATE | MapFlags::FIXED | MapFlags::NORESERVE,
+        )?;
+    }
+    Ok(())
+}
+
+/// Releases `[addr, addr+len)`.
+///
+/// # Safety
+///
+/// The range must be memory this process mapped and owns; nothing may
+/// access it afterwards.
+pub unsafe fn unmap(addr: usize, len: usize) -> io::Result<()> {
+    // SAFETY: the caller owns the range.
+    unsafe { rustix::mm::munmap(addr as *mut _, len) }
+}
+
+/// Reads what is there (0 at EOF), retrying on EINTR.
+pub fn read_some(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match rustix::io::read(fd, &mut *buf) {
+            Err(Errno::INTR) => continue,
+            r => return r,
+        }
+    }
+}
+
+/// Writes all of `bytes`, retrying on EINTR and short writes.
+pub fn write_all(fd: BorrowedFd<'_>, mut bytes: &[u8]) -> io::Result<()> {
+    while !bytes.is_empty() {
+        match rustix::io::write(fd, bytes) {
+            Ok(0) => return Err(Errno::PIPE),
+            Ok(n) => bytes = &bytes[n..],
+            Err(Errno::INTR) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// A connected pair of stream sockets (a watch link for tests).
+pub fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
+    use rustix::net::{AddressFamily, SocketFlags, SocketType};
+    rustix::net::socketpair(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+}
+
+/// Wakes a thread blocked reading a socket link (it then sees EOF). On a
+/// FUSE file this fails with ENOTSOCK: that link ends when the server
+/// closes it after `bye`.
+pub fn shutdown_read(fd: BorrowedFd<'_>) -> io::Result<()> {
+    rustix::net::shutdown(fd, rustix::net::Shutdown::Both)
+}
+
+/// close(2) of a raw fd, for a fork child letting go of inherited
+/// descriptors without writing anything. Errors are of no interest there.
+pub fn close_raw_no_write(fd: RawFd) {
+    // SAFETY: closing a descriptor number; the caller no longer uses it.
+    unsafe { libc::close(fd) };
+}
+
+/// Whether reading the byte at `addr` faults (checked in a forked child,
+/// so a fault does not hurt this process): `Ok(byte)` or `Err(signal)`.
+pub fn probe_read(addr: usize) -> Result<u8, i32> {
+    let (r, w) = rustix::pipe::pipe().map_err(|e| -e.raw_os_error())?;
+    // SAFETY: the child only reads one byte, writes it to a pipe and exits
+    // with `_exit`, all async-signal-safe.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(-libc::EAGAIN);
+    }
+    if pid == 0 {
+        // SAFETY: a volatile read of the probed byte; a fault kills only this child.
+        let b = unsafe { std::ptr::read_volatile(addr as *const u8) };
+        let _ = rustix::io::write(&w, &[b]);
+        // SAFETY: end the child without running the parent's destructors.
+        unsafe { libc::_exit(0) };
+    }
+    drop(w);
+    let mut status = 0;
+    // SAFETY: waiting for our own child.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    let mut b = [0u8; 1];
+    if libc::WIFSIGNALED(status) {
+        return Err(libc::WTERMSIG(status));
+    }
+    match read_some(r.as_fd(), &mut b) {
+        Ok(1) => Ok(b[0]),
+        _ => Err(0),
+    }
+}

@@ -1,0 +1,263 @@
+//! The Linux backend on real memory: a tmpfs directory laid out like WCFS,
+//! and a scripted server on the other end of a socketpair.
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use wcfs_core::wire::{Oid, Tid};
+use wcfs_linux::{sys, Conn, Wcfs};
+
+const F: Oid = Oid(1);
+const AT: Tid = Tid(0x0400);
+const REV: Tid = Tid(0x0300);
+
+fn bs() -> usize {
+    sys::page_size()
+}
+
+/// A directory laid out like WCFS: head has blocks "h0".."h3", @REV has
+/// "r0".."r2" (one block shorter).
+struct Tree(PathBuf);
+
+impl Tree {
+    fn new(name: &str) -> Tree {
+        let dir = PathBuf::from(format!(
+            "/dev/shm/wcfs-linux-test-{name}-{}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("head/bigfile")).unwrap();
+        std::fs::create_dir_all(dir.join(format!("@{REV}/bigfile"))).unwrap();
+        std::fs::write(dir.join("head/at"), AT.to_string()).unwrap();
+        write_blocks(&dir.join(format!("head/bigfile/{F}")), "h", 4);
+        write_blocks(&dir.join(format!("@{REV}/bigfile/{F}")), "r", 3);
+        Tree(dir)
+    }
+}
+
+impl Drop for Tree {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn write_blocks(p: &Path, tag: &str, n: usize) {
+    let mut data = vec![0u8; n * bs()];
+    for i in 0..n {
+        let t = format!("{tag}{i}");
+        data[i * bs()..i * bs() + t.len()].copy_from_slice(t.as_bytes());
+    }
+    std::fs::write(p, data).unwrap();
+}
+
+/// The scripted server end of the link.
+struct Server {
+    rx: BufReader<UnixStream>,
+    tx: UnixStream,
+}
+
+impl Server {
+    fn expect(&mut self, want: &str) {
+        let mut l = String::new();
+        self.rx.read_line(&mut l).unwrap();
+        assert_eq!(l.trim_end(), want);
+    }
+    fn send(&mut self, line: &str) {
+        self.tx.write_all(format!("{line}\n").as_bytes()).unwrap();
+    }
+}
+
+fn connect(tree: &Tree) -> (Conn, Server) {
+    let (a, b) = UnixStream::pair().unwrap();
+    let w = Wcfs::open(&tree.0).unwrap();
+    let conn = w.connect_over(AT, a.into()).unwrap();
+    let srv = Server {
+        rx: BufReader::new(b.try_clone().unwrap()),
+        tx: b,
+    };
+    (conn, srv)
+}
+
+/// Reads the tag at the start of block `i` of a mapping ("" for zeros).
+fn tag(m: &wcfs_linux::Mapping, i: u64) -> String {
+    let mut buf = [0u8; 2];
+    m.read((i - m.blk_start()) as usize * bs(), &mut buf)
+        .unwrap();
+    String::from_utf8_lossy(&buf)
+        .trim_end_matches('\0')
+        .to_string()
+}
+
+fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let t = Instant::now();
+    while !f() {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn pins_remap_real_memory() {
+    let tree = Tree::new("pins");
+    let (conn, mut srv) = connect(&tree);
+    let server = std::thread::spawn(move || {
+        // Watch setup with a pin before `ok`.
+        srv.expect(&format!("1 watch {F} @{AT}"));
+        srv.send(&format!("2 pin {F} #1 @{REV}"));
+        srv.expect("2 ack");
+        srv.send("1 ok");
+        srv
+    });
+    let fh = conn.open(F).unwrap();
+    let mut srv = server.join().unwrap();
+    assert_eq!(fh.pinned(), [(1, REV)]);
+    assert_eq!(fh.blksize(), bs() as u64);
+
+    let m = fh.mmap(0, 6).unwrap();
+    let tags: Vec<String> = (0..6).map(|i| tag(&m, i)).collect();
+    assert_eq!(
+        tags,
+        ["h0", "r1", "h2", "h3", "", ""],
+        "pin applied, zeros past the end"
+    );
+
+    // A lazy pin arrives on the pin thread; a block past @REV's end maps zeros.
+    srv.send(&format!("4 pin {F} #3 @{REV}"));
+    srv.expect("4 ack");
+    assert_eq!(tag(&m, 3), "", "@rev file too short: zeros");
+    srv.send(&format!("6 pin {F} #2 @{REV}"));
+    srv.expect("6 ack");
+    assert_eq!(tag(&m, 2), "r2");
+    // Unpin.
+    srv.send(&format!("8 pin {F} #1 @head"));
+    srv.expect("8 ack");
+    assert_eq!(tag(&m, 1), "h1");
+    assert_eq!(fh.pinned(), [(2, REV), (3, REV)]);
+
+    // A second mapping applies the pins in force.
+    let m2 = fh.mmap(1, 3).unwrap();
+    assert_eq!(
+        (1..4).map(|i| tag(&m2, i)).collect::<Vec<_>>(),
+        ["h1", "r2", ""]
+    );
+
+    // Dirty block: the pin leaves it; remap_blk applies it.
+    m2.mark_dirty(1).unwrap();
+    srv.send(&format!("10 pin {F} #1 @{REV}"));
+    srv.expect("10 ack");
+    assert_eq!(tag(&m, 1), "r1");
+    assert_eq!(tag(&m2, 1), "h1", "dirty block untouched");
+    m2.remap_blk(1).unwrap();
+    assert_eq!(tag(&m2, 1), "r1");
+
+    // Closing the file faults its mappings.
+    let closer = std::thread::spawn(move || {
+        srv.expect(&format!("3 watch {F} -"));
+        srv.send("3 ok");
+        srv
+    });
+    fh.close().unwrap();
+    let mut srv = closer.join().unwrap();
+    assert!(m.is_faulting() && m2.is_faulting());
+    assert!(m.read(0, &mut [0u8; 1]).is_err());
+    assert!(
+        sys::probe_read(m.addr() as usize).is_err(),
+        "the page faults"
+    );
+    assert!(fh
+        .mmap(0, 1)
+        .unwrap_err()
+        .to_string()
+        .ends_with("file already closed"));
+    m.unmap().unwrap();
+
+    // Closing the connection: bye, then the server ends the link.
+    let closer = std::thread::spawn(move || {
+        srv.expect("5 bye");
+        drop(srv);
+    });
+    conn.close().unwrap();
+    closer.join().unwrap();
+    let e = conn.open(F).unwrap_err();
+    assert!(e.to_string().ends_with("connection closed"), "{e}");
+    assert!(
+        e.to_string()
+            .starts_with(&format!("wcfs {}: conn", tree.0.display())),
+        "{e}"
+    );
+}
+
+#[test]
+fn bad_server_input_faults_every_mapping() {
+    let tree = Tree::new("bad");
+    let (conn, mut srv) = connect(&tree);
+    let server = std::thread::spawn(move || {
+        srv.expect(&format!("1 watch {F} @{AT}"));
+        srv.send("1 ok");
+        srv
+    });
+    let fh = conn.open(F).unwrap();
+    let mut srv = server.join().unwrap();
+    let m = fh.mmap(0, 2).unwrap();
+    assert_eq!(tag(&m, 0), "h0");
+    srv.send(&format!("2 pin {F} #-1 @head"));
+    wait_for("down", || conn.down_reason().is_some());
+    assert!(m.is_faulting());
+    assert!(sys::probe_read(m.addr() as usize).is_err());
+    let e = conn.open(F).unwrap_err();
+    assert!(e.to_string().ends_with("connection closed"), "{e}");
+}
+
+#[test]
+fn pin_for_unwatched_file_is_nakked() {
+    let tree = Tree::new("nak");
+    let (conn, mut srv) = connect(&tree);
+    srv.send("2 pin 0000000000000009 #0 @head");
+    srv.expect("2 nak: unexpected pin: f<0000000000000009> not watched");
+    wait_for("down", || conn.down_reason().is_some());
+}
+
+#[test]
+fn fork_child_faults_and_sends_nothing() {
+    let tree = Tree::new("fork");
+    let (conn, mut srv) = connect(&tree);
+    let server = std::thread::spawn(move || {
+        srv.expect(&format!("1 watch {F} @{AT}"));
+        srv.send("1 ok");
+        srv
+    });
+    let fh = conn.open(F).unwrap();
+    let mut srv = server.join().unwrap();
+    let m = fh.mmap(0, 2).unwrap();
+    assert_eq!(tag(&m, 0), "h0");
+
+    // SAFETY: the child only reads our state, closes (which must be a
+    // no-op) and exits with `_exit`.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        let faulting = m.is_faulting();
+        let probe = sys::probe_read(m.addr() as usize).is_err();
+        let closed = fh.close().is_ok() && conn.close().is_ok();
+        let code = if faulting && probe && closed { 0 } else { 1 };
+        // SAFETY: end the child without running the parent's destructors.
+        unsafe { libc::_exit(code) };
+    }
+    let mut status = 0;
+    // SAFETY: waiting for our own child.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "child: {status:#x}"
+    );
+
+    // The parent keeps working: a pin, then its ack, and nothing from the child first.
+    srv.send(&format!("2 pin {F} #0 @{REV}"));
+    srv.expect("2 ack");
+    assert_eq!(tag(&m, 0), "r0");
+    assert!(!m.is_faulting());
+}
