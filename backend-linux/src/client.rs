@@ -174,8 +174,9 @@ struct Shared {
     wcfs: Arc<WcfsInner>,
     id: u64,
     st: SpinMutex<State, Yield>,
-    /// Bumped after the pin thread handled input; waiters sleep on `cv`.
-    ev: Mutex<u64>,
+    /// (events, waiters): the pin thread bumps `events` after each input
+    /// and wakes `cv` only when someone waits (a wake is a syscall).
+    ev: Mutex<(u64, usize)>,
     cv: Condvar,
     /// The watch link, -1 once closed. Closed only where no thread reads it:
     /// by the pin thread on exit, in a fork child, or on drop.
@@ -187,14 +188,15 @@ struct Shared {
 
 struct State {
     core: wcfs_core::Conn,
-    /// Files the core refers to by `Fd`.
-    fds: HashMap<i32, OwnedFd>,
+    /// Files the core refers to by `Fd`. An `Arc` so that a blocking call
+    /// made without the lock keeps its file open however the core moves on.
+    fds: HashMap<i32, Arc<OwnedFd>>,
 }
 
 /// The backend the core's quick actions run on, with the lock held.
 struct Sys<'a> {
     sh: &'a Shared,
-    fds: &'a mut HashMap<i32, OwnedFd>,
+    fds: &'a mut HashMap<i32, Arc<OwnedFd>>,
 }
 
 fn errno(e: impl Into<std::io::Error>) -> Errno {
@@ -283,7 +285,7 @@ impl Backend for Sys<'_> {
 impl Sys<'_> {
     fn keep(&mut self, fd: OwnedFd) -> Fd {
         let raw = fd.as_raw_fd();
-        self.fds.insert(raw, fd);
+        self.fds.insert(raw, Arc::new(fd));
         Fd(raw)
     }
 }
@@ -314,7 +316,7 @@ impl Shared {
                 let (outcome, fd) = self.blocking(&a);
                 st = self.lock();
                 if let Some(fd) = fd {
-                    st.fds.insert(fd.as_raw_fd(), fd);
+                    st.fds.insert(fd.as_raw_fd(), Arc::new(fd));
                 }
                 st.core.complete(&a, outcome);
             } else {
@@ -346,13 +348,9 @@ impl Shared {
                 opened(open_stat(&self.wcfs, &format!("@{rev}/bigfile/{oid}")))
             }
             Action::StatHead { fd, .. } => {
-                // The fd stays open: only this op's thread may close it... but
-                // a Close could race; dup it under the lock to be safe.
-                let dup = {
-                    let st = self.lock();
-                    st.fds.get(&fd.0).and_then(|f| f.try_clone().ok())
-                };
-                match dup {
+                // Hold the file while we stat it: a close may run meanwhile.
+                let file = self.lock().fds.get(&fd.0).cloned();
+                match file {
                     Some(f) => (
                         stat(f.as_fd()).map_or_else(Outcome::Failed, Outcome::Stat),
                         None,
@@ -365,20 +363,25 @@ impl Shared {
     }
 
     fn event(&self) -> u64 {
-        *self.ev.lock().unwrap_or_else(|e| e.into_inner())
+        self.ev.lock().unwrap_or_else(|e| e.into_inner()).0
     }
 
     fn notify(&self) {
-        *self.ev.lock().unwrap_or_else(|e| e.into_inner()) += 1;
-        self.cv.notify_all();
+        let mut ev = self.ev.lock().unwrap_or_else(|e| e.into_inner());
+        ev.0 += 1;
+        if ev.1 > 0 {
+            self.cv.notify_all();
+        }
     }
 
     fn wait_event(&self, seen: u64) {
-        let g = self.ev.lock().unwrap_or_else(|e| e.into_inner());
-        let _g = self
+        let mut ev = self.ev.lock().unwrap_or_else(|e| e.into_inner());
+        ev.1 += 1;
+        let mut ev = self
             .cv
-            .wait_while(g, |ev| *ev == seen)
+            .wait_while(ev, |ev| ev.0 == seen)
             .unwrap_or_else(|e| e.into_inner());
+        ev.1 -= 1;
     }
 
     /// Runs a core call that starts an op, then drives the op to its end.
@@ -534,8 +537,9 @@ extern "C" fn child() {
             st.core.complete(&a, outcome);
         }
         // Inherited descriptors of files: close without a word.
-        for (_, fd) in st.fds.drain() {
-            sys::close_raw_no_write(std::os::fd::IntoRawFd::into_raw_fd(fd));
+        for (raw, fd) in st.fds.drain() {
+            std::mem::forget(fd);
+            sys::close_raw_no_write(raw);
         }
     });
 }
@@ -591,7 +595,7 @@ impl Conn {
                 core: wcfs_core::Conn::new(at, cfg),
                 fds: HashMap::new(),
             }),
-            ev: Mutex::new(0),
+            ev: Mutex::new((0, 0)),
             cv: Condvar::new(),
             link: AtomicI32::new(std::os::fd::IntoRawFd::into_raw_fd(link)),
             forked: AtomicBool::new(false),
