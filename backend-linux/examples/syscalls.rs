@@ -102,7 +102,7 @@ fn main() {
     let m1 = fh.mmap(0, NBLK as u64).unwrap();
     mark("pin-first");
     writeln!(ctl, "pins 1 0").unwrap();
-    while fh.pinned().len() < 1 {
+    while fh.pinned().is_empty() {
         std::thread::sleep(Duration::from_micros(200));
     }
     // Let the pin thread go back to its read before counting.
