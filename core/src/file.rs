@@ -64,7 +64,7 @@ impl File {
     /// Mappings whose range covers `blk`: `O(log n + k)` where `k` counts
     /// the mappings starting within `max_map_len` blocks before `blk`.
     pub fn maps_covering(&self, blk: u64) -> impl Iterator<Item = (u64, MapId)> + '_ {
-        let lo = (blk + 1).saturating_sub(self.max_map_len);
+        let lo = (blk + 1).saturating_sub(self.max_map_len.max(1));
         self.maps
             .range((lo, MapId(0))..=(blk, MapId(u64::MAX)))
             .copied()

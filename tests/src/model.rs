@@ -92,6 +92,13 @@ struct Link {
     closed: bool,
 }
 
+/// A pin in flight and what waits for its ack.
+struct PinRec {
+    oid: Oid,
+    blk: u64,
+    waits: Vec<u64>,
+}
+
 enum WaitKind {
     /// `<stream> ok` once every pin is acked.
     Watch {
@@ -117,8 +124,8 @@ pub struct Model {
     files: BTreeMap<Oid, FileHist>,
     links: BTreeMap<LinkId, Link>,
     next_link: LinkId,
-    /// `(link, server stream) -> wait` of every pin not acked yet.
-    pins: BTreeMap<(LinkId, u64), u64>,
+    /// Every pin not acked yet: `(link, server stream) -> pin`.
+    pins: BTreeMap<(LinkId, u64), PinRec>,
     waits: BTreeMap<u64, Wait>,
     next_wait: u64,
     /// Watch requests waiting for head to reach their `at`.
@@ -299,12 +306,23 @@ impl Model {
                 }
             }
         }
-        if todo.is_empty() {
+        // Pins of this block still in flight: the read waits for them too.
+        let inflight: Vec<(LinkId, u64)> = self
+            .pins
+            .iter()
+            .filter(|(_, p)| p.oid == oid && p.blk == blk)
+            .map(|(&k, _)| k)
+            .collect();
+        if todo.is_empty() && inflight.is_empty() {
             return HeadRead::Ready(cur);
         }
         let read = self.next_read;
         self.next_read += 1;
         let wait = self.new_wait(WaitKind::Read { read, oid, blk });
+        for k in inflight {
+            self.pins.get_mut(&k).expect("pin").waits.push(wait);
+            self.waits.get_mut(&wait).expect("wait").pins += 1;
+        }
         for (link, at) in todo {
             let rev = self.pin_rev(link, oid, at, blk);
             self.send_pin(link, wait, oid, blk, Some(rev));
@@ -358,13 +376,13 @@ impl Model {
         };
         if stream % 2 == 0 {
             // A reply to one of our requests.
-            let Some(wait) = self.pins.remove(&(link, stream)) else {
+            let Some(pin) = self.pins.remove(&(link, stream)) else {
                 return self.fatal(link, format!("{stream}: reply on unexpected stream"));
             };
             if msg == "ack" {
-                return self.pin_done(wait);
+                return self.pin_done(pin);
             }
-            self.pins.insert((link, stream), wait);
+            self.pins.insert((link, stream), pin);
             let reason = msg.strip_prefix("nak: ").unwrap_or(msg).to_string();
             self.out.push_back(Output::ClientFailed { link, reason });
             return self.close_link(link);
@@ -418,8 +436,8 @@ impl Model {
         self.future.retain(|w| w.0 != link);
         let mine: Vec<(LinkId, u64)> = self.pins.keys().filter(|k| k.0 == link).copied().collect();
         for k in mine {
-            if let Some(w) = self.pins.remove(&k) {
-                self.pin_done(w);
+            if let Some(p) = self.pins.remove(&k) {
+                self.pin_done(p);
             }
         }
     }
@@ -497,20 +515,28 @@ impl Model {
         };
         let rev = rev.map_or_else(|| "head".to_string(), |r| r.to_string());
         self.send(link, format!("{stream} pin {oid} #{blk} @{rev}"));
-        self.pins.insert((link, stream), wait);
+        self.pins.insert(
+            (link, stream),
+            PinRec {
+                oid,
+                blk,
+                waits: vec![wait],
+            },
+        );
         self.waits.get_mut(&wait).expect("wait").pins += 1;
     }
 
-    fn pin_done(&mut self, wait: u64) {
-        let Some(w) = self.waits.get_mut(&wait) else {
-            return;
-        };
-        w.pins -= 1;
-        if w.pins > 0 {
-            return;
+    fn pin_done(&mut self, pin: PinRec) {
+        for wait in pin.waits {
+            let Some(w) = self.waits.get_mut(&wait) else {
+                continue;
+            };
+            w.pins -= 1;
+            if w.pins == 0 {
+                let w = self.waits.remove(&wait).expect("wait");
+                self.finish(w.kind);
+            }
         }
-        let w = self.waits.remove(&wait).expect("wait");
-        self.finish(w.kind);
     }
 
     fn finish(&mut self, kind: WaitKind) {

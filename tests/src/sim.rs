@@ -41,7 +41,7 @@ impl Rng {
         Rng(seed)
     }
 
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -51,7 +51,7 @@ impl Rng {
 
     /// Uniform in `0..n` (`n > 0`).
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
+        self.next_u64() % n
     }
 
     /// True with probability `pct` percent.
@@ -169,6 +169,9 @@ struct Client {
     op: Option<(OpId, OpKind)>,
     files: Vec<(FileId, Oid)>,
     maps: Vec<MapId>,
+    /// Dirty blocks and what their memory showed when the user dirtied
+    /// them: the client must leave it so until `remap_blk`.
+    dirty: BTreeMap<(MapId, u64), Option<Mem>>,
     /// A fault was injected: going down is expected, naks too.
     faulted: bool,
     forked: bool,
@@ -231,7 +234,7 @@ impl World {
         for b in e.as_bytes().iter().chain(b"\n") {
             self.hash = (self.hash ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
         }
-        if self.events.len() == TAIL {
+        if self.events.len() == TAIL && !TRACE_ALL.with(|t| t.get()) {
             self.events.pop_front();
         }
         self.events.push_back(format!("#{} {e}", self.step));
@@ -386,6 +389,17 @@ impl World {
         };
         let what = self.clients[i].as_ref().expect("client").h.be.at(addr);
         let bs = self.blksize;
+        // Memory of a file past its end is SIGBUS, as on Linux.
+        if let Some(Mem::File { path, offset }) = what {
+            let m = self.model.borrow();
+            let size = match path {
+                Path::Head(o) => m.size(o, m.head()),
+                Path::Rev(o, rev) => m.size(o, rev),
+            };
+            if live && offset >= size.unwrap_or(0) {
+                return Err(format!("client {i}: #{blk} is {path} past its end: SIGBUS"));
+            }
+        }
         let got = match what {
             None | Some(Mem::Fault) => {
                 if live && !dirty {
@@ -478,7 +492,11 @@ impl World {
                         Some(Mem::File {
                             path: Path::Head(o),
                             offset,
-                        }) => self.cache.contains_key(&(o, offset / self.blksize)),
+                        }) => {
+                            let m = self.model.borrow();
+                            let past_end = offset >= m.size(o, m.head()).unwrap_or(0);
+                            past_end || self.cache.contains_key(&(o, offset / self.blksize))
+                        }
                         _ => true,
                     };
                     if cached {
@@ -486,8 +504,21 @@ impl World {
                     }
                 }
             }
-            // Pins agree with the server's when nothing is in flight.
+            // Dirty blocks keep the user's page.
             let c = self.clients[i].as_ref().expect("client");
+            for (&(map, blk), &was) in &c.dirty {
+                let Some(m) = c.h.conn.mapping(map) else {
+                    continue;
+                };
+                let now = c.h.be.at(m.blk_addr(blk));
+                if !m.faulting && now != was {
+                    return Err(format!(
+                        "client {i}: dirty block #{blk} of map {} remapped: {was:?} -> {now:?}",
+                        map.0
+                    ));
+                }
+            }
+            // Pins agree with the server's when nothing is in flight.
             if c.up() && c.quiet() && !c.faulted {
                 let link = c.link;
                 for (f, oid) in c.h.conn.files().collect::<Vec<_>>() {
@@ -532,6 +563,7 @@ impl World {
             op: None,
             files: Vec::new(),
             maps: Vec::new(),
+            dirty: BTreeMap::new(),
             faulted: false,
             forked: false,
             sent_at_fork: 0,
@@ -581,7 +613,11 @@ impl World {
             return Ok(());
         }
         let len = c.inbox.len() as u64;
-        let n = 1 + self.rng.below(len) as usize;
+        let n = if self.rng.chance(60) {
+            len as usize
+        } else {
+            1 + self.rng.below(len) as usize
+        };
         let c = self.client(i);
         let bytes: Vec<u8> = c.inbox.drain(..n).collect();
         c.h.recv_bytes(&bytes);
@@ -610,10 +646,15 @@ impl World {
             let c = self.client(i);
             (c.up(), c.op.is_some(), c.files.len(), c.maps.len())
         };
-        let k = self.rng.below(100);
+        let mut k = self.rng.below(100);
+        if nfiles == 0 && up && !busy && k < 50 {
+            k = 50; // open
+        } else if nmaps == 0 && nfiles > 0 && k < 35 {
+            k = 55; // mmap
+        }
         match k {
             // read a block of a mapping
-            0..=34 if nmaps > 0 => {
+            0..=44 if nmaps > 0 => {
                 let c = self.clients[i].as_ref().expect("client");
                 let map = c.maps[self.rng.below(nmaps as u64) as usize];
                 if let Some(m) = c.h.conn.mapping(map) {
@@ -622,7 +663,7 @@ impl World {
                     return self.read(i, map, blk);
                 }
             }
-            35..=49 if up && !busy => {
+            45..=52 if up && !busy => {
                 let oid = self.rng.pick(&self.oids).expect("oids");
                 if self
                     .model
@@ -642,7 +683,7 @@ impl World {
                 self.log(format!("client {i} open f<{oid}>"));
                 return self.poll_op(i);
             }
-            50..=61 if nfiles > 0 => {
+            53..=61 if nfiles > 0 => {
                 let k = self.rng.below(nfiles as u64) as usize;
                 let (f, _) = self.client(i).files[k];
                 let start = self.rng.below(MAX_BLKS + 2);
@@ -667,6 +708,7 @@ impl World {
             62..=66 if nmaps > 0 => {
                 let idx = self.rng.below(nmaps as u64) as usize;
                 let map = self.client(i).maps.swap_remove(idx);
+                self.client(i).dirty.retain(|k, _| k.0 != map);
                 self.client(i)
                     .h
                     .conn
@@ -694,8 +736,13 @@ impl World {
                         .conn
                         .mark_dirty(map, blk)
                         .map_err(|e| e.to_string())?;
+                    let c = self.client(i);
+                    let addr = c.h.conn.mapping(map).expect("mapping").blk_addr(blk);
+                    let mem = c.h.be.at(addr);
+                    c.dirty.insert((map, blk), mem);
                     self.log(format!("client {i} dirty map {} #{blk}", map.0));
                 } else {
+                    self.client(i).dirty.remove(&(map, blk));
                     let op = self
                         .client(i)
                         .h
@@ -719,7 +766,11 @@ impl World {
                     .into_iter()
                     .filter(|&r| r >= at && r <= head)
                     .collect();
-                let mut to = self.rng.pick(&revs).unwrap_or(at);
+                let mut to = if self.rng.chance(50) {
+                    head
+                } else {
+                    self.rng.pick(&revs).unwrap_or(at)
+                };
                 if self.faults.go_back && self.rng.chance(10) {
                     let back = self
                         .model
@@ -873,22 +924,22 @@ impl World {
         let live = self.live();
         let k = self.rng.below(100);
         match k {
-            0..=7 if commits => self.commit()?,
-            8..=9 if live.len() < 8 => {
+            0..=9 if commits => self.commit()?,
+            10 if live.len() < 8 => {
                 let p = self.rng.below(self.procs as u64) as usize;
                 self.new_client(p)?;
             }
-            10..=44 => {
+            11..=37 => {
                 if let Some(i) = self.rng.pick(&live) {
                     self.deliver_to_client(i)?;
                 }
             }
-            45..=69 => {
+            38..=59 => {
                 if let Some(i) = self.rng.pick(&live) {
                     self.deliver_to_server(i)?;
                 }
             }
-            70..=74 => {
+            60..=64 => {
                 if let Some(i) = self.rng.pick(&live) {
                     self.poll_op(i)?;
                 }
@@ -1020,7 +1071,7 @@ pub fn run(cfg: &SimConfig) -> Result<Report, Failure> {
     let pin_rev = match rng.below(3) {
         0 => PinRevChoice::Exact,
         1 => PinRevChoice::Oldest,
-        _ => PinRevChoice::Seeded(rng.next()),
+        _ => PinRevChoice::Seeded(rng.next_u64()),
     };
     let model = Model::new(ModelConfig {
         blksize,
@@ -1065,6 +1116,11 @@ pub fn run(cfg: &SimConfig) -> Result<Report, Failure> {
     if let Err(e) = w.pump() {
         return Err(fail(&mut w, e));
     }
+    for p in 0..w.procs {
+        if let Err(e) = w.new_client(p) {
+            return Err(fail(&mut w, e));
+        }
+    }
     for s in 0..cfg.steps {
         w.step = s;
         if let Err(e) = w.step(true, true) {
@@ -1089,7 +1145,24 @@ pub fn run(cfg: &SimConfig) -> Result<Report, Failure> {
     }
     w.report.steps = cfg.steps;
     w.report.trace_hash = w.hash;
+    LAST.with(|l| *l.borrow_mut() = w.events.iter().cloned().collect());
     Ok(w.report)
+}
+
+/// The last events of a run (for looking at what a seed does).
+pub fn last_events(cfg: &SimConfig) -> Vec<String> {
+    TRACE_ALL.with(|t| t.set(true));
+    let r = run(cfg);
+    TRACE_ALL.with(|t| t.set(false));
+    match r {
+        Ok(_) => LAST.with(|l| l.take()),
+        Err(f) => f.tail,
+    }
+}
+
+thread_local! {
+    static TRACE_ALL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    static LAST: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Prints a failure, then panics (for tests).
