@@ -1,4 +1,6 @@
 //! Test kit of wcfs-rs: a model of the WCFS server, the deterministic
-//! simulation of clients against it, and (with FUSE) a test server.
+//! simulation of clients against it, and a FUSE test server speaking the
+//! protocol from the same model.
 pub mod model;
+pub mod server;
 pub mod sim;
