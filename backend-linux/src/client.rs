@@ -563,6 +563,9 @@ impl Drop for ConnHandle {
     }
 }
 
+/// How long closing a connection waits for the server to end the link.
+pub const LINK_END_WAIT: Duration = Duration::from_secs(10);
+
 fn close_conn(sh: &Arc<Shared>) -> Result<(), wcfs_core::Error> {
     let r = match sh.run(|c| c.close()) {
         Ok(_) => Ok(()),
@@ -574,7 +577,16 @@ fn close_conn(sh: &Arc<Shared>) -> Result<(), wcfs_core::Error> {
         if sh.forked.load(Ordering::Acquire) {
             std::mem::forget(t); // the thread does not exist in this process
         } else if t.thread().id() != std::thread::current().id() {
-            let _ = t.join();
+            // The pin thread ends at the link's EOF, which the server sends
+            // after our `bye`. A server that never ends the link must not
+            // hang us: past a bound the thread is left to end on its own.
+            let deadline = std::time::Instant::now() + LINK_END_WAIT;
+            while !t.is_finished() && std::time::Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            if t.is_finished() {
+                let _ = t.join();
+            }
         }
     }
     r

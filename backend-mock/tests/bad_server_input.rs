@@ -64,7 +64,11 @@ fn pin_for_unwatched_file_is_nakked() {
     h.recv(&format!("2 pin {G} #0 @head"));
     assert_eq!(
         h.sent(),
-        [format!("2 nak: unexpected pin: f<{G}> not watched")]
+        [
+            format!("2 nak: unexpected pin: f<{G}> not watched"),
+            "3 bye".into()
+        ],
+        "nak, then bye so that the server ends the link"
     );
     assert_down(&h, m, Error::UnexpectedPin(G));
 }
@@ -73,7 +77,12 @@ fn pin_for_unwatched_file_is_nakked() {
 fn huge_block_is_nakked() {
     let (mut h, m) = setup();
     h.recv(&format!("2 pin {F} #9223372036854775807 @{AT}"));
-    assert_eq!(h.sent().len(), 1);
+    let sent = h.sent();
+    assert!(
+        sent[0].starts_with("2 nak: pin f<0000000000000001> #9223372036854775807"),
+        "{sent:?}"
+    );
+    assert_eq!(sent[1], "3 bye");
     assert_down(
         &h,
         m,
@@ -172,8 +181,9 @@ fn failed_remap_naks_and_goes_down() {
         "2 pin 0000000000000001 #0 @0000000000000050",
     );
     let sent = be.inner.take_sent();
-    assert_eq!(sent.len(), 1);
+    assert_eq!(sent.len(), 2);
     assert!(sent[0].starts_with("2 nak: Mmap"), "{sent:?}");
+    assert_eq!(sent[1], "3 bye");
     assert_eq!(conn.state(), ConnState::Down);
     conn.check_invariants().unwrap();
     let _ = m;
@@ -215,4 +225,21 @@ fn bad_head_file_sizes_are_refused() {
     assert!(h.sent().is_empty(), "no watch for a bad file");
     assert_eq!(h.conn.state(), ConnState::Up);
     let _ = OpOk::Done;
+}
+
+#[test]
+fn going_down_says_bye_unless_the_link_is_gone() {
+    // A protocol violation: the link still carries bytes, so say bye.
+    let (mut h, _) = setup();
+    h.recv("9 ok");
+    assert_eq!(h.sent(), ["3 bye"]);
+    // EOF: nothing can be said any more.
+    let (mut h, _) = setup();
+    h.eof();
+    assert!(h.sent().is_empty());
+    // A local decision (going back in time).
+    let (mut h, _) = setup();
+    assert!(h.conn.resync(Tid(0x10)).is_err());
+    h.drain();
+    assert_eq!(h.sent(), ["3 bye"]);
 }

@@ -72,7 +72,7 @@ use crate::action::{Action, Errno, Fd, Outcome, Src, Stat, Tok};
 use crate::file::{File, FileState};
 use crate::link::{text, Incoming, Link, LinkError, Text};
 use crate::mapping::{MapId, Mapping};
-use crate::wire::{Frame, Framer, Msg, Oid, OutLine, Rev, StreamId, Tid};
+use crate::wire::{Frame, Framer, Msg, Oid, OutLine, Rev, StreamId, Tid, WireError};
 
 /// Names an open file within its connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -1433,6 +1433,19 @@ impl Conn {
             self.link.unanswered().iter().copied().collect();
         for s in waiting {
             if let Ok(line) = self.link.answer(s, Some(&why)) {
+                self.actions.push_back(Action::Send(line));
+            }
+        }
+        // Unless the link itself broke, say `bye`: the server then ends the
+        // link, and whoever reads it sees EOF instead of waiting for ever.
+        let link_broken = matches!(
+            err,
+            Error::Link(
+                LinkError::UnexpectedEof | LinkError::Io(_) | LinkError::Wire(WireError::EofInLine)
+            )
+        );
+        if !link_broken {
+            if let Ok(line) = self.link.bye() {
                 self.actions.push_back(Action::Send(line));
             }
         }

@@ -187,8 +187,18 @@ impl Link {
     }
 
     /// Encodes `bye`; afterwards nothing more may be sent and EOF is the normal end.
+    /// `bye` awaits no reply, so it may still be said after the server broke
+    /// the protocol (the server then ends the link); not once the link
+    /// itself is gone (EOF, I/O error) or after `bye`.
     pub fn bye(&mut self) -> Result<OutLine, LinkError> {
-        self.check_up()?;
+        match &self.down {
+            Some(e @ (LinkError::UnexpectedEof | LinkError::Io(_) | LinkError::Closed)) => {
+                return Err(e.clone())
+            }
+            Some(LinkError::Wire(WireError::EofInLine)) => return Err(LinkError::UnexpectedEof),
+            _ if self.bye_sent => return Err(LinkError::Closed),
+            _ => {}
+        }
         let stream = self.next_request;
         self.next_request += 2;
         self.bye_sent = true;

@@ -853,3 +853,149 @@ fn pin_timer(sh: &Shared) {
         st = g;
     }
 }
+
+/// The test server in a process of its own, driven over its stdin.
+///
+/// Clients that mmap head files must not share a process with the server:
+/// a page fault on a FUSE file holds the process's `mmap_lock` while it
+/// waits for the server, and a server thread that then grows its heap
+/// (`mprotect`, `brk`, `mmap`) waits for that lock: a deadlock. The real
+/// WCFS is a process of its own too. The handle keeps a replica of the
+/// model's store (commits are deterministic) for the tests' oracles.
+pub struct ServerProcess {
+    child: std::process::Child,
+    io: Mutex<(
+        std::process::ChildStdin,
+        io::BufReader<std::process::ChildStdout>,
+    )>,
+    replica: Mutex<Model>,
+    mountpoint: PathBuf,
+}
+
+impl ServerProcess {
+    /// Starts `wcfs-testserver` (next to the running test binary, as cargo
+    /// builds it) on a new temporary directory.
+    pub fn start_temp(cfg: ModelConfig) -> io::Result<ServerProcess> {
+        use std::io::BufRead;
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("wcfs-proc-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let exe = std::env::current_exe()?;
+        let bin = exe
+            .ancestors()
+            .map(|d| d.join("wcfs-testserver"))
+            .find(|p| p.is_file())
+            .ok_or_else(|| {
+                io::Error::new(io::ErrorKind::NotFound, "wcfs-testserver binary not built")
+            })?;
+        let mut child = std::process::Command::new(bin)
+            .arg(&dir)
+            .args(["--blksize", &cfg.blksize.to_string()])
+            .args(["--pintimeout", &cfg.pintimeout_secs.to_string()])
+            .args(["--zurl", &cfg.zurl])
+            .args(["--history", &cfg.history.to_string()])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()?;
+        let stdin = child.stdin.take().expect("piped");
+        let mut stdout = io::BufReader::new(child.stdout.take().expect("piped"));
+        let mut ready = String::new();
+        stdout.read_line(&mut ready)?;
+        if !ready.starts_with("ready ") {
+            let _ = child.kill();
+            return Err(io::Error::other(format!(
+                "wcfs-testserver did not start: {ready:?}"
+            )));
+        }
+        let replica = Model::new(cfg);
+        Ok(ServerProcess {
+            child,
+            io: Mutex::new((stdin, stdout)),
+            replica: Mutex::new(replica),
+            mountpoint: dir,
+        })
+    }
+
+    fn call(&self, cmd: &str) -> String {
+        use std::io::{BufRead, Write};
+        let mut io = self.io.lock().unwrap_or_else(|e| e.into_inner());
+        writeln!(io.0, "{cmd}").expect("wcfs-testserver stdin");
+        let mut l = String::new();
+        io.1.read_line(&mut l).expect("wcfs-testserver stdout");
+        let l = l.trim_end().to_string();
+        assert!(l.starts_with("ok"), "wcfs-testserver: {cmd}: {l}");
+        l
+    }
+
+    pub fn mountpoint(&self) -> &Path {
+        &self.mountpoint
+    }
+
+    /// Commits; returns the new head (the same as the replica's).
+    pub fn commit(&self, changes: &[(Oid, u64, Vec<u8>)]) -> Tid {
+        let mut cmd = String::from("commitx");
+        for (oid, blk, data) in changes {
+            let hex: String = data.iter().map(|b| format!("{b:02x}")).collect();
+            cmd.push_str(&format!(
+                " {oid} {blk} {}",
+                if hex.is_empty() { "00".into() } else { hex }
+            ));
+        }
+        let got = self.call(&cmd);
+        let mut replica = self.replica.lock().unwrap_or_else(|e| e.into_inner());
+        let padded: Vec<_> = changes
+            .iter()
+            .map(|(o, b, d)| (*o, *b, if d.is_empty() { vec![0] } else { d.clone() }))
+            .collect();
+        let at = replica.commit(&padded).expect("replica commit");
+        assert_eq!(got, format!("ok {at}"), "replica diverged from the server");
+        at
+    }
+
+    pub fn head(&self) -> Tid {
+        Tid::parse(self.call("head").trim_start_matches("ok ")).expect("tid")
+    }
+
+    /// Runs `f` on the replica of the store (data and sizes; no links).
+    pub fn with_model<T>(&self, f: impl FnOnce(&Model) -> T) -> T {
+        f(&self.replica.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Clients that nak'ed or timed out, as `(link, reason)`.
+    pub fn failures(&self) -> Vec<(LinkId, String)> {
+        let l = self.call("failures");
+        l.split('\t')
+            .skip(1)
+            .filter_map(|f| {
+                f.split_once(' ')
+                    .map(|(l, r)| (l.parse().unwrap_or(0), r.to_string()))
+            })
+            .collect()
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        {
+            use std::io::Write;
+            let mut io = self.io.lock().unwrap_or_else(|e| e.into_inner());
+            let _ = writeln!(io.0, "quit");
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(_)) => break,
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10))
+                }
+                _ => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    break;
+                }
+            }
+        }
+        let _ = std::fs::remove_dir(&self.mountpoint);
+    }
+}
