@@ -390,7 +390,15 @@ impl Shared {
         start: impl FnOnce(&mut wcfs_core::Conn) -> Result<OpId, wcfs_core::Error>,
     ) -> Result<OpOk, wcfs_core::Error> {
         let mut st = self.lock();
-        let op = start(&mut st.core)?;
+        // A call that fails at once may still have queued actions (going
+        // down faults every mapping): drain them before returning.
+        let op = match start(&mut st.core) {
+            Ok(op) => op,
+            Err(e) => {
+                drop(self.drain(st));
+                return Err(e);
+            }
+        };
         loop {
             st = self.drain(st);
             if let Some(r) = st.core.poll_op(op) {

@@ -1,7 +1,7 @@
 //! The raw syscalls of the Linux backend, through rustix: one function per
 //! OS operation, no protocol decisions.
 
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::Path;
 
 use rustix::fs::{Mode, OFlags};
@@ -223,33 +223,23 @@ pub fn close_raw_no_write(fd: RawFd) {
     unsafe { libc::close(fd) };
 }
 
-/// Whether reading the byte at `addr` faults (checked in a forked child,
-/// so a fault does not hurt this process): `Ok(byte)` or `Err(signal)`.
+/// Reads the byte at `addr` without risking a signal: the kernel copies it
+/// into a pipe, and an address that would fault gives `EFAULT` instead.
+/// `Ok(byte)`, or `Err(errno)` (`EFAULT` for memory that faults).
 pub fn probe_read(addr: usize) -> Result<u8, i32> {
-    let (r, w) = rustix::pipe::pipe().map_err(|e| -e.raw_os_error())?;
-    // SAFETY: the child only reads one byte, writes it to a pipe and exits
-    // with `_exit`, all async-signal-safe.
-    let pid = unsafe { libc::fork() };
-    if pid < 0 {
-        return Err(-libc::EAGAIN);
+    let (r, w) = rustix::pipe::pipe().map_err(|e| e.raw_os_error())?;
+    // SAFETY: write(2) only reads `[addr, addr+1)` through the kernel, which
+    // reports an unreadable address as EFAULT instead of faulting.
+    let n = unsafe { libc::write(w.as_raw_fd(), addr as *const libc::c_void, 1) };
+    if n != 1 {
+        return Err(std::io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO));
     }
-    if pid == 0 {
-        // SAFETY: a volatile read of the probed byte; a fault kills only this child.
-        let b = unsafe { std::ptr::read_volatile(addr as *const u8) };
-        let _ = rustix::io::write(&w, &[b]);
-        // SAFETY: end the child without running the parent's destructors.
-        unsafe { libc::_exit(0) };
-    }
-    drop(w);
-    let mut status = 0;
-    // SAFETY: waiting for our own child.
-    unsafe { libc::waitpid(pid, &mut status, 0) };
     let mut b = [0u8; 1];
-    if libc::WIFSIGNALED(status) {
-        return Err(libc::WTERMSIG(status));
-    }
     match read_some(r.as_fd(), &mut b) {
         Ok(1) => Ok(b[0]),
-        _ => Err(0),
+        Ok(_) => Err(libc::EIO),
+        Err(e) => Err(e.raw_os_error()),
     }
 }
