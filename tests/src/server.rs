@@ -15,7 +15,9 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::ffi::OsStr;
+use std::fmt::Write as _;
 use std::io;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
@@ -854,6 +856,71 @@ fn pin_timer(sh: &Shared) {
     }
 }
 
+/// Serves the control commands of `wcfs-testserver` (see its doc) read
+/// from `input`, answering on `output`, until `quit` or EOF; then unmounts.
+pub fn serve(srv: TestServer, input: impl io::BufRead, mut output: impl io::Write) {
+    let hex = |s: &str| -> Option<Vec<u8>> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| s.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
+            .collect()
+    };
+    let _ = writeln!(output, "ready {}", srv.head());
+    let _ = output.flush();
+    for line in input.lines() {
+        let Ok(line) = line else { break };
+        let mut w = line.split(' ');
+        let reply = match w.next() {
+            Some("head") => format!("ok {}", srv.head()),
+            Some("commit") => {
+                let (oid, blk) = (
+                    w.next().and_then(|o| Oid::parse(o).ok()),
+                    w.next().and_then(|b| b.parse().ok()),
+                );
+                let text: Vec<&str> = w.collect();
+                match (oid, blk) {
+                    (Some(oid), Some(blk)) => format!(
+                        "ok {}",
+                        srv.commit(&[(oid, blk, text.join(" ").into_bytes())])
+                    ),
+                    _ => "error usage: commit <oid-hex16> <blk> <text>".into(),
+                }
+            }
+            Some("commitx") => {
+                let parts: Vec<&str> = w.collect();
+                let changes: Option<Vec<_>> = parts
+                    .chunks(3)
+                    .map(|c| {
+                        Some((
+                            Oid::parse(c.first()?).ok()?,
+                            c.get(1)?.parse().ok()?,
+                            hex(c.get(2)?)?,
+                        ))
+                    })
+                    .collect();
+                match changes {
+                    Some(ch) if !ch.is_empty() => format!("ok {}", srv.commit(&ch)),
+                    _ => "error usage: commitx <oid> <blk> <hex>...".into(),
+                }
+            }
+            Some("failures") => {
+                let mut r = String::new();
+                let f = srv.failures();
+                let _ = write!(r, "ok {}", f.len());
+                for (link, why) in f {
+                    let _ = write!(r, "\t{link} {why}");
+                }
+                r
+            }
+            Some("quit") => break,
+            _ => "error unknown command".into(),
+        };
+        let _ = writeln!(output, "{reply}");
+        let _ = output.flush();
+    }
+    srv.unmount();
+}
+
 /// The test server in a process of its own, driven over its stdin.
 ///
 /// Clients that mmap head files must not share a process with the server:
@@ -863,24 +930,64 @@ fn pin_timer(sh: &Shared) {
 /// WCFS is a process of its own too. The handle keeps a replica of the
 /// model's store (commits are deterministic) for the tests' oracles.
 pub struct ServerProcess {
-    child: std::process::Child,
+    proc_: Proc,
     io: Mutex<(
-        std::process::ChildStdin,
-        io::BufReader<std::process::ChildStdout>,
+        Box<dyn io::Write + Send>,
+        io::BufReader<Box<dyn io::Read + Send>>,
     )>,
     replica: Mutex<Model>,
     mountpoint: PathBuf,
 }
 
+enum Proc {
+    Spawned(std::process::Child),
+    Forked(libc::pid_t),
+}
+
+impl Proc {
+    /// Whether the process ended (reaping it).
+    fn ended(&mut self) -> bool {
+        match self {
+            Proc::Spawned(c) => !matches!(c.try_wait(), Ok(None)),
+            Proc::Forked(pid) => {
+                let mut status = 0;
+                // SAFETY: our own child; WNOHANG does not block.
+                unsafe { libc::waitpid(*pid, &mut status, libc::WNOHANG) != 0 }
+            }
+        }
+    }
+
+    fn kill(&mut self) {
+        match self {
+            Proc::Spawned(c) => {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+            Proc::Forked(pid) => {
+                let mut status = 0;
+                // SAFETY: our own child.
+                unsafe {
+                    libc::kill(*pid, libc::SIGKILL);
+                    libc::waitpid(*pid, &mut status, 0);
+                }
+            }
+        }
+    }
+}
+
+fn temp_mountpoint(kind: &str) -> io::Result<PathBuf> {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("wcfs-{kind}-{}-{n}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
 impl ServerProcess {
     /// Starts `wcfs-testserver` (next to the running test binary, as cargo
-    /// builds it) on a new temporary directory.
+    /// builds it for integration tests) on a new temporary directory.
     pub fn start_temp(cfg: ModelConfig) -> io::Result<ServerProcess> {
-        use std::io::BufRead;
-        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("wcfs-proc-{}-{n}", std::process::id()));
-        std::fs::create_dir_all(&dir)?;
+        let dir = temp_mountpoint("proc")?;
         let exe = std::env::current_exe()?;
         let bin = exe
             .ancestors()
@@ -898,21 +1005,65 @@ impl ServerProcess {
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .spawn()?;
-        let stdin = child.stdin.take().expect("piped");
-        let mut stdout = io::BufReader::new(child.stdout.take().expect("piped"));
+        let stdin: Box<dyn io::Write + Send> = Box::new(child.stdin.take().expect("piped"));
+        let stdout: Box<dyn io::Read + Send> = Box::new(child.stdout.take().expect("piped"));
+        Self::handshake(Proc::Spawned(child), stdin, stdout, cfg, dir)
+    }
+
+    /// Forks a child that mounts and serves (no binary needed). Call it
+    /// before starting threads: the child keeps only the forking thread.
+    pub fn fork_temp(cfg: ModelConfig) -> io::Result<ServerProcess> {
+        let dir = temp_mountpoint("demo")?;
+        let (to_child_r, to_child_w) = std::io::pipe()?;
+        let (from_child_r, from_child_w) = std::io::pipe()?;
+        // SAFETY: the child only mounts, serves its pipe, and exits.
+        let pid = unsafe { libc::fork() };
+        if pid < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if pid == 0 {
+            drop((to_child_w, from_child_r));
+            match TestServer::mount(&dir, cfg) {
+                Ok(srv) => serve(srv, io::BufReader::new(to_child_r), from_child_w),
+                Err(e) => {
+                    let mut out = from_child_w;
+                    let _ = writeln!(out, "error mount: {e}");
+                }
+            }
+            // SAFETY: end the server child without the parent's destructors.
+            unsafe { libc::_exit(0) };
+        }
+        drop((to_child_r, from_child_w));
+        Self::handshake(
+            Proc::Forked(pid),
+            Box::new(to_child_w),
+            Box::new(from_child_r),
+            cfg,
+            dir,
+        )
+    }
+
+    fn handshake(
+        mut proc_: Proc,
+        stdin: Box<dyn io::Write + Send>,
+        stdout: Box<dyn io::Read + Send>,
+        cfg: ModelConfig,
+        dir: PathBuf,
+    ) -> io::Result<ServerProcess> {
+        use std::io::BufRead;
+        let mut stdout = io::BufReader::new(stdout);
         let mut ready = String::new();
         stdout.read_line(&mut ready)?;
         if !ready.starts_with("ready ") {
-            let _ = child.kill();
+            proc_.kill();
             return Err(io::Error::other(format!(
-                "wcfs-testserver did not start: {ready:?}"
+                "test server did not start: {ready:?}"
             )));
         }
-        let replica = Model::new(cfg);
         Ok(ServerProcess {
-            child,
+            proc_,
             io: Mutex::new((stdin, stdout)),
-            replica: Mutex::new(replica),
+            replica: Mutex::new(Model::new(cfg)),
             mountpoint: dir,
         })
     }
@@ -983,18 +1134,12 @@ impl Drop for ServerProcess {
             let _ = writeln!(io.0, "quit");
         }
         let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            match self.child.try_wait() {
-                Ok(Some(_)) => break,
-                Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(10))
-                }
-                _ => {
-                    let _ = self.child.kill();
-                    let _ = self.child.wait();
-                    break;
-                }
+        while !self.proc_.ended() {
+            if Instant::now() > deadline {
+                self.proc_.kill();
+                break;
             }
+            std::thread::sleep(Duration::from_millis(10));
         }
         let _ = std::fs::remove_dir(&self.mountpoint);
     }
