@@ -177,7 +177,7 @@ impl fmt::Display for Error {
             Error::GoingBack { at, to } => {
                 write!(
                     f,
-                    "resync @{at} -> @{to}: going back in history is forbidden"
+                    "@{to} is before @{at}: going back in history is forbidden"
                 )
             }
             Error::HeadBehind { head, at } => write!(f, "head/at (@{head}) < @{at}"),

@@ -779,7 +779,7 @@ mod tests {
                 6 => Msg::Pin {
                     oid: Oid(a),
                     blk,
-                    rev: if b % 2 == 0 {
+                    rev: if b.is_multiple_of(2) {
                         Rev::Head
                     } else {
                         Rev::At(Tid(b))

@@ -931,13 +931,16 @@ pub fn serve(srv: TestServer, input: impl io::BufRead, mut output: impl io::Writ
 /// model's store (commits are deterministic) for the tests' oracles.
 pub struct ServerProcess {
     proc_: Proc,
-    io: Mutex<(
-        Box<dyn io::Write + Send>,
-        io::BufReader<Box<dyn io::Read + Send>>,
-    )>,
+    io: Mutex<ControlPipes>,
     replica: Mutex<Model>,
     mountpoint: PathBuf,
 }
+
+/// The server process's control channel: commands in, answers out.
+type ControlPipes = (
+    Box<dyn io::Write + Send>,
+    io::BufReader<Box<dyn io::Read + Send>>,
+);
 
 enum Proc {
     Spawned(std::process::Child),
@@ -1093,13 +1096,19 @@ impl ServerProcess {
                 if hex.is_empty() { "00".into() } else { hex }
             ));
         }
-        let got = self.call(&cmd);
-        let mut replica = self.replica.lock().unwrap_or_else(|e| e.into_inner());
+        // The replica first: a reader may learn of the new head from the
+        // server and ask the replica for it at once.
         let padded: Vec<_> = changes
             .iter()
             .map(|(o, b, d)| (*o, *b, if d.is_empty() { vec![0] } else { d.clone() }))
             .collect();
-        let at = replica.commit(&padded).expect("replica commit");
+        let at = self
+            .replica
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .commit(&padded)
+            .expect("replica commit");
+        let got = self.call(&cmd);
         assert_eq!(got, format!("ok {at}"), "replica diverged from the server");
         at
     }
