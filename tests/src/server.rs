@@ -131,6 +131,10 @@ struct State {
     /// Links with a pin unacked, and since when.
     awaiting: BTreeMap<LinkId, Instant>,
     failures: Vec<(LinkId, String)>,
+    /// When each pin in flight was queued for its link: `(link, stream)`.
+    pin_sent: HashMap<(LinkId, u64), Instant>,
+    /// Pin round trips: pin queued for the client -> its ack received.
+    rtts: Vec<Duration>,
     invalidate: Vec<(Oid, u64)>,
     stopping: bool,
 }
@@ -157,6 +161,11 @@ fn pump(sh: &Shared, st: &mut State) {
     while let Some(out) = st.model.poll_output() {
         match out {
             Output::Send { link, line } => {
+                if let Some((stream, _)) = line.split_once(" pin ") {
+                    if let Ok(stream) = stream.parse::<u64>() {
+                        st.pin_sent.insert((link, stream), Instant::now());
+                    }
+                }
                 if let Some(l) = st.links.get_mut(&link) {
                     l.out.extend(line.as_bytes());
                     l.out.push_back(b'\n');
@@ -498,6 +507,14 @@ impl Filesystem for Fs {
             if line.last() == Some(&b'\n') {
                 line.pop();
             }
+            if let Some(stream) = line
+                .strip_suffix(b" ack")
+                .and_then(|s| std::str::from_utf8(s).ok()?.parse::<u64>().ok())
+            {
+                if let Some(t) = st.pin_sent.remove(&(link, stream)) {
+                    st.rtts.push(t.elapsed());
+                }
+            }
             st.model.link_recv(link, &line);
             pump(&self.sh, &mut st);
         }
@@ -691,6 +708,8 @@ impl TestServer {
                 reads_in_flight: 0,
                 awaiting: BTreeMap::new(),
                 failures: Vec::new(),
+                pin_sent: HashMap::new(),
+                rtts: Vec::new(),
                 invalidate: Vec::new(),
                 stopping: false,
             }),
@@ -765,6 +784,11 @@ impl TestServer {
     /// Clients that nak'ed or did not ack in time.
     pub fn failures(&self) -> Vec<(LinkId, String)> {
         self.sh.lock().failures.clone()
+    }
+
+    /// Pin round trips measured so far (pin queued -> ack received).
+    pub fn pin_rtts(&self) -> Vec<Duration> {
+        self.sh.lock().rtts.clone()
     }
 
     /// Unmounts (waking every blocked read first).
@@ -911,6 +935,15 @@ pub fn serve(srv: TestServer, input: impl io::BufRead, mut output: impl io::Writ
                     let _ = write!(r, "\t{link} {why}");
                 }
                 r
+            }
+            Some("stats") => {
+                let mut r = srv.pin_rtts();
+                r.sort();
+                let q = |p: usize| {
+                    r.get((r.len() * p / 100).min(r.len().saturating_sub(1)))
+                        .map_or(0, |d| d.as_nanos())
+                };
+                format!("ok {} {} {}", r.len(), q(50), q(99))
             }
             Some("quit") => break,
             _ => "error unknown command".into(),
@@ -1120,6 +1153,17 @@ impl ServerProcess {
     /// Runs `f` on the replica of the store (data and sizes; no links).
     pub fn with_model<T>(&self, f: impl FnOnce(&Model) -> T) -> T {
         f(&self.replica.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Pin round trips on the server: `(count, median ns, p99 ns)`.
+    pub fn pin_rtt_stats(&self) -> (u64, u64, u64) {
+        let l = self.call("stats");
+        let v: Vec<u64> = l
+            .split(' ')
+            .skip(1)
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        (v[0], v[1], v[2])
     }
 
     /// Clients that nak'ed or timed out, as `(link, reason)`.

@@ -80,6 +80,9 @@ fn stress() {
         reads.load(Ordering::Relaxed),
         resyncs.load(Ordering::Relaxed)
     );
+    let (n, median, p99) = srv.pin_rtt_stats();
+    println!("pin round trip on the FUSE server (pin queued -> ack): {n} pins, median {:.1} µs, p99 {:.1} µs", median as f64 / 1e3, p99 as f64 / 1e3);
+    assert!(n > 0, "the stress must pin");
     assert!(reads.load(Ordering::Relaxed) > 100);
     assert!(srv.failures().is_empty(), "{:?}", srv.failures());
 }
