@@ -290,6 +290,11 @@ impl<'a> Msg<'a> {
         if let Some(t) = b.strip_prefix(b"nak: ") {
             return Ok(Msg::Nak(text_of(t)?));
         }
+        // A trailing space would be swallowed by `field`: refuse it here, so
+        // that only the canonical form parses.
+        if b.last() == Some(&b' ') {
+            return Err(WireError::TrailingGarbage);
+        }
         let mut rest = b;
         let kw = field(&mut rest).ok_or(WireError::UnknownMessage)?;
         let msg = match kw {
@@ -639,6 +644,10 @@ mod tests {
         pin_rev_no_at: "2 pin 0000000000000001 #3 head" => WireError::BadRev;
         pin_missing_rev: "2 pin 0000000000000001 #3" => WireError::MissingField;
         trailing: "2 ack x" => WireError::TrailingGarbage;
+        // Found by cargo-fuzz (wire_parse): a trailing space was accepted.
+        trailing_space: "2 ack " => WireError::TrailingGarbage;
+        trailing_space_pin: "2 pin 0000000000000001 #3 @head " => WireError::TrailingGarbage;
+        trailing_space_watch: "1 watch 0000000000000001 - " => WireError::TrailingGarbage;
         trailing_pin: "2 pin 0000000000000001 #3 @head x" => WireError::TrailingGarbage;
         double_space: "2  ack" => WireError::UnknownMessage;
         cr: "2 ack\r" => WireError::ControlChar;

@@ -1,0 +1,164 @@
+//! Arbitrary API calls and server input (structured, so valid pins and
+//! replies are common, plus raw bytes and EOF) against the whole client
+//! state machine on the mock OS. After every step: the core's own checks,
+//! a down connection has only faulting memory, and every live mapping shows
+//! exactly one source for each of its bytes.
+#![no_main]
+use arbitrary::Arbitrary;
+use libfuzzer_sys::fuzz_target;
+use wcfs_core::wire::{Oid, Tid};
+use wcfs_core::{Config, ConnState, FileId, MapId, OpId, OpOk, Stat};
+use wcfs_mock::{Harness, Path, StatTable};
+
+const BS: u64 = 16;
+
+fn pick<T: Copy>(v: &[T], i: u8) -> Option<T> {
+    (!v.is_empty()).then(|| v[usize::from(i) % v.len()])
+}
+const REVS: [Tid; 3] = [Tid(0x10), Tid(0x20), Tid(0x30)];
+
+#[derive(Arbitrary, Debug)]
+enum Op {
+    Open(u8),
+    Mmap { file: u8, start: u8, len: u8 },
+    Unmap(u8),
+    Dirty { map: u8, blk: u8 },
+    Remap { map: u8, blk: u8 },
+    Resync(u8),
+    CloseFile(u8),
+    Close,
+    Fork,
+    /// A reply to the n-th request the client sent and that awaits one.
+    Reply { which: u8, ok: bool },
+    Pin { oid: u8, blk: u8, rev: u8, stream: u8 },
+    HugePin { stream: u8 },
+    Raw(Vec<u8>),
+    Eof,
+}
+
+fn store() -> StatTable {
+    let mut st = StatTable { head: Tid(0x30), ..Default::default() };
+    for oid in 1..=3u64 {
+        st.files.insert(Path::Head(Oid(oid)), Stat { size: 4 * BS, blksize: BS });
+        for (i, r) in REVS.iter().enumerate() {
+            st.files.insert(Path::Rev(Oid(oid), *r), Stat { size: (i as u64 + 1) * BS, blksize: BS });
+        }
+    }
+    st
+}
+
+fuzz_target!(|ops: Vec<Op>| {
+    let cfg = Config { page_size: 1, rev_cache: 2, max_pins_per_file: 64 };
+    let mut h = Harness::new(Tid(0x20), cfg, store());
+    let mut ops_live: Vec<OpId> = Vec::new();
+    let mut files: Vec<FileId> = Vec::new();
+    let mut maps: Vec<MapId> = Vec::new();
+    let mut requests: Vec<u64> = Vec::new();
+    for op in ops.into_iter().take(200) {
+        match op {
+            Op::Open(o) => {
+                if let Ok(op) = h.conn.open(Oid(u64::from(o % 4))) {
+                    ops_live.push(op);
+                }
+            }
+            Op::Mmap { file, start, len } => {
+                if let Some(f) = pick(&files, file) {
+                    if let Ok(op) = h.conn.mmap(f, u64::from(start % 8), u64::from(len % 6)) {
+                        ops_live.push(op);
+                    }
+                }
+            }
+            Op::Unmap(m) => {
+                if let Some(m) = pick(&maps, m) {
+                    let _ = h.conn.unmap(m);
+                }
+            }
+            Op::Dirty { map, blk } => {
+                if let Some(m) = pick(&maps, map) {
+                    let _ = h.conn.mark_dirty(m, u64::from(blk % 12));
+                }
+            }
+            Op::Remap { map, blk } => {
+                if let Some(m) = pick(&maps, map) {
+                    if let Ok(op) = h.conn.remap_blk(m, u64::from(blk % 12)) {
+                        ops_live.push(op);
+                    }
+                }
+            }
+            Op::Resync(r) => {
+                if let Ok(op) = h.conn.resync(REVS[usize::from(r) % 3]) {
+                    ops_live.push(op);
+                }
+            }
+            Op::CloseFile(f) => {
+                if let Some(f) = pick(&files, f) {
+                    if let Ok(op) = h.conn.close_file(f) {
+                        ops_live.push(op);
+                    }
+                }
+            }
+            Op::Close => {
+                if let Ok(op) = h.conn.close() {
+                    ops_live.push(op);
+                }
+            }
+            Op::Fork => h.conn.fork_child(),
+            Op::Reply { which, ok } => {
+                if let Some(s) = pick(&requests, which) {
+                    requests.retain(|&r| r != s);
+                    h.recv(&format!("{s} {}", if ok { "ok" } else { "error refused" }));
+                }
+            }
+            Op::Pin { oid, blk, rev, stream } => {
+                let rev = match rev % 4 {
+                    3 => "head".to_string(),
+                    r => REVS[usize::from(r)].to_string(),
+                };
+                h.recv(&format!("{} pin {} #{} @{rev}", 2 * (u64::from(stream) + 1), Oid(u64::from(oid % 4)), blk % 12));
+            }
+            Op::HugePin { stream } => h.recv(&format!("{} pin {} #9223372036854775807 @head", 2 * (u64::from(stream) + 1), Oid(1))),
+            Op::Raw(b) => h.recv_bytes(&b),
+            Op::Eof => h.eof(),
+        }
+        h.drain();
+        // Requests the client sent that await a reply.
+        for l in h.sent() {
+            let mut it = l.splitn(2, ' ');
+            if let (Some(s), Some(m)) = (it.next(), it.next()) {
+                if m.starts_with("watch ") {
+                    requests.push(s.parse().unwrap());
+                }
+            }
+        }
+        // Poll every op; keep the results.
+        ops_live.retain(|&op| match h.poll(op) {
+            None => true,
+            Some(Ok(OpOk::Opened(f))) => {
+                files.push(f);
+                false
+            }
+            Some(Ok(OpOk::Mapped(m))) => {
+                maps.push(m);
+                false
+            }
+            Some(_) => false,
+        });
+        maps.retain(|&m| h.conn.mapping(m).is_some());
+        // Checks (Harness::drain already ran check_invariants).
+        let down = !matches!(h.conn.state(), ConnState::Up | ConnState::Closing);
+        for (_, m) in h.conn.mappings() {
+            if m.addr == 0 {
+                continue;
+            }
+            let regions = h.be.regions(m.addr, m.len_bytes());
+            if down || m.faulting {
+                assert!(
+                    regions.iter().all(|r| matches!(r.2, None | Some(wcfs_mock::Mem::Fault))),
+                    "a mapping of a closed or down connection is readable"
+                );
+            } else {
+                assert!(regions.iter().all(|r| r.2.is_some()), "a live mapping has a hole");
+            }
+        }
+    }
+});
