@@ -9,63 +9,12 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use wcfs_core::wire::{Oid, Tid};
-use wcfs_core::{perform, Backend, Config, Conn, Errno, Fd, FileId, OpOk, Src, Stat};
+use wcfs_core::{perform, Config, Conn, FileId, OpOk};
+use wcfs_mock::QuietBackend;
 
 const BS: u64 = 4096;
 
-/// A backend that performs nothing: what is left is the core's own cost.
-struct Quiet {
-    size: u64,
-    next_addr: usize,
-}
-
-impl Backend for Quiet {
-    fn wait_head_at(&mut self, at: Tid) -> Result<Tid, Errno> {
-        Ok(at)
-    }
-    fn open_head(&mut self, _: Oid) -> Result<(Fd, Stat), Errno> {
-        Ok((
-            Fd(3),
-            Stat {
-                size: self.size,
-                blksize: BS,
-            },
-        ))
-    }
-    fn open_rev(&mut self, _: Oid, rev: Tid) -> Result<(Fd, Stat), Errno> {
-        Ok((
-            Fd(1000 + rev.0 as i32),
-            Stat {
-                size: self.size,
-                blksize: BS,
-            },
-        ))
-    }
-    fn stat(&mut self, _: Fd) -> Result<Stat, Errno> {
-        Ok(Stat {
-            size: self.size,
-            blksize: BS,
-        })
-    }
-    fn map_new(&mut self, _: Fd, _: u64, len: usize) -> Result<usize, Errno> {
-        let a = self.next_addr;
-        self.next_addr += len + 4096;
-        Ok(a)
-    }
-    fn map_fixed(&mut self, a: usize, l: usize, s: Src) -> Result<(), Errno> {
-        black_box((a, l, s));
-        Ok(())
-    }
-    fn unmap(&mut self, _: usize, _: usize) -> Result<(), Errno> {
-        Ok(())
-    }
-    fn send(&mut self, l: &[u8]) -> Result<(), Errno> {
-        black_box(l);
-        Ok(())
-    }
-    fn close(&mut self, _: Fd) {}
-    fn close_link(&mut self) {}
-}
+type Quiet = QuietBackend;
 
 fn drain(c: &mut Conn, b: &mut Quiet) {
     while let Some(a) = c.poll_action() {
@@ -79,10 +28,7 @@ const AT: Tid = Tid(0x50);
 
 fn opened(nblk: u64) -> (Conn, Quiet, FileId) {
     let mut c = Conn::new(AT, Config::default());
-    let mut b = Quiet {
-        size: nblk * BS,
-        next_addr: 0x1000_0000,
-    };
+    let mut b = QuietBackend::new(nblk * BS, BS);
     let op = c.open(F).unwrap();
     let _ = c.poll_op(op);
     drain(&mut c, &mut b);

@@ -425,6 +425,74 @@ impl Store for StatTable {
     }
 }
 
+/// A backend that performs nothing, allocates nothing, and says yes: every
+/// file is `size` bytes of `blksize` blocks, every map lands at a fresh
+/// address. What is left when driving the core through it is the core's
+/// own cost (benchmarks, allocation counting).
+pub struct QuietBackend {
+    pub size: u64,
+    pub blksize: u64,
+    pub next_addr: usize,
+    /// Fixed maps performed.
+    pub maps: usize,
+    /// Lines sent.
+    pub sent: usize,
+}
+
+impl QuietBackend {
+    pub fn new(size: u64, blksize: u64) -> QuietBackend {
+        QuietBackend {
+            size,
+            blksize,
+            next_addr: 0x1000_0000,
+            maps: 0,
+            sent: 0,
+        }
+    }
+
+    fn stat_(&self) -> Stat {
+        Stat {
+            size: self.size,
+            blksize: self.blksize,
+        }
+    }
+}
+
+impl Backend for QuietBackend {
+    fn wait_head_at(&mut self, at: Tid) -> Result<Tid, Errno> {
+        Ok(at)
+    }
+    fn open_head(&mut self, _: Oid) -> Result<(Fd, Stat), Errno> {
+        Ok((Fd(3), self.stat_()))
+    }
+    fn open_rev(&mut self, _: Oid, rev: Tid) -> Result<(Fd, Stat), Errno> {
+        Ok((Fd(1000 + (rev.0 % 1_000_000) as i32), self.stat_()))
+    }
+    fn stat(&mut self, _: Fd) -> Result<Stat, Errno> {
+        Ok(self.stat_())
+    }
+    fn map_new(&mut self, _: Fd, _: u64, len: usize) -> Result<usize, Errno> {
+        let a = self.next_addr;
+        self.next_addr += len + 4096;
+        Ok(a)
+    }
+    fn map_fixed(&mut self, a: usize, l: usize, s: Src) -> Result<(), Errno> {
+        std::hint::black_box((a, l, s));
+        self.maps += 1;
+        Ok(())
+    }
+    fn unmap(&mut self, _: usize, _: usize) -> Result<(), Errno> {
+        Ok(())
+    }
+    fn send(&mut self, l: &[u8]) -> Result<(), Errno> {
+        std::hint::black_box(l);
+        self.sent += 1;
+        Ok(())
+    }
+    fn close(&mut self, _: Fd) {}
+    fn close_link(&mut self) {}
+}
+
 /// A connection on the mock OS with a server scripted by the test: the test
 /// feeds server lines with [`Harness::recv`] and takes what the client sent
 /// with [`Harness::sent`]. Every step drains the actions (blocking ones

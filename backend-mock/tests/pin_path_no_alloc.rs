@@ -4,7 +4,8 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use wcfs_core::wire::{Oid, Tid};
-use wcfs_core::{perform, Backend, Config, Conn, Errno, Fd, OpOk, Src, Stat};
+use wcfs_core::{perform, Config, Conn, OpOk};
+use wcfs_mock::QuietBackend;
 
 struct Counting;
 static ALLOCS: AtomicUsize = AtomicUsize::new(0);
@@ -30,62 +31,7 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static A: Counting = Counting;
 
-/// A backend that does nothing and allocates nothing.
-struct Quiet {
-    next_addr: usize,
-    maps: usize,
-    sent: usize,
-}
-
-impl Backend for Quiet {
-    fn wait_head_at(&mut self, at: Tid) -> Result<Tid, Errno> {
-        Ok(at)
-    }
-    fn open_head(&mut self, _: Oid) -> Result<(Fd, Stat), Errno> {
-        Ok((
-            Fd(3),
-            Stat {
-                size: 4096 * 16,
-                blksize: 16,
-            },
-        ))
-    }
-    fn open_rev(&mut self, _: Oid, rev: Tid) -> Result<(Fd, Stat), Errno> {
-        Ok((
-            Fd(100 + rev.0 as i32),
-            Stat {
-                size: 4096 * 16,
-                blksize: 16,
-            },
-        ))
-    }
-    fn stat(&mut self, _: Fd) -> Result<Stat, Errno> {
-        Ok(Stat {
-            size: 4096 * 16,
-            blksize: 16,
-        })
-    }
-    fn map_new(&mut self, _: Fd, _: u64, len: usize) -> Result<usize, Errno> {
-        let a = self.next_addr;
-        self.next_addr += len + 4096;
-        Ok(a)
-    }
-    fn map_fixed(&mut self, _: usize, _: usize, _: Src) -> Result<(), Errno> {
-        self.maps += 1;
-        Ok(())
-    }
-    fn unmap(&mut self, _: usize, _: usize) -> Result<(), Errno> {
-        Ok(())
-    }
-    fn send(&mut self, _: &[u8]) -> Result<(), Errno> {
-        self.sent += 1;
-        Ok(())
-    }
-    fn close(&mut self, _: Fd) {}
-    fn close_link(&mut self) {}
-}
-
-fn drain(c: &mut Conn, b: &mut Quiet) {
+fn drain(c: &mut Conn, b: &mut QuietBackend) {
     while let Some(a) = c.poll_action() {
         let o = perform(b, &a);
         c.complete(&a, o);
@@ -103,11 +49,7 @@ fn pins_do_not_allocate() {
             ..Config::default()
         },
     );
-    let mut b = Quiet {
-        next_addr: 0x10000,
-        maps: 0,
-        sent: 0,
-    };
+    let mut b = QuietBackend::new(4096 * 16, 16);
     let op = c.open(f).unwrap();
     assert!(c.poll_op(op).is_none());
     drain(&mut c, &mut b);
