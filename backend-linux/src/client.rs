@@ -193,6 +193,32 @@ struct State {
     fds: HashMap<i32, Arc<OwnedFd>>,
 }
 
+/// Lines waiting to go out in one write. Fixed size: the pin path does not allocate.
+struct LineBatch {
+    buf: [u8; 4096],
+    len: usize,
+}
+
+impl LineBatch {
+    fn new() -> LineBatch {
+        LineBatch {
+            buf: [0; 4096],
+            len: 0,
+        }
+    }
+
+    /// Appends `line`; false when it does not fit.
+    fn push(&mut self, line: &[u8]) -> bool {
+        let end = self.len + line.len();
+        if end > self.buf.len() {
+            return false;
+        }
+        self.buf[self.len..end].copy_from_slice(line);
+        self.len = end;
+        true
+    }
+}
+
 /// The backend the core's quick actions run on, with the lock held.
 struct Sys<'a> {
     sh: &'a Shared,
@@ -310,7 +336,21 @@ impl Shared {
 
     /// Performs every queued action; blocking ones with the lock released.
     fn drain<'a>(&'a self, mut st: Guard<'a>) -> Guard<'a> {
+        // Consecutive lines go out in one write (a resync's watches, a
+        // pin's ack after its maps): `out` is flushed before any other
+        // action, so the order of effects is kept. A failed flush brings
+        // the connection down like any failed write.
+        let mut out = LineBatch::new();
         while let Some(a) = st.core.poll_action() {
+            if let Action::Send(line) = &a {
+                if !out.push(line.as_bytes()) {
+                    st = self.flush(st, &mut out);
+                    out.push(line.as_bytes());
+                }
+                st.core.complete(&a, Outcome::Done);
+                continue;
+            }
+            st = self.flush(st, &mut out);
             if a.is_blocking() {
                 drop(st);
                 let (outcome, fd) = self.blocking(&a);
@@ -325,6 +365,23 @@ impl Shared {
                 core.complete(&a, outcome);
             }
         }
+        let mut st = self.flush(st, &mut out);
+        if st.core.has_actions() {
+            st = self.drain(st); // what a failed flush queued
+        }
+        st
+    }
+
+    fn flush<'a>(&'a self, mut st: Guard<'a>, out: &mut LineBatch) -> Guard<'a> {
+        if out.len == 0 {
+            return st;
+        }
+        let State { core, fds } = &mut *st;
+        let sent = (Sys { sh: self, fds }).send(&out.buf[..out.len]);
+        if let Err(e) = sent {
+            core.handle_link_error(e);
+        }
+        out.len = 0;
         st
     }
 

@@ -229,11 +229,13 @@ impl Fs {
                 0o444,
                 TTL_STATIC,
             ),
+            // Cached: every commit that changes a head file invalidates its
+            // inode (attributes included), as the real server does.
             Node::HeadFile(oid) => (
                 FileType::RegularFile,
                 st.model.size(oid, head)?,
                 0o444,
-                TTL_LIVE,
+                TTL_STATIC,
             ),
             Node::RevFile(t, oid) => (
                 FileType::RegularFile,
