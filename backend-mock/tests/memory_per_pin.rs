@@ -11,20 +11,31 @@ use wcfs_mock::QuietBackend;
 struct Live;
 static LIVE: AtomicIsize = AtomicIsize::new(0);
 
+thread_local! {
+    /// Only this test's thread is counted (libtest's threads allocate too).
+    static COUNTED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+fn count(delta: isize) {
+    if COUNTED.try_with(|c| c.get()).unwrap_or(false) {
+        LIVE.fetch_add(delta, Ordering::Relaxed);
+    }
+}
+
 // SAFETY: forwards to the system allocator, only counting bytes.
 unsafe impl GlobalAlloc for Live {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        LIVE.fetch_add(l.size() as isize, Ordering::Relaxed);
+        count(l.size() as isize);
         // SAFETY: same contract as ours.
         unsafe { System.alloc(l) }
     }
     unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        LIVE.fetch_sub(l.size() as isize, Ordering::Relaxed);
+        count(-(l.size() as isize));
         // SAFETY: same contract as ours.
         unsafe { System.dealloc(p, l) }
     }
     unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        LIVE.fetch_add(n as isize - l.size() as isize, Ordering::Relaxed);
+        count(n as isize - l.size() as isize);
         // SAFETY: same contract as ours.
         unsafe { System.realloc(p, l, n) }
     }
@@ -42,6 +53,7 @@ fn drain(c: &mut Conn, b: &mut QuietBackend) {
 
 #[test]
 fn memory_per_pinned_block_and_per_mapping() {
+    COUNTED.with(|c| c.set(true));
     const NBLK: u64 = 100_000;
     let f = Oid(1);
     let at = Tid(0x50);
