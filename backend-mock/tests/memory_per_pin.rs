@@ -57,7 +57,13 @@ fn memory_per_pinned_block_and_per_mapping() {
     const NBLK: u64 = 100_000;
     let f = Oid(1);
     let at = Tid(0x50);
-    let mut c = Conn::new(at, Config { page_size: 1, ..Config::default() });
+    let mut c = Conn::new(
+        at,
+        Config {
+            page_size: 1,
+            ..Config::default()
+        },
+    );
     let mut b = QuietBackend::new(NBLK * 16, 16);
     let before_open = LIVE.load(Ordering::Relaxed);
     let op = c.open(f).unwrap();
@@ -65,7 +71,9 @@ fn memory_per_pinned_block_and_per_mapping() {
     drain(&mut c, &mut b);
     c.handle_bytes(b"1 ok\n");
     drain(&mut c, &mut b);
-    let Some(Ok(OpOk::Opened(fh))) = c.poll_op(op) else { panic!() };
+    let Some(Ok(OpOk::Opened(fh))) = c.poll_op(op) else {
+        panic!()
+    };
     let reserved = LIVE.load(Ordering::Relaxed) - before_open;
 
     let before_pins = LIVE.load(Ordering::Relaxed);
@@ -82,7 +90,9 @@ fn memory_per_pinned_block_and_per_mapping() {
     for i in 0..1000 {
         let op = c.mmap(fh, i * 100, 100).unwrap();
         drain(&mut c, &mut b);
-        let Some(Ok(OpOk::Mapped(m))) = c.poll_op(op) else { panic!() };
+        let Some(Ok(OpOk::Mapped(m))) = c.poll_op(op) else {
+            panic!()
+        };
         maps.push(m);
     }
     let per_map = (LIVE.load(Ordering::Relaxed) - before_maps - vec_bytes) as f64 / 1000.0;
@@ -91,6 +101,9 @@ fn memory_per_pinned_block_and_per_mapping() {
          {NBLK} pins then add {pins} bytes; per mapping: {per_map:.0} bytes",
         reserved as f64 / NBLK as f64
     );
-    assert_eq!(pins, 0, "pins within the reserved capacity allocate nothing more");
+    assert_eq!(
+        pins, 0,
+        "pins within the reserved capacity allocate nothing more"
+    );
     assert!(per_map < 1024.0);
 }
