@@ -44,7 +44,8 @@ struct WcfsInner {
     next_conn: AtomicU64,
 }
 
-static JOINED: Mutex<Vec<(String, Weak<WcfsInner>)>> = Mutex::new(Vec::new());
+/// `Wcfs` given out by `join`, by mountpoint: one per server in a process.
+static JOINED: Mutex<Vec<(PathBuf, Weak<WcfsInner>)>> = Mutex::new(Vec::new());
 
 impl Wcfs {
     /// A WCFS mounted at `mountpoint`.
@@ -73,16 +74,16 @@ impl Wcfs {
 
     /// [`Wcfs::join`] with another directory of mountpoints (for tests).
     pub fn join_under(base: &Path, zurl: &str) -> Result<Wcfs, Error> {
+        let mnt = base.join(sha1_smol::Sha1::from(zurl).digest().to_string());
         let mut joined = JOINED.lock().unwrap_or_else(|e| e.into_inner());
         joined.retain(|(_, w)| w.strong_count() > 0);
         if let Some(inner) = joined
             .iter()
-            .find(|(z, _)| z == zurl)
+            .find(|(m, _)| *m == mnt)
             .and_then(|(_, w)| w.upgrade())
         {
             return Ok(Wcfs { inner });
         }
-        let mnt = base.join(sha1_smol::Sha1::from(zurl).digest().to_string());
         let w = Wcfs::open(&mnt).map_err(|e| e.or_not_mounted(zurl))?;
         let mut buf = [0u8; 4096];
         let n = w
@@ -94,7 +95,7 @@ impl Wcfs {
         if got.trim_end() != zurl {
             return Err(Error::zurl_mismatch(&mnt, zurl, got.trim_end()));
         }
-        joined.push((zurl.to_string(), Arc::downgrade(&w.inner)));
+        joined.push((mnt, Arc::downgrade(&w.inner)));
         Ok(w)
     }
 

@@ -79,6 +79,17 @@ fn connect(tree: &Tree) -> (Conn, Server) {
     (conn, srv)
 }
 
+/// Opens `F`, the scripted server answering its watch with `ok`.
+fn open_watched(conn: &Conn, mut srv: Server) -> (wcfs_linux::FileH, Server) {
+    let server = std::thread::spawn(move || {
+        srv.expect(&format!("1 watch {F} @{AT}"));
+        srv.send("1 ok");
+        srv
+    });
+    let fh = conn.open(F).unwrap();
+    (fh, server.join().unwrap())
+}
+
 /// Reads the tag at the start of block `i` of a mapping ("" for zeros).
 fn tag(m: &wcfs_linux::Mapping, i: u64) -> String {
     let mut buf = [0u8; 2];
@@ -194,14 +205,8 @@ fn pins_remap_real_memory() {
 #[test]
 fn bad_server_input_faults_every_mapping() {
     let tree = Tree::new("bad");
-    let (conn, mut srv) = connect(&tree);
-    let server = std::thread::spawn(move || {
-        srv.expect(&format!("1 watch {F} @{AT}"));
-        srv.send("1 ok");
-        srv
-    });
-    let fh = conn.open(F).unwrap();
-    let mut srv = server.join().unwrap();
+    let (conn, srv) = connect(&tree);
+    let (fh, mut srv) = open_watched(&conn, srv);
     let m = fh.mmap(0, 2).unwrap();
     assert_eq!(tag(&m, 0), "h0");
     srv.send(&format!("2 pin {F} #-1 @head"));
@@ -224,14 +229,8 @@ fn pin_for_unwatched_file_is_nakked() {
 #[test]
 fn fork_child_faults_and_sends_nothing() {
     let tree = Tree::new("fork");
-    let (conn, mut srv) = connect(&tree);
-    let server = std::thread::spawn(move || {
-        srv.expect(&format!("1 watch {F} @{AT}"));
-        srv.send("1 ok");
-        srv
-    });
-    let fh = conn.open(F).unwrap();
-    let mut srv = server.join().unwrap();
+    let (conn, srv) = connect(&tree);
+    let (fh, mut srv) = open_watched(&conn, srv);
     let m = fh.mmap(0, 2).unwrap();
     assert_eq!(tag(&m, 0), "h0");
 

@@ -9,19 +9,12 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use wcfs_core::wire::{Oid, Tid};
-use wcfs_core::{perform, Config, Conn, FileId, OpOk};
+use wcfs_core::{Config, Conn, FileId, OpOk};
 use wcfs_mock::QuietBackend;
 
 const BS: u64 = 4096;
 
 type Quiet = QuietBackend;
-
-fn drain(c: &mut Conn, b: &mut Quiet) {
-    while let Some(a) = c.poll_action() {
-        let o = perform(b, &a);
-        c.complete(&a, o);
-    }
-}
 
 const F: Oid = Oid(1);
 const AT: Tid = Tid(0x50);
@@ -31,9 +24,9 @@ fn opened(nblk: u64) -> (Conn, Quiet, FileId) {
     let mut b = QuietBackend::new(nblk * BS, BS);
     let op = c.open(F).unwrap();
     let _ = c.poll_op(op);
-    drain(&mut c, &mut b);
+    c.drain_with(&mut b);
     c.handle_bytes(b"1 ok\n");
-    drain(&mut c, &mut b);
+    c.drain_with(&mut b);
     let Some(Ok(OpOk::Opened(f))) = c.poll_op(op) else {
         panic!("open")
     };
@@ -42,7 +35,7 @@ fn opened(nblk: u64) -> (Conn, Quiet, FileId) {
 
 fn mmap(c: &mut Conn, b: &mut Quiet, f: FileId, start: u64, len: u64) {
     let op = c.mmap(f, start, len).unwrap();
-    drain(c, b);
+    c.drain_with(b);
     assert!(matches!(c.poll_op(op), Some(Ok(OpOk::Mapped(_)))));
 }
 
@@ -67,7 +60,7 @@ fn time_pins(c: &mut Conn, b: &mut Quiet, lines: &[Vec<u8>]) -> f64 {
     let t = Instant::now();
     for l in lines {
         c.handle_bytes(l);
-        drain(c, b);
+        c.drain_with(b);
     }
     t.elapsed().as_nanos() as f64 / lines.len() as f64
 }
@@ -138,7 +131,7 @@ fn main() {
     let mut stream = 2;
     for b in &all {
         c2.handle_bytes(format!("{stream} pin {F} #{b} @{AT}\n").as_bytes());
-        drain(&mut c2, &mut b2);
+        c2.drain_with(&mut b2);
         stream += 2;
     }
     assert_eq!(c2.pinned(f2).len(), 100_000);
@@ -175,7 +168,7 @@ fn main() {
     let (mut c4, mut b4, f4) = opened(1 << 20);
     for (i, b) in (100_000..110_000u64).enumerate() {
         c4.handle_bytes(format!("{} pin {F} #{b} @{AT}\n", 2 + 2 * i).as_bytes());
-        drain(&mut c4, &mut b4);
+        c4.drain_with(&mut b4);
     }
     let time_mmaps = |c: &mut Conn, b: &mut Quiet, f: FileId| {
         let t = Instant::now();

@@ -512,10 +512,7 @@ impl<S: Store> Harness<S> {
 
     /// Performs every queued action.
     pub fn drain(&mut self) {
-        while let Some(a) = self.conn.poll_action() {
-            let outcome = wcfs_core::perform(&mut self.be, &a);
-            self.conn.complete(&a, outcome);
-        }
+        self.conn.drain_with(&mut self.be);
         if let Err(e) = self.conn.check_invariants() {
             panic!("core invariant broken: {e}");
         }

@@ -169,10 +169,7 @@ fn failed_remap_naks_and_goes_down() {
         while !rest.is_empty() {
             let n = conn.handle_bytes(&rest);
             rest.drain(..n);
-            while let Some(a) = conn.poll_action() {
-                let o = wcfs_core::perform(be, &a);
-                conn.complete(&a, o);
-            }
+            conn.drain_with(be);
         }
     };
     feed(

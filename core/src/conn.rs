@@ -415,6 +415,17 @@ impl Conn {
         Some(a)
     }
 
+    /// Performs every queued action through `b`, blocking ones included,
+    /// on this thread: the whole drain contract for a single-threaded
+    /// driver (mock OS, simulation, benchmarks). A threaded driver performs
+    /// blocking actions without its lock instead (see `wcfs-linux`).
+    pub fn drain_with<B: crate::Backend + ?Sized>(&mut self, b: &mut B) {
+        while let Some(a) = self.poll_action() {
+            let outcome = crate::perform(b, &a);
+            self.complete(&a, outcome);
+        }
+    }
+
     /// Starts `op` when its turn comes; yields its result once.
     #[must_use]
     pub fn poll_op(&mut self, op: OpId) -> Option<Result<OpOk, Error>> {
