@@ -185,6 +185,16 @@ struct Shared {
     /// This process is a fork child of the one that made the connection.
     forked: AtomicBool,
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// Set by the pin thread as its last act (also when it unwinds);
+    /// `close_conn` waits for it on `ended_cv`, bounded by `LINK_END_WAIT`.
+    ended: Mutex<bool>,
+    ended_cv: Condvar,
+    /// Files the pin thread is closing, taken from `State::closing` under
+    /// the state lock and held while it closes them: the fork handlers take
+    /// it after the state lock, so a fork child sees each file either here
+    /// (and closes it without a word) or already closed. Capacity
+    /// `DEFERRED_CLOSES`, reserved.
+    closer: SpinMutex<Vec<Arc<OwnedFd>>, Yield>,
 }
 
 struct State {
@@ -192,7 +202,21 @@ struct State {
     /// Files the core refers to by `Fd`. An `Arc` so that a blocking call
     /// made without the lock keeps its file open however the core moves on.
     fds: HashMap<i32, Arc<OwnedFd>>,
+    /// Files the core let go of, not closed yet: closing a file of the
+    /// mount is a FLUSH round trip, so the pin thread closes them after it
+    /// has woken whoever waits (see `pin_loop`). At most `DEFERRED_CLOSES`
+    /// (capacity reserved: pushing never allocates); past that, closed at
+    /// once. Closed without a word in a fork child.
+    closing: Vec<Arc<OwnedFd>>,
 }
+
+/// Most files waiting in `State::closing`.
+const DEFERRED_CLOSES: usize = 32;
+
+/// The pin thread's stack: it reads into a 4 KiB buffer and drains with a
+/// 4 KiB `LineBatch` (twice when a failed flush recurses), over core calls
+/// that do not recurse. A small fixed stack keeps thread start cheap.
+const PIN_THREAD_STACK: usize = 128 << 10;
 
 /// Lines waiting to go out in one write. Fixed size: the pin path does not allocate.
 struct LineBatch {
@@ -224,6 +248,7 @@ impl LineBatch {
 struct Sys<'a> {
     sh: &'a Shared,
     fds: &'a mut HashMap<i32, Arc<OwnedFd>>,
+    closing: &'a mut Vec<Arc<OwnedFd>>,
 }
 
 fn errno(e: impl Into<std::io::Error>) -> Errno {
@@ -290,7 +315,12 @@ impl Backend for Sys<'_> {
         sys::write_all(fd, line).map_err(errno)
     }
     fn close(&mut self, fd: Fd) {
-        self.fds.remove(&fd.0);
+        let Some(file) = self.fds.remove(&fd.0) else {
+            return;
+        };
+        if !self.sh.forked.load(Ordering::Acquire) && self.closing.len() < DEFERRED_CLOSES {
+            self.closing.push(file); // capacity reserved: no allocation
+        }
     }
     fn close_link(&mut self) {
         if self.sh.forked.load(Ordering::Acquire) {
@@ -330,6 +360,15 @@ fn open_stat(w: &WcfsInner, rel: &str) -> Result<(OwnedFd, Stat), Errno> {
 
 type Guard<'a> = SpinMutexGuard<'a, State>;
 
+/// `Shared::closer` held; closes its files when dropped.
+struct Closer<'a>(SpinMutexGuard<'a, Vec<Arc<OwnedFd>>>);
+
+impl Drop for Closer<'_> {
+    fn drop(&mut self) {
+        self.0.clear();
+    }
+}
+
 impl Shared {
     fn lock(&self) -> Guard<'_> {
         self.st.lock()
@@ -361,8 +400,15 @@ impl Shared {
                 }
                 st.core.complete(&a, outcome);
             } else {
-                let State { core, fds } = &mut *st;
-                let outcome = perform(&mut Sys { sh: self, fds }, &a);
+                let State { core, fds, closing } = &mut *st;
+                let outcome = perform(
+                    &mut Sys {
+                        sh: self,
+                        fds,
+                        closing,
+                    },
+                    &a,
+                );
                 core.complete(&a, outcome);
             }
         }
@@ -377,8 +423,13 @@ impl Shared {
         if out.len == 0 {
             return st;
         }
-        let State { core, fds } = &mut *st;
-        let sent = (Sys { sh: self, fds }).send(&out.buf[..out.len]);
+        let State { core, fds, closing } = &mut *st;
+        let sent = (Sys {
+            sh: self,
+            fds,
+            closing,
+        })
+        .send(&out.buf[..out.len]);
         if let Err(e) = sent {
             core.handle_link_error(e);
         }
@@ -482,6 +533,15 @@ impl Shared {
     }
 
     fn pin_loop(self: Arc<Self>) {
+        /// Tells `close_conn` that the thread is over, however it ends.
+        struct Ended<'a>(&'a Shared);
+        impl Drop for Ended<'_> {
+            fn drop(&mut self) {
+                *self.0.ended.lock().unwrap_or_else(|e| e.into_inner()) = true;
+                self.0.ended_cv.notify_all();
+            }
+        }
+        let _ended = Ended(&self);
         let mut buf = [0u8; 4096];
         loop {
             let fd = self.link.load(Ordering::Acquire);
@@ -512,8 +572,11 @@ impl Shared {
             }
             st = self.drain(st);
             let reading = matches!(st.core.state(), ConnState::Up | ConnState::Closing);
-            drop(st);
+            // Closed off the waiters' path: each close of a file of the
+            // mount is a FLUSH round trip.
+            let closer = self.take_closes(st);
             self.notify();
+            drop(closer);
             if end || !reading {
                 break;
             }
@@ -523,6 +586,27 @@ impl Shared {
             // SAFETY: we own the link fd and nobody else uses it any more.
             drop(unsafe { OwnedFd::from_raw_fd(fd) });
         }
+        // What a user's call let go of after our last wake-up.
+        drop(self.take_closes(self.lock()));
+    }
+
+    /// Moves the files let go of into `closer` and releases the state
+    /// lock; dropping the guard closes them (see `Shared::closer`).
+    fn take_closes(&self, mut st: Guard<'_>) -> Closer<'_> {
+        let mut c = self.closer.lock();
+        c.append(&mut st.closing); // capacity reserved: no allocation
+        drop(st);
+        Closer(c)
+    }
+
+    /// Waits until the pin thread has ended, at most `bound`; true if it has.
+    fn wait_ended(&self, bound: Duration) -> bool {
+        let ended = self.ended.lock().unwrap_or_else(|e| e.into_inner());
+        let (ended, _) = self
+            .ended_cv
+            .wait_timeout_while(ended, bound, |ended| !*ended)
+            .unwrap_or_else(|e| e.into_inner());
+        *ended
     }
 }
 
@@ -566,17 +650,20 @@ extern "C" fn prepare() {
     let conns = unsafe { &*CONNS.as_mut_ptr() };
     for sh in conns.iter().filter_map(Weak::upgrade) {
         std::mem::forget(sh.st.lock());
+        // After the state lock, as the pin thread takes them.
+        std::mem::forget(sh.closer.lock());
     }
 }
 
-fn unlock_all(mut each: impl FnMut(&Shared, &mut State)) {
-    // SAFETY: `prepare` took CONNS and every listed connection's lock in
+fn unlock_all(mut each: impl FnMut(&Shared, &mut State, &mut Vec<Arc<OwnedFd>>)) {
+    // SAFETY: `prepare` took CONNS and every listed connection's locks in
     // this thread, and forgot the guards; we are their only user until we
     // release them here.
     unsafe {
         let conns = &*CONNS.as_mut_ptr();
         for sh in conns.iter().filter_map(Weak::upgrade) {
-            each(&sh, &mut *sh.st.as_mut_ptr());
+            each(&sh, &mut *sh.st.as_mut_ptr(), &mut *sh.closer.as_mut_ptr());
+            sh.closer.force_unlock();
             sh.st.force_unlock();
         }
         CONNS.force_unlock();
@@ -584,12 +671,12 @@ fn unlock_all(mut each: impl FnMut(&Shared, &mut State)) {
 }
 
 extern "C" fn parent() {
-    unlock_all(|_, _| {});
+    unlock_all(|_, _, _| {});
 }
 
 /// In the child: every mapping faults, descriptors are let go, nothing is sent.
 extern "C" fn child() {
-    unlock_all(|sh, st| {
+    unlock_all(|sh, st, closer| {
         sh.forked.store(true, Ordering::Release);
         st.core.fork_child();
         while let Some(a) = st.core.poll_action() {
@@ -597,6 +684,7 @@ extern "C" fn child() {
                 &mut Sys {
                     sh,
                     fds: &mut st.fds,
+                    closing: &mut st.closing,
                 },
                 &a,
             );
@@ -606,6 +694,10 @@ extern "C" fn child() {
         for (raw, fd) in st.fds.drain() {
             std::mem::forget(fd);
             sys::close_raw_no_write(raw);
+        }
+        for fd in st.closing.drain(..).chain(closer.drain(..)) {
+            sys::close_raw_no_write(fd.as_raw_fd());
+            std::mem::forget(fd);
         }
     });
 }
@@ -644,13 +736,10 @@ fn close_conn(sh: &Arc<Shared>) -> Result<(), wcfs_core::Error> {
             std::mem::forget(t); // the thread does not exist in this process
         } else if t.thread().id() != std::thread::current().id() {
             // The pin thread ends at the link's EOF, which the server sends
-            // after our `bye`. A server that never ends the link must not
-            // hang us: past a bound the thread is left to end on its own.
-            let deadline = std::time::Instant::now() + LINK_END_WAIT;
-            while !t.is_finished() && std::time::Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            if t.is_finished() {
+            // after our `bye`; it says so as its last act, and we wait for
+            // that. A server that never ends the link must not hang us:
+            // past a bound the thread is left to end on its own.
+            if sh.wait_ended(LINK_END_WAIT) {
                 let _ = t.join();
             }
         }
@@ -672,18 +761,23 @@ impl Conn {
             st: SpinMutex::new(State {
                 core: wcfs_core::Conn::new(at, cfg),
                 fds: HashMap::new(),
+                closing: Vec::with_capacity(DEFERRED_CLOSES),
             }),
             ev: Mutex::new((0, 0)),
             cv: Condvar::new(),
             link: AtomicI32::new(std::os::fd::IntoRawFd::into_raw_fd(link)),
             forked: AtomicBool::new(false),
             thread: Mutex::new(None),
+            ended: Mutex::new(false),
+            ended_cv: Condvar::new(),
+            closer: SpinMutex::new(Vec::with_capacity(DEFERRED_CLOSES)),
         });
         register(&sh);
         let t = {
             let sh = sh.clone();
             std::thread::Builder::new()
                 .name(format!("wcfs-pin-{id}"))
+                .stack_size(PIN_THREAD_STACK)
                 .spawn(move || sh.pin_loop())
                 .map_err(|e| {
                     Error::io(

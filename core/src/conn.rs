@@ -1105,6 +1105,7 @@ impl Conn {
         let (fid, start, stop) = (m.file, m.blk_start, m.blk_stop());
         let f = self.files.get_mut(&fid).expect("mapped file");
         f.add_map(start, stop - start, map);
+        reserve_pins(f, self.cfg.max_pins_per_file);
         let nblk = f.nblk();
         if stop > nblk && !crate::bug(3) {
             let a = nblk.max(start);
@@ -1575,11 +1576,20 @@ fn fault(m: &mut Mapping, actions: &mut VecDeque<Action>) {
     m.faulting = true;
 }
 
-/// Reserves pin capacity for every block of head, so the pin path does not allocate.
+/// Pins a file's table has room for beyond those in force, topped up at
+/// open, mmap and resync (see [`File::pinned`]).
+pub const PIN_HEADROOM: usize = 64;
+
+/// Tops the pin table up to the pins in force plus [`PIN_HEADROOM`] (never
+/// more than head's blocks, a little slack, and `max`), outside the pin path.
 fn reserve_pins(f: &mut File, max: usize) {
-    let want = (f.nblk() as usize).saturating_add(16).min(max);
-    let have = f.pinned.capacity();
-    if want > have {
+    let want = f
+        .pinned
+        .len()
+        .saturating_add(PIN_HEADROOM)
+        .min((f.nblk() as usize).saturating_add(16))
+        .min(max);
+    if want > f.pinned.capacity() {
         f.pinned.reserve(want - f.pinned.len());
     }
 }

@@ -33,8 +33,12 @@ pub struct File {
     pub size: u64,
     /// A `watch` for this file was sent and no `watch -` completed.
     pub watched: bool,
-    /// Pins in force: blk -> rev. Capacity is reserved ahead so that the pin
-    /// path does not allocate.
+    /// Pins in force: blk -> rev. Sized by the pins in force, not by the
+    /// file: open, mmap and resync top the capacity up to the pins plus
+    /// `PIN_HEADROOM`; a pin past that grows the table on the pin path,
+    /// doubling it (amortized: `log2` growths for any number of pins, none
+    /// while the pins in force stay within the capacity reached). At most
+    /// `Config::max_pins_per_file` entries.
     pub pinned: HashMap<u64, Tid>,
     pub maps: BTreeSet<(u64, MapId)>,
     pub max_map_len: u64,
