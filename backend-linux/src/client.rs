@@ -216,7 +216,7 @@ const DEFERRED_CLOSES: usize = 32;
 /// The pin thread's stack: it reads into a 4 KiB buffer and drains with a
 /// 4 KiB `LineBatch` (twice when a failed flush recurses), over core calls
 /// that do not recurse. A small fixed stack keeps thread start cheap.
-const PIN_THREAD_STACK: usize = 128 << 10;
+pub const PIN_THREAD_STACK: usize = 128 << 10;
 
 /// Lines waiting to go out in one write. Fixed size: the pin path does not allocate.
 struct LineBatch {

@@ -173,6 +173,245 @@ fn mmap_with_pins_and_rtt(srv: &ServerProcess, w: &Wcfs) {
     );
 }
 
+/// Write syscalls of this process so far (all threads: `/proc/self/io`).
+fn writes() -> u64 {
+    std::fs::read_to_string("/proc/self/io")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("syscw: ")?.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+/// One `bye` round trip done by hand: open a watch link, write `bye`, read
+/// EOF, close it.
+fn bye_round_trip(srv: &ServerProcess) -> Duration {
+    use std::io::{Read, Write};
+    let t = Instant::now();
+    let mut link = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(srv.mountpoint().join("head/watch"))
+        .unwrap();
+    link.write_all(b"1 bye\n").unwrap();
+    let mut b = [0u8; 64];
+    assert_eq!(link.read(&mut b).unwrap(), 0, "EOF after bye");
+    drop(link);
+    t.elapsed()
+}
+
+/// Opening `head/watch` plus one thread spawn with the pin thread's stack
+/// (and closing both, untimed).
+fn watch_and_spawn(srv: &ServerProcess) -> Duration {
+    let t = Instant::now();
+    let link = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(srv.mountpoint().join("head/watch"))
+        .unwrap();
+    let th = std::thread::Builder::new()
+        .name("bench-spawn".into())
+        .stack_size(wcfs_linux::PIN_THREAD_STACK)
+        .spawn(|| {})
+        .unwrap();
+    let d = t.elapsed();
+    th.join().unwrap();
+    drop(link);
+    d
+}
+
+/// 7. Conn::close vs one `bye` round trip; connect vs head/watch + spawn.
+fn close_and_connect(srv: &ServerProcess, w: &Wcfs) {
+    let (mut close, mut bye, mut conn, mut base) = (vec![], vec![], vec![], vec![]);
+    for _ in 0..200 {
+        let at = srv.head();
+        let t = Instant::now();
+        let c = w.connect(at).unwrap();
+        conn.push(t.elapsed());
+        let t = Instant::now();
+        c.close().unwrap();
+        close.push(t.elapsed());
+        drop(c);
+        bye.push(bye_round_trip(srv));
+        base.push(watch_and_spawn(srv));
+    }
+    let (close, bye, conn, base) = (median(close), median(bye), median(conn), median(base));
+    println!(
+        "7. Conn::close (no files):              {:9.1} µs",
+        us(close)
+    );
+    println!(
+        "   bye round trip (open watch, write bye, read EOF, close): {:9.1} µs",
+        us(bye)
+    );
+    println!(
+        "   ratio:                               {:9.2} x   (target <= 1.5 x)",
+        close.as_secs_f64() / bye.as_secs_f64()
+    );
+    println!(
+        "   Wcfs::connect:                       {:9.1} µs",
+        us(conn)
+    );
+    println!(
+        "   open head/watch + spawn a thread:    {:9.1} µs",
+        us(base)
+    );
+    println!(
+        "   ratio:                               {:9.2} x   (report)",
+        conn.as_secs_f64() / base.as_secs_f64()
+    );
+}
+
+/// One write on a watch link (a FUSE WRITE round trip), as acks cost:
+/// `watch <oid> -` of a file not watched (its reply read untimed).
+fn write_round_trip(srv: &ServerProcess) -> Duration {
+    use std::io::{Read, Write};
+    let mut link = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(srv.mountpoint().join("head/watch"))
+        .unwrap();
+    let mut v = Vec::new();
+    let mut b = [0u8; 256];
+    for i in 0..50 {
+        let line = format!("{} watch 0000000000000fff -\n", 2 * i + 1);
+        let t = Instant::now();
+        link.write_all(line.as_bytes()).unwrap();
+        v.push(t.elapsed());
+        let n = link.read(&mut b).unwrap();
+        assert!(n > 0);
+    }
+    link.write_all(b"1001 bye\n").unwrap();
+    median(v)
+}
+
+/// 8. file close after 64 pins vs no pins; 9. open / mmap / resync per pin.
+fn pins_64(srv: &ServerProcess, w: &Wcfs) {
+    const N: u64 = 64;
+    let f = Oid(400);
+    let bs = sys::page_size() as u64;
+    let at1 = srv.commit(&(0..N).map(|b| c(f, b, "v1")).collect::<Vec<_>>());
+    let at2 = srv.commit(&(0..N).map(|b| c(f, b, "v2")).collect::<Vec<_>>());
+    // Reading head marks the blocks accessed: a watch @at1 then pins all 64.
+    let head = std::fs::read(srv.mountpoint().join(format!("head/bigfile/{f}"))).unwrap();
+    assert_eq!(head.len() as u64, N * bs);
+    let old = w.connect(at1).unwrap();
+    let new = w.connect(at2).unwrap();
+    // Warm up: @rev files, server caches.
+    for conn in [&old, &new] {
+        let fh = conn.open(f).unwrap();
+        drop(fh.mmap(0, N).unwrap());
+        fh.close().unwrap();
+    }
+    let (mut open_p, mut open_0, mut close_p, mut close_0) = (vec![], vec![], vec![], vec![]);
+    let (mut mmap_p, mut mmap_0) = (vec![], vec![]);
+    let (mut w_open_p, mut w_open_0, mut w_mmap_p) = (0, 0, 0);
+    const ITERS: u32 = 100;
+    for _ in 0..ITERS {
+        for (conn, pinned) in [(&old, true), (&new, false)] {
+            let w0 = writes();
+            let t = Instant::now();
+            let fh = conn.open(f).unwrap();
+            let d_open = t.elapsed();
+            let w1 = writes();
+            let t = Instant::now();
+            let m = fh.mmap(0, N).unwrap();
+            let d_mmap = t.elapsed();
+            let w2 = writes();
+            let t = Instant::now();
+            fh.close().unwrap();
+            let d_close = t.elapsed();
+            drop(m);
+            if pinned {
+                assert_eq!(fh.pinned().len(), 0, "closed");
+                open_p.push(d_open);
+                mmap_p.push(d_mmap);
+                close_p.push(d_close);
+                w_open_p += w1 - w0;
+                w_mmap_p += w2 - w1;
+            } else {
+                open_0.push(d_open);
+                mmap_0.push(d_mmap);
+                close_0.push(d_close);
+                w_open_0 += w1 - w0;
+            }
+        }
+    }
+    let (cp, c0) = (median(close_p), median(close_0));
+    println!("8. file close after {N} pins:           {:9.1} µs", us(cp));
+    println!("   file close, no pins:                 {:9.1} µs", us(c0));
+    println!(
+        "   ratio:                               {:9.2} x   (target <= 1.2 x)",
+        cp.as_secs_f64() / c0.as_secs_f64()
+    );
+    let wrt = write_round_trip(srv);
+    let per = |p: Duration, z: Duration| (us(p) - us(z)) / N as f64;
+    let ack_writes = (w_open_p - w_open_0) as f64 / ITERS as f64;
+    let (op, o0) = (median(open_p), median(open_0));
+    let open_per = per(op, o0);
+    println!(
+        "9. open with {N} pins at watch setup:    {:9.1} µs vs {:.1} µs without: {:.2} µs per pin; \
+         {ack_writes:.1} extra writes (acks batched), one write ~{:.1} µs: acks {:.0} % of the pins' cost",
+        us(op),
+        us(o0),
+        open_per,
+        us(wrt),
+        100.0 * ack_writes * us(wrt) / (open_per * N as f64)
+    );
+    let (mp, m0) = (median(mmap_p), median(mmap_0));
+    println!(
+        "   mmap of {N} blocks, all pinned:       {:9.1} µs vs {:.1} µs unpinned: {:.2} µs per pin ({} writes: no acks)",
+        us(mp),
+        us(m0),
+        per(mp, m0),
+        w_mmap_p / ITERS as u64
+    );
+    drop((old, new));
+    // Resync with N changed blocks: a connection @at1 with the file mapped
+    // and N pins moves to head, where all N blocks changed (N unpins).
+    let (mut rs_p, mut rs_0, mut w_rs_p, mut w_rs_0) = (vec![], vec![], 0, 0);
+    const RS: u32 = 30;
+    for i in 0..RS {
+        for changed in [true, false] {
+            let from = if changed { at1 } else { srv.head() };
+            let conn = w.connect(from).unwrap();
+            let fh = conn.open(f).unwrap();
+            let m = fh.mmap(0, N).unwrap();
+            let to = srv.commit(&[c(Oid(99), 0, &format!("r{i}"))]);
+            let w0 = writes();
+            let t = Instant::now();
+            conn.resync(to).unwrap();
+            let d = t.elapsed();
+            let dw = writes() - w0;
+            assert!(fh.pinned().is_empty());
+            drop(m);
+            if changed {
+                rs_p.push(d);
+                w_rs_p += dw;
+            } else {
+                rs_0.push(d);
+                w_rs_0 += dw;
+            }
+        }
+    }
+    let (rp, r0) = (median(rs_p), median(rs_0));
+    let rs_per = per(rp, r0);
+    let ack_writes = (w_rs_p - w_rs_0) as f64 / RS as f64;
+    println!(
+        "   resync with {N} changed blocks:       {:9.1} µs vs {:.1} µs with none: {:.2} µs per pin; \
+         {ack_writes:.1} extra writes: acks {:.0} % of the pins' cost",
+        us(rp),
+        us(r0),
+        rs_per,
+        100.0 * ack_writes * us(wrt) / (rs_per * N as f64)
+    );
+}
+
 fn main() {
     if let Err(why) = fuse_available() {
         println!("SKIPPED: FUSE is not available: {why}");
@@ -183,4 +422,6 @@ fn main() {
     resync_64_vs_1(&srv, &w);
     read_throughput(&srv, &w);
     mmap_with_pins_and_rtt(&srv, &w);
+    close_and_connect(&srv, &w);
+    pins_64(&srv, &w);
 }
