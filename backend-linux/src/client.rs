@@ -147,7 +147,7 @@ impl Wcfs {
 impl WcfsInner {
     fn head_at(&self) -> std::io::Result<Tid> {
         let mut buf = [0u8; 64];
-        let n = self.mount.read_text("head/at", &mut buf)?;
+        let n = self.mount.read_tid_text("head/at", &mut buf)?;
         let s = std::str::from_utf8(&buf[..n]).unwrap_or("").trim_end();
         Tid::parse(s).map_err(|e| {
             std::io::Error::new(
@@ -376,10 +376,13 @@ impl Shared {
 
     /// Performs every queued action; blocking ones with the lock released.
     fn drain<'a>(&'a self, mut st: Guard<'a>) -> Guard<'a> {
-        // Consecutive lines go out in one write (a resync's watches, a
-        // pin's ack after its maps): `out` is flushed before any other
-        // action, so the order of effects is kept. A failed flush brings
-        // the connection down like any failed write.
+        // Lines go out in one write (a resync's watches, a burst of pins'
+        // acks): `out` is flushed before any other action but a remap, so
+        // the order of effects is kept except that a remap may overtake
+        // lines queued before it. That keeps each ack after its own pin's
+        // remaps (what the ack tells the server); a remap done earlier than
+        // an unrelated line is written changes nothing the server sees. A
+        // failed flush brings the connection down like any failed write.
         let mut out = LineBatch::new();
         while let Some(a) = st.core.poll_action() {
             if let Action::Send(line) = &a {
@@ -390,7 +393,9 @@ impl Shared {
                 st.core.complete(&a, Outcome::Done);
                 continue;
             }
-            st = self.flush(st, &mut out);
+            if !matches!(a, Action::Map { .. }) {
+                st = self.flush(st, &mut out);
+            }
             if a.is_blocking() {
                 drop(st);
                 let (outcome, fd) = self.blocking(&a);

@@ -55,6 +55,29 @@ impl Mount {
         }
         Ok(n)
     }
+
+    /// Reads a file that holds one tid (`head/at`: 16 hex digits) into
+    /// `buf`; returns its length. Stops after the read that brought the
+    /// whole tid instead of reading on to EOF: on FUSE that read is a round
+    /// trip saved on every connect and resync.
+    pub fn read_tid_text(&self, rel: &str, buf: &mut [u8]) -> io::Result<usize> {
+        let fd = self.open_file(rel)?;
+        let whole = |b: &[u8]| {
+            (b.len() == 16 || b.len() == 17 && b[16] == b'\n')
+                && b[..16].iter().all(u8::is_ascii_hexdigit)
+        };
+        let mut n = 0;
+        while n < buf.len() {
+            match read_some(fd.as_fd(), &mut buf[n..])? {
+                0 => break,
+                k => n += k,
+            }
+            if whole(&buf[..n]) {
+                break;
+            }
+        }
+        Ok(n)
+    }
 }
 
 /// `st_size` and `st_blksize` of an open file.
