@@ -118,8 +118,10 @@ impl Wcfs {
     pub fn connect_with(&self, at: Tid, cfg: Config) -> Result<Conn, Error> {
         let id = self.inner.next_conn.fetch_add(1, Ordering::Relaxed);
         let ctx = Context::conn(&self.inner.mountpoint, id, at);
+        // The last head/at file read is closed by the pin thread.
+        let mut head_at_file = None;
         self.inner
-            .wait_head_at(at)
+            .wait_head_at(at, &mut head_at_file)
             .map_err(|e| Error::io(ctx.clone().op("connect"), "wait head/at", e))?;
         let link = self
             .inner
@@ -130,7 +132,7 @@ impl Wcfs {
             page_size: sys::page_size(),
             ..cfg
         };
-        Conn::start(self.inner.clone(), id, at, cfg, link)
+        Conn::start(self.inner.clone(), id, at, cfg, link, head_at_file)
     }
 
     /// A connection over an already open link (for tests: a socketpair end).
@@ -140,27 +142,36 @@ impl Wcfs {
             page_size: sys::page_size(),
             ..Config::default()
         };
-        Conn::start(self.inner.clone(), id, at, cfg, link)
+        Conn::start(self.inner.clone(), id, at, cfg, link, None)
     }
 }
 
 impl WcfsInner {
     fn head_at(&self) -> std::io::Result<Tid> {
+        self.head_at_keep().map(|(t, _)| t)
+    }
+
+    /// `head/at`, and its file still open (see `sys::Mount::read_tid_text`).
+    fn head_at_keep(&self) -> std::io::Result<(Tid, OwnedFd)> {
         let mut buf = [0u8; 64];
-        let n = self.mount.read_tid_text("head/at", &mut buf)?;
+        let (n, fd) = self.mount.read_tid_text("head/at", &mut buf)?;
         let s = std::str::from_utf8(&buf[..n]).unwrap_or("").trim_end();
-        Tid::parse(s).map_err(|e| {
+        let head = Tid::parse(s).map_err(|e| {
             std::io::Error::new(
                 std::io::ErrorKind::InvalidData,
                 format!("head/at {s:?}: {e}"),
             )
-        })
+        })?;
+        Ok((head, fd))
     }
 
-    fn wait_head_at(&self, at: Tid) -> std::io::Result<Tid> {
+    /// Waits until `head/at >= at`; the last `head/at` file read is left
+    /// open in `last` for the caller to close off its path.
+    fn wait_head_at(&self, at: Tid, last: &mut Option<OwnedFd>) -> std::io::Result<Tid> {
         let mut delay = Duration::from_micros(100);
         loop {
-            let head = self.head_at()?;
+            let (head, fd) = self.head_at_keep()?;
+            *last = Some(fd);
             if head >= at {
                 return Ok(head);
             }
@@ -268,7 +279,7 @@ impl Backend for Sys<'_> {
     // The blocking calls are performed unlocked by `Shared::blocking`; these
     // serve only drivers that run everything under the lock (none here).
     fn wait_head_at(&mut self, at: Tid) -> Result<Tid, Errno> {
-        self.sh.wcfs.wait_head_at(at).map_err(errno)
+        self.sh.wcfs.wait_head_at(at, &mut None).map_err(errno)
     }
     fn open_head(&mut self, oid: Oid) -> Result<(Fd, Stat), Errno> {
         let (fd, st) = open_stat(&self.sh.wcfs, &format!("head/bigfile/{oid}"))?;
@@ -400,8 +411,17 @@ impl Shared {
                 drop(st);
                 let (outcome, fd) = self.blocking(&a);
                 st = self.lock();
-                if let Some(fd) = fd {
-                    st.fds.insert(fd.as_raw_fd(), Arc::new(fd));
+                match fd {
+                    // The head/at file read: closed by the pin thread.
+                    Some(fd) if matches!(a, Action::WaitHeadAt { .. }) => {
+                        if st.closing.len() < DEFERRED_CLOSES {
+                            st.closing.push(Arc::new(fd));
+                        }
+                    }
+                    Some(fd) => {
+                        st.fds.insert(fd.as_raw_fd(), Arc::new(fd));
+                    }
+                    None => {}
                 }
                 st.core.complete(&a, outcome);
             } else {
@@ -449,12 +469,14 @@ impl Shared {
             Err(e) => (Outcome::Failed(e), None),
         };
         match *a {
-            Action::WaitHeadAt { at, .. } => (
-                self.wcfs
-                    .wait_head_at(at)
-                    .map_or_else(|e| Outcome::Failed(errno(e)), Outcome::HeadAt),
-                None,
-            ),
+            Action::WaitHeadAt { at, .. } => {
+                let mut fd = None;
+                let r = self.wcfs.wait_head_at(at, &mut fd);
+                (
+                    r.map_or_else(|e| Outcome::Failed(errno(e)), Outcome::HeadAt),
+                    fd,
+                )
+            }
             Action::OpenHead { oid, .. } => {
                 opened(open_stat(&self.wcfs, &format!("head/bigfile/{oid}")))
             }
@@ -547,6 +569,8 @@ impl Shared {
             }
         }
         let _ended = Ended(&self);
+        // What connect let go of (the head/at file it read).
+        drop(self.take_closes(self.lock()));
         let mut buf = [0u8; 4096];
         loop {
             let fd = self.link.load(Ordering::Acquire);
@@ -759,14 +783,17 @@ impl Conn {
         at: Tid,
         cfg: Config,
         link: OwnedFd,
+        to_close: Option<OwnedFd>,
     ) -> Result<Conn, Error> {
+        let mut closing = Vec::with_capacity(DEFERRED_CLOSES);
+        closing.extend(to_close.map(Arc::new));
         let sh = Arc::new(Shared {
             wcfs,
             id,
             st: SpinMutex::new(State {
                 core: wcfs_core::Conn::new(at, cfg),
                 fds: HashMap::new(),
-                closing: Vec::with_capacity(DEFERRED_CLOSES),
+                closing,
             }),
             ev: Mutex::new((0, 0)),
             cv: Condvar::new(),

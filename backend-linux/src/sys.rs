@@ -57,10 +57,11 @@ impl Mount {
     }
 
     /// Reads a file that holds one tid (`head/at`: 16 hex digits) into
-    /// `buf`; returns its length. Stops after the read that brought the
-    /// whole tid instead of reading on to EOF: on FUSE that read is a round
-    /// trip saved on every connect and resync.
-    pub fn read_tid_text(&self, rel: &str, buf: &mut [u8]) -> io::Result<usize> {
+    /// `buf`; returns its length and the file, still open (closing a file
+    /// of the mount is a FLUSH round trip: the caller may do it later).
+    /// Stops after the read that brought the whole tid instead of reading
+    /// on to EOF: on FUSE that read is a round trip saved.
+    pub fn read_tid_text(&self, rel: &str, buf: &mut [u8]) -> io::Result<(usize, OwnedFd)> {
         let fd = self.open_file(rel)?;
         let whole = |b: &[u8]| {
             (b.len() == 16 || b.len() == 17 && b[16] == b'\n')
@@ -76,7 +77,7 @@ impl Mount {
                 break;
             }
         }
-        Ok(n)
+        Ok((n, fd))
     }
 }
 
