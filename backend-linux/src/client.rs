@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Once, Weak};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use spin::mutex::{SpinMutex, SpinMutexGuard};
 use spin::relax::Yield;
@@ -456,7 +456,7 @@ impl Shared {
         })
         .send(&out.buf[..out.len]);
         if let Err(e) = sent {
-            core.handle_link_error(e);
+            core.handle_send_error(e);
         }
         out.len = 0;
         st
@@ -510,13 +510,22 @@ impl Shared {
         }
     }
 
-    fn wait_event(&self, seen: u64) {
+    fn wait_event(&self, seen: u64, deadline: Option<Instant>) {
         let mut ev = self.ev.lock().unwrap_or_else(|e| e.into_inner());
         ev.1 += 1;
-        let mut ev = self
-            .cv
-            .wait_while(ev, |ev| ev.0 == seen)
-            .unwrap_or_else(|e| e.into_inner());
+        let mut ev = match deadline {
+            None => self
+                .cv
+                .wait_while(ev, |ev| ev.0 == seen)
+                .unwrap_or_else(|e| e.into_inner()),
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                self.cv
+                    .wait_timeout_while(ev, left, |ev| ev.0 == seen)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0
+            }
+        };
         ev.1 -= 1;
     }
 
@@ -524,6 +533,16 @@ impl Shared {
     fn run(
         &self,
         start: impl FnOnce(&mut wcfs_core::Conn) -> Result<OpId, wcfs_core::Error>,
+    ) -> Result<OpOk, wcfs_core::Error> {
+        self.run_until(start, None)
+    }
+
+    /// `run`, but past `deadline` the link is given up (`ETIMEDOUT`): the
+    /// connection goes down and the op fails.
+    fn run_until(
+        &self,
+        start: impl FnOnce(&mut wcfs_core::Conn) -> Result<OpId, wcfs_core::Error>,
+        deadline: Option<Instant>,
     ) -> Result<OpOk, wcfs_core::Error> {
         let mut st = self.lock();
         // A call that fails at once may still have queued actions (going
@@ -544,9 +563,13 @@ impl Shared {
             if st.core.has_actions() {
                 continue;
             }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                st.core.handle_link_error(Errno(libc::ETIMEDOUT));
+                continue;
+            }
             let seen = self.event();
             drop(st);
-            self.wait_event(seen);
+            self.wait_event(seen, deadline);
             st = self.lock();
         }
     }
@@ -754,7 +777,11 @@ impl Drop for ConnHandle {
 pub const LINK_END_WAIT: Duration = Duration::from_secs(10);
 
 fn close_conn(sh: &Arc<Shared>) -> Result<(), wcfs_core::Error> {
-    let r = match sh.run(|c| c.close()) {
+    // The close op ends at the link's EOF, which the server sends after our
+    // `bye`. A server that never ends the link must not hang us: past
+    // `LINK_END_WAIT` the link is given up (its reading end shut down).
+    let deadline = Instant::now() + LINK_END_WAIT;
+    let r = match sh.run_until(|c| c.close(), Some(deadline)) {
         Ok(_) => Ok(()),
         Err(wcfs_core::Error::ConnClosed) => Ok(()),
         Err(e) => Err(e),
@@ -764,11 +791,11 @@ fn close_conn(sh: &Arc<Shared>) -> Result<(), wcfs_core::Error> {
         if sh.forked.load(Ordering::Acquire) {
             std::mem::forget(t); // the thread does not exist in this process
         } else if t.thread().id() != std::thread::current().id() {
-            // The pin thread ends at the link's EOF, which the server sends
-            // after our `bye`; it says so as its last act, and we wait for
-            // that. A server that never ends the link must not hang us:
-            // past a bound the thread is left to end on its own.
-            if sh.wait_ended(LINK_END_WAIT) {
+            // The pin thread ends at the link's EOF (or once the link is
+            // given up); it says so as its last act, and we wait for that,
+            // within what is left of the bound; past it the thread is left
+            // to end on its own.
+            if sh.wait_ended(deadline.saturating_duration_since(Instant::now())) {
                 let _ = t.join();
             }
         }

@@ -658,6 +658,17 @@ impl Conn {
         }
     }
 
+    /// Writing to the link failed (for drivers that batch lines into one
+    /// write: the same as completing a `Send` with `Failed`). After our
+    /// `bye` the server ends the link at will, so what we still write then
+    /// (acks of pins that crossed the `bye`) may find it gone: no error,
+    /// the end shows as EOF.
+    pub fn handle_send_error(&mut self, errno: Errno) {
+        if self.state == ConnState::Up {
+            self.go_down(Error::Link(LinkError::Io(errno.0)));
+        }
+    }
+
     /// Hands back the outcome of an action from `poll_action`.
     pub fn complete(&mut self, action: &Action, outcome: Outcome) {
         if !action.is_blocking() {
@@ -685,7 +696,7 @@ impl Conn {
             }
             Action::Send(_) => {
                 if let Outcome::Failed(e) = outcome {
-                    self.go_down(Error::Link(LinkError::Io(e.0)));
+                    self.handle_send_error(e);
                 }
             }
             Action::Close(_) | Action::CloseLink => {}
