@@ -564,7 +564,7 @@ impl Shared {
                 continue;
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
-                st.core.handle_link_error(Errno(libc::ETIMEDOUT));
+                st.core.abandon_link(Errno(libc::ETIMEDOUT));
                 continue;
             }
             let seen = self.event();

@@ -260,3 +260,51 @@ fn fork_child_faults_and_sends_nothing() {
     assert_eq!(tag(&m, 0), "r0");
     assert!(!m.is_faulting());
 }
+
+#[test]
+fn pins_crossing_the_bye_then_the_link_ends() {
+    let tree = Tree::new("crossing");
+    let (conn, srv) = connect(&tree);
+    let (fh, mut srv) = open_watched(&conn, srv);
+    let m = fh.mmap(0, 2).unwrap();
+    assert_eq!(tag(&m, 0), "h0");
+    // The server sends pins that cross our `bye`, then ends the link at
+    // once: the acks for them find it gone (EPIPE), which is no error.
+    let server = std::thread::spawn(move || {
+        srv.expect("3 bye");
+        srv.send(&format!("2 pin {F} #0 @{REV}"));
+        srv.send(&format!("4 pin {F} #1 @{REV}"));
+        drop(srv);
+    });
+    conn.close().unwrap();
+    server.join().unwrap();
+    assert!(m.is_faulting());
+    assert!(conn.down_reason().is_none(), "{:?}", conn.down_reason());
+}
+
+#[test]
+fn close_is_bounded_when_the_server_never_ends_the_link() {
+    let tree = Tree::new("never");
+    let (conn, srv) = connect(&tree);
+    let (fh, mut srv) = open_watched(&conn, srv);
+    let m = fh.mmap(0, 1).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let server = std::thread::spawn(move || {
+        srv.expect("3 bye");
+        // Keep the link open until the test is done.
+        let _ = rx.recv();
+        drop(srv);
+    });
+    let t = Instant::now();
+    let e = conn.close().unwrap_err();
+    let took = t.elapsed();
+    assert!(took >= wcfs_linux::LINK_END_WAIT, "gave up after {took:?}");
+    assert!(
+        took < wcfs_linux::LINK_END_WAIT + Duration::from_secs(5),
+        "took {took:?}"
+    );
+    assert!(e.to_string().contains("watch link"), "{e}");
+    assert!(m.is_faulting());
+    tx.send(()).unwrap();
+    server.join().unwrap();
+}

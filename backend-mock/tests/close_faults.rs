@@ -2,7 +2,7 @@
 mod common;
 use common::*;
 use wcfs_core::wire::Tid;
-use wcfs_core::{ConnState, Error, OpOk};
+use wcfs_core::{perform, Action, ConnState, Errno, Error, OpOk, Outcome};
 
 const AT: Tid = Tid(0x10);
 
@@ -87,4 +87,106 @@ fn unwatch_error_still_closes_the_file() {
         ConnState::Up,
         "an error reply leaves the link up"
     );
+}
+
+/// A connection @AT with `F` open and mapped, closing: `bye` sent.
+fn closing() -> (
+    wcfs_mock::Harness<common::Db>,
+    wcfs_core::OpId,
+    wcfs_core::MapId,
+) {
+    let mut h = harness(AT, db());
+    let f = open(&mut h, F, "ok").unwrap();
+    let m = mmap(&mut h, f, 0, 2);
+    let op = h.conn.close().unwrap();
+    assert_eq!(h.poll(op), None);
+    assert_eq!(h.sent(), ["3 bye"]);
+    (h, op, m)
+}
+
+#[test]
+fn an_ack_failing_after_bye_is_no_error() {
+    let (mut h, op, m) = closing();
+    // A pin that crossed our `bye`; the server has ended the link already,
+    // so the write of its ack fails.
+    h.conn
+        .handle_bytes(format!("2 pin {F} #0 @{AT}\n").as_bytes());
+    let mut acks = 0;
+    while let Some(a) = h.conn.poll_action() {
+        if let Action::Send(line) = &a {
+            assert_eq!(line.as_bytes(), b"2 ack\n");
+            acks += 1;
+            h.conn.complete(&a, Outcome::Failed(Errno(32)));
+        } else {
+            let outcome = perform(&mut h.be, &a);
+            h.conn.complete(&a, outcome);
+        }
+    }
+    assert_eq!(acks, 1);
+    assert_eq!(
+        h.conn.state(),
+        ConnState::Closing,
+        "still waiting for the end"
+    );
+    assert_eq!(h.conn.down_reason(), None);
+    // The same when a driver reports the failed write of a batch.
+    h.conn.handle_send_error(Errno(32));
+    assert_eq!(h.conn.state(), ConnState::Closing);
+    h.eof();
+    assert_eq!(h.poll(op), Some(Ok(OpOk::Done)));
+    assert_eq!(h.conn.state(), ConnState::Closed);
+    assert!(read(&h, m, 0).is_err());
+}
+
+#[test]
+fn a_read_error_after_bye_ends_the_close() {
+    let (mut h, op, m) = closing();
+    // A socket shows the server's end as a reset when our acks crossed it.
+    h.conn.handle_link_error(Errno(104));
+    h.drain();
+    assert_eq!(h.poll(op), Some(Ok(OpOk::Done)));
+    assert_eq!(h.conn.state(), ConnState::Closed);
+    assert_eq!(h.conn.down_reason(), None);
+    assert!(!h.be.link_open(), "the link is closed");
+    assert!(h.be.open_fds().is_empty());
+    assert!(read(&h, m, 0).is_err());
+    assert!(h.sent().is_empty(), "nothing more is said");
+}
+
+#[test]
+fn giving_up_on_the_link_fails_the_close() {
+    let (mut h, op, m) = closing();
+    // The driver's bound on waiting for the server's end passed.
+    h.conn.abandon_link(Errno(110));
+    h.drain();
+    assert_eq!(
+        h.poll(op),
+        Some(Err(Error::Link(wcfs_core::link::LinkError::Io(110))))
+    );
+    assert_eq!(h.conn.state(), ConnState::Down);
+    assert!(!h.be.link_open(), "the link is closed");
+    assert!(read(&h, m, 0).is_err());
+    assert!(h.sent().is_empty(), "no second bye");
+}
+
+#[test]
+fn a_failed_write_or_read_while_up_brings_the_connection_down() {
+    for read_side in [false, true] {
+        let mut h = harness(AT, db());
+        let f = open(&mut h, F, "ok").unwrap();
+        let m = mmap(&mut h, f, 0, 1);
+        if read_side {
+            h.conn.handle_link_error(Errno(104));
+        } else {
+            h.conn.handle_send_error(Errno(32));
+        }
+        h.drain();
+        assert_eq!(h.conn.state(), ConnState::Down);
+        let want = if read_side { 104 } else { 32 };
+        assert_eq!(
+            h.conn.down_reason(),
+            Some(&Error::Link(wcfs_core::link::LinkError::Io(want)))
+        );
+        assert!(read(&h, m, 0).is_err());
+    }
 }

@@ -639,20 +639,35 @@ impl Conn {
             return self.go_down(Error::Link(LinkError::Wire(e)));
         }
         match self.link.eof() {
-            Ok(()) => {
-                self.state = ConnState::Closed;
-                self.actions.push_back(Action::CloseLink);
-                let closing: Vec<OpId> = self.unfinished().collect();
-                for op in closing {
-                    self.finish(op, Ok(OpOk::Done));
-                }
-            }
+            Ok(()) => self.link_ended(),
             Err(e) => self.go_down(Error::Link(e)),
         }
     }
 
-    /// Reading the link failed.
+    /// The server ended the link after our `bye`: the close completes.
+    fn link_ended(&mut self) {
+        self.state = ConnState::Closed;
+        self.actions.push_back(Action::CloseLink);
+        let closing: Vec<OpId> = self.unfinished().collect();
+        for op in closing {
+            self.finish(op, Ok(OpOk::Done));
+        }
+    }
+
+    /// Reading the link failed. After our `bye` that is the link's end
+    /// (a socket shows the server's end as a reset when our last acks
+    /// crossed it): the close completes as at EOF.
     pub fn handle_link_error(&mut self, errno: Errno) {
+        if self.state == ConnState::Closing {
+            self.link.fail(LinkError::Closed);
+            return self.link_ended();
+        }
+        self.abandon_link(errno);
+    }
+
+    /// The driver gives up on the link (say, the server does not end it in
+    /// time after `bye`): the connection goes down with `errno`.
+    pub fn abandon_link(&mut self, errno: Errno) {
         if self.reading() {
             self.go_down(Error::Link(LinkError::Io(errno.0)));
         }
