@@ -411,17 +411,13 @@ impl Shared {
                 drop(st);
                 let (outcome, fd) = self.blocking(&a);
                 st = self.lock();
-                match fd {
-                    // The head/at file read: closed by the pin thread.
-                    Some(fd) if matches!(a, Action::WaitHeadAt { .. }) => {
-                        if st.closing.len() < DEFERRED_CLOSES {
-                            st.closing.push(Arc::new(fd));
-                        }
-                    }
-                    Some(fd) => {
+                if let Some(fd) = fd {
+                    if !matches!(a, Action::WaitHeadAt { .. }) {
                         st.fds.insert(fd.as_raw_fd(), Arc::new(fd));
+                    } else if st.closing.len() < DEFERRED_CLOSES {
+                        // The head/at file read: closed by the pin thread.
+                        st.closing.push(Arc::new(fd));
                     }
-                    None => {}
                 }
                 st.core.complete(&a, outcome);
             } else {

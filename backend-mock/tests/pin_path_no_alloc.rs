@@ -1,7 +1,8 @@
 //! The pin path allocates nothing in steady state, and rarely while the
-//! pins in force grow: a counting global allocator watches `handle_bytes`
-//! + draining for 10,000 pins of new blocks, then 10,000 more pins
-//!   (re-pins and unpins) over the same blocks.
+//! pins in force grow. A counting global allocator watches `handle_bytes`
+//! and draining for 10,000 pins of new blocks, then for 10,000 more pins
+//! (re-pins and unpins) over the same blocks.
+//!
 //! `cargo test --release -p wcfs-mock --test pin_path_no_alloc -- --nocapture`
 
 use wcfs_core::conn::PIN_HEADROOM;
