@@ -1,7 +1,10 @@
 //! End-to-end figures on the FUSE test server (a process of its own), each
 //! a ratio of two things measured side by side in this run.
 //!
-//! `cargo bench -p wcfs-testkit --bench e2e`
+//! `cargo bench -p wcfs-testkit --bench e2e` (`E2E_ONLY=7,8` runs only the
+//! figures named; `E2E_RAW_PAUSE_US=2000` pauses before the by-hand `watch -`
+//! of figure 8, to see how much of its excess is the server still busy
+//! after the pins)
 use std::time::{Duration, Instant};
 
 use wcfs_core::wire::Oid;
@@ -316,6 +319,9 @@ fn raw_unwatch(srv: &ServerProcess, f: Oid, at: wcfs_core::wire::Tid) -> (Durati
         }
         pins += 1;
         w.write_all(format!("{stream} ack\n").as_bytes()).unwrap();
+    }
+    if let Ok(us) = std::env::var("E2E_RAW_PAUSE_US") {
+        std::thread::sleep(Duration::from_micros(us.parse().unwrap()));
     }
     let t = Instant::now();
     w.write_all(format!("3 watch {f} -\n").as_bytes()).unwrap();
