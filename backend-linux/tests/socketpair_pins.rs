@@ -308,3 +308,72 @@ fn close_is_bounded_when_the_server_never_ends_the_link() {
     tx.send(()).unwrap();
     server.join().unwrap();
 }
+
+/// Descriptors of this process open on files inside `dir`.
+fn fds_into(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .filter(|p| p.starts_with(dir) && p != dir)
+        .collect()
+}
+
+#[test]
+fn files_let_go_of_are_closed_later_and_in_a_fork_child() {
+    let tree = Tree::new("deferred");
+    let dir = tree.0.canonicalize().unwrap();
+    let (conn, srv) = connect(&tree);
+    let (fh, mut srv) = open_watched(&conn, srv);
+    srv.send(&format!("2 pin {F} #1 @{REV}"));
+    srv.expect("2 ack");
+    let closer = std::thread::spawn(move || {
+        srv.expect(&format!("3 watch {F} -"));
+        srv.send("3 ok");
+        srv
+    });
+    fh.close().unwrap();
+    let mut srv = closer.join().unwrap();
+    // With no file open, a resync says nothing to the server: the files it
+    // lets go of (head/at read, the cached @REV file) wait for the pin
+    // thread, which reads the quiet link.
+    conn.resync(AT).unwrap();
+    let rev_file = dir.join(format!("@{REV}/bigfile/{F}"));
+    wait_for("the head file's deferred close", || {
+        !fds_into(&dir).contains(&dir.join(format!("head/bigfile/{F}")))
+    });
+    assert!(
+        fds_into(&dir).contains(&rev_file),
+        "set-up: the @rev file waits to be closed"
+    );
+
+    // SAFETY: the child reads /proc and exits with `_exit`.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        let left = fds_into(&dir);
+        let code = if left.is_empty() { 0 } else { 1 };
+        if code != 0 {
+            eprintln!("child: inherited and left open: {left:?}");
+        }
+        // SAFETY: end the child without running the parent's destructors.
+        unsafe { libc::_exit(code) };
+    }
+    let mut status = 0;
+    // SAFETY: waiting for our own child.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "child: {status:#x}"
+    );
+
+    // The parent's pin thread closes them at its next wake-up, at the latest
+    // at the connection's end.
+    let server = std::thread::spawn(move || {
+        srv.expect("5 bye");
+        drop(srv);
+    });
+    conn.close().unwrap();
+    server.join().unwrap();
+    assert_eq!(fds_into(&dir), Vec::<PathBuf>::new());
+}
