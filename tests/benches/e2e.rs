@@ -3,8 +3,8 @@
 //!
 //! `cargo bench -p wcfs-testkit --bench e2e` (`E2E_ONLY=7,8` runs only the
 //! figures named; `E2E_RAW_PAUSE_US=2000` pauses before the by-hand `watch -`
-//! of figure 8, to see how much of its excess is the server still busy
-//! after the pins)
+//! of figure 8, and `E2E_CLOSE_PAUSE_US` before each timed file close, to
+//! see how much of its excess is the server still busy after the pins)
 use std::time::{Duration, Instant};
 
 use wcfs_core::wire::Oid;
@@ -355,6 +355,9 @@ fn pins_64(srv: &ServerProcess, w: &Wcfs) {
     let (mut mmap_p, mut mmap_0) = (vec![], vec![]);
     let (mut w_open_p, mut w_open_0, mut w_mmap_p) = (0, 0, 0);
     const ITERS: u32 = 100;
+    let close_pause = std::env::var("E2E_CLOSE_PAUSE_US")
+        .ok()
+        .map(|us| Duration::from_micros(us.parse().unwrap()));
     for i in 0..ITERS {
         // Alternate which goes first: each runs as often after the other.
         let order = if i % 2 == 0 {
@@ -372,6 +375,9 @@ fn pins_64(srv: &ServerProcess, w: &Wcfs) {
             let m = fh.mmap(0, N).unwrap();
             let d_mmap = t.elapsed();
             let w2 = writes();
+            if let Some(p) = close_pause {
+                std::thread::sleep(p);
+            }
             let t = Instant::now();
             fh.close().unwrap();
             let d_close = t.elapsed();
