@@ -12,6 +12,9 @@ mod tracking;
 #[global_allocator]
 static A: tracking::Tracking = tracking::Tracking;
 
+/// The counters are process-wide: one measuring test at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn open(c: &mut Conn, b: &mut QuietBackend, f: Oid, stream: u64) -> FileId {
     let op = c.open(f).unwrap();
     let _ = c.poll_op(op);
@@ -55,6 +58,7 @@ fn bytes_per_open_file(size: u64, blksize: u64) -> isize {
 
 #[test]
 fn open_file_memory_does_not_depend_on_file_size() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     tracking::count_this_thread();
     const MIB2: u64 = 2 << 20;
     let gib = bytes_per_open_file(1 << 30, MIB2);
@@ -65,6 +69,7 @@ fn open_file_memory_does_not_depend_on_file_size() {
 
 #[test]
 fn memory_per_pinned_block_and_per_mapping() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     tracking::count_this_thread();
     const NBLK: u64 = 100_000;
     let f = Oid(1);
