@@ -11,6 +11,9 @@
 //! blocking action only as the last action of a step, so every thread pops
 //! only the actions its own call caused. A thread waiting for the server
 //! sleeps on `Shared::ev`, bumped by the pin thread after each input.
+//! Files of the mount the core lets go of are closed by the pin thread after
+//! it has woken the waiters (`State::closing`, `Shared::closer`): a close is
+//! a FLUSH round trip.
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
