@@ -7,6 +7,7 @@ import faulthandler
 import gc
 import os
 import struct
+import sys
 import threading
 import time
 
@@ -50,15 +51,18 @@ def tid_step(srv):
 
 
 class Watchdog:
-    """Ends the process with every thread's traceback if a test hangs (for
-    the GIL tests: a call that kept the GIL would hang, not fail).
-    faulthandler's timer thread needs no GIL."""
+    """Ends the process (exit status 1) with every thread's traceback on the
+    real stderr if a test hangs (for the GIL tests: a call that kept the GIL
+    would hang, not fail). faulthandler's timer thread needs no GIL. The
+    traceback shows under `--capture=sys` (as test.sh runs pytest); under
+    pytest's default fd capture it is lost with the process, the exit status
+    stays."""
 
     def __init__(self, seconds):
         self.seconds = seconds
 
     def __enter__(self):
-        faulthandler.dump_traceback_later(self.seconds, exit=True)
+        faulthandler.dump_traceback_later(self.seconds, exit=True, file=sys.__stderr__)
         return self
 
     def __exit__(self, *exc):
@@ -470,7 +474,7 @@ def test_gil_released_while_connect_and_resync_wait(server):
     srv = server
     step = tid_step(srv)
     w = wcfs_rs.WCFS(srv.mountpoint)
-    with Watchdog(120):
+    with Watchdog(60):
         for verb in ("connect", "resync"):
             head = srv.head()
             want = head + step
@@ -534,7 +538,7 @@ def test_self_pin_while_blocked(server, blocked_on):
         except Exception as e:
             out["err"] = e
 
-    with Watchdog(120):
+    with Watchdog(60):
         t = threading.Thread(target=blocked)
         t.start()
         time.sleep(0.05)
