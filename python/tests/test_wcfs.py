@@ -612,3 +612,24 @@ def test_no_leak_after_1000_cycles(server):
         time.sleep(0.05)
     assert _counts() == before
     assert srv.failures() == []
+
+
+def test_readme_example(server):
+    """The README's Python example, as written there (two revisions compared)."""
+    srv = server
+    oid = F
+    at_old = srv.commit({(F, b): np.full(PAGE // 8, b, np.float64).tobytes() for b in range(16)})
+    srv.commit({(F, 3): np.full(PAGE // 8, -1.0).tobytes()})
+    w = wcfs_rs.WCFS(srv.mountpoint)
+
+    # --- as in README.md ---
+    with w.connect(at_old) as old, w.connect(w.head_at()) as new:
+        with old.open(oid) as f1, new.open(oid) as f2:
+            with f1.mmap(0, 16) as m1, f2.mmap(0, 16) as m2:
+                a1 = np.frombuffer(m1, dtype=np.float64)  # zero-copy, read-only
+                a2 = np.frombuffer(m2, dtype=np.float64)
+                changed = np.flatnonzero(a1 != a2)  # element indices
+                del a1, a2  # release the views before the mappings unmap
+    # ---
+    per_blk = f1.blksize // 8
+    assert changed.tolist() == list(range(3 * per_blk, 4 * per_blk))
