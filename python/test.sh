@@ -20,7 +20,7 @@ if [ ! -x "$venv/bin/python" ]; then
     rm -rf "$venv"
     "$python" -m venv "$venv"
 fi
-"$venv/bin/python" -m pip install -q --upgrade pip maturin pytest numpy </dev/null
+"$venv/bin/python" -m pip install -q maturin pytest numpy </dev/null
 
 step "build and install wcfs_rs (pip install ./python)"
 "$venv/bin/python" -m pip install -q --force-reinstall --no-deps ./python </dev/null

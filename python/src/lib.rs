@@ -659,7 +659,8 @@ impl PyMapping {
 /// For the benchmark (`python/bench.py`): `iters` times, maps blocks
 /// `[blk_start, blk_start+blk_len)` of `fileh` through the Rust API, reads
 /// it (`how`: "sum" sums every byte, "copy" copies every byte into a buffer
-/// allocated once, "touch" sums one byte per page) and unmaps. Returns
+/// allocated once, "touch" sums one byte per page, "map" reads nothing) and
+/// unmaps. Returns
 /// `(nanoseconds per iteration, the last sum or copied length)`.
 #[pyfunction]
 fn _rust_mmap_read(
@@ -675,12 +676,18 @@ fn _rust_mmap_read(
         Sum,
         Copy,
         Touch,
+        Map,
     }
     let how = match how {
         "sum" => How::Sum,
         "copy" => How::Copy,
         "touch" => How::Touch,
-        _ => return Err(PyValueError::new_err("how: 'sum', 'copy' or 'touch'")),
+        "map" => How::Map,
+        _ => {
+            return Err(PyValueError::new_err(
+                "how: 'sum', 'copy', 'touch' or 'map'",
+            ))
+        }
     };
     let f = fileh.f.clone();
     let page = wcfs_linux::sys::page_size();
@@ -706,6 +713,7 @@ fn _rust_mmap_read(
                     let s = unsafe { m.as_slice() };
                     s.iter().step_by(page).map(|&b| b as u64).sum()
                 }
+                How::Map => m.len() as u64,
             };
             m.unmap()?;
         }
