@@ -18,7 +18,8 @@ error, a broken link, a refused pin) or after ``resync`` raised
 ``GoingBackError``, every page of its mappings faults; a buffer lent
 earlier and read after that is a SIGSEGV. New accesses through this module
 raise ``ConnDownError`` first (``memoryview(m)``, ``m.mark_dirty``, ...),
-and ``m.faulting`` tells whether lent buffers are still safe to read.
+``m.faulting`` tells whether lent buffers are still safe to read, and
+``m.read()`` copies bytes out with the same check.
 """
 
 from os import PathLike
@@ -151,6 +152,10 @@ class Mapping:
         """A private page lies over block ``blk``: pins leave it alone."""
     def remap_blk(self, blk: int) -> None:
         """The private page over ``blk`` is gone: map it per the pins."""
+    def read(self, offset: int = 0, size: Optional[int] = None) -> bytes:
+        """A copy of ``size`` bytes at ``offset`` (the rest by default).
+        Checked, unlike a lent buffer: raises ``ConnDownError`` instead of
+        faulting when the memory is known to fault."""
     def unmap(self) -> None:
         """Releases the memory. Raises ``BufferError`` while a lent buffer
         (``memoryview``, NumPy array) lives."""

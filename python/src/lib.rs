@@ -190,19 +190,11 @@ struct PyWcfs {
     w: wcfs_linux::Wcfs,
 }
 
-impl PyWcfs {
-    fn checked(py: Python<'_>, w: wcfs_linux::Wcfs) -> PyResult<PyWcfs> {
-        // A directory that is not a WCFS mount opens fine: read head/at once.
-        match py.detach(|| w.head_at()) {
-            Ok(_) => Ok(PyWcfs { w }),
-            Err(e) => {
-                let msg = e.to_string();
-                let err = NotMountedError::new_err(format!("{msg} (not a wcfs mount?)"));
-                let _ = err.value(py).setattr("context", e.context.to_string());
-                Err(err)
-            }
-        }
-    }
+/// `NotMountedError` for a failure to open or read a mountpoint.
+fn not_mounted(py: Python<'_>, e: &wcfs_linux::Error, note: &str) -> PyErr {
+    let err = NotMountedError::new_err(format!("{e}{note}"));
+    let _ = err.value(py).setattr("context", e.context.to_string());
+    err
 }
 
 #[pymethods]
@@ -214,18 +206,11 @@ impl PyWcfs {
     fn new(py: Python<'_>, mountpoint: std::path::PathBuf) -> PyResult<PyWcfs> {
         let w = py
             .detach(|| wcfs_linux::Wcfs::open(&mountpoint))
-            .map_err(|e| {
-                let mut e = py_err(py, e, false);
-                if !e.is_instance_of::<NotMountedError>(py) {
-                    let ne = NotMountedError::new_err(e.value(py).to_string());
-                    let _ = ne
-                        .value(py)
-                        .setattr("context", e.value(py).getattr("context").ok());
-                    e = ne;
-                }
-                e
-            })?;
-        PyWcfs::checked(py, w)
+            .map_err(|e| not_mounted(py, &e, ""))?;
+        // A directory that is not a WCFS mount opens fine: read head/at once.
+        py.detach(|| w.head_at())
+            .map_err(|e| not_mounted(py, &e, " (not a wcfs mount?)"))?;
+        Ok(PyWcfs { w })
     }
 
     /// The mountpoint.
@@ -570,6 +555,25 @@ impl PyMapping {
     /// The same as `unmap()`.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
         self.unmap(py)
+    }
+
+    /// A copy of `size` bytes at `offset` (all of the rest by default).
+    /// Checked, unlike a lent buffer: raises `ConnDownError` (or
+    /// `FileClosedError`, `ValueError` once unmapped) instead of faulting
+    /// when the memory is known to fault.
+    #[pyo3(signature = (offset = 0, size = None))]
+    fn read<'py>(
+        &self,
+        py: Python<'py>,
+        offset: usize,
+        size: Option<usize>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        self.check_usable(py)?;
+        let size = size.unwrap_or_else(|| self.m.len().saturating_sub(offset));
+        let mut buf = vec![0u8; size];
+        py.detach(|| self.m.read(offset, &mut buf))
+            .map_err(|e| py_err(py, e, self.conn.down_reason().is_some()))?;
+        Ok(PyBytes::new(py, &buf))
     }
 
     /// The length in bytes.

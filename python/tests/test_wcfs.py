@@ -322,6 +322,10 @@ def test_conn_down_under_live_view(server):
     m = fh.mmap(0, 1)
     mv = memoryview(m)
     assert bytes(mv[:3]) == b"two"
+    assert m.read(0, 3) == b"two" and m.read(1, 2) == b"wo"
+    assert len(m.read()) == PAGE and m.read(PAGE - 2) == b"\0\0"
+    with pytest.raises(wcfs_rs.Error, match="out of bounds"):
+        m.read(PAGE - 2, 3)
     r, wr = os.pipe()
     try:
         assert os.write(wr, mv[:3]) == 3
@@ -334,6 +338,8 @@ def test_conn_down_under_live_view(server):
         assert e.value.context.startswith(f"wcfs {srv.mountpoint}: conn")
         with pytest.raises(wcfs_rs.ConnDownError):
             np.frombuffer(m, dtype=np.uint8)
+        with pytest.raises(wcfs_rs.ConnDownError):
+            m.read(0, 3)
         with pytest.raises(OSError) as e:
             os.write(wr, mv[:3])
         assert e.value.errno == errno.EFAULT
