@@ -26,7 +26,7 @@ from os import PathLike
 from types import TracebackType
 from typing import Optional, Type, Union
 
-Id = Union[int, str, bytes]
+_Id = Union[int, str, bytes]
 
 class Error(Exception):
     """Any error of the WCFS client. ``str(e)`` is the Rust error with its
@@ -64,7 +64,7 @@ class WCFS:
         """The mountpoint."""
     def head_at(self) -> int:
         """The latest revision (``head/at``)."""
-    def connect(self, at: Id) -> Conn:
+    def connect(self, at: _Id) -> Conn:
         """A connection viewing the database as of ``at``; waits until the
         server has ``at``."""
 
@@ -80,9 +80,9 @@ class Conn:
     @property
     def closed(self) -> bool:
         """Whether ``close()`` was called."""
-    def open(self, oid: Id) -> FileH:
+    def open(self, oid: _Id) -> FileH:
         """Opens bigfile ``oid``; each call gives a handle of its own."""
-    def resync(self, at: Id) -> None:
+    def resync(self, at: _Id) -> None:
         """Moves the view forward to ``at``: mappings (and buffers lent from
         them) show the data as of ``at`` from now on. Going back raises
         ``GoingBackError`` and brings the connection down."""

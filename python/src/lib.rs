@@ -23,9 +23,9 @@
 //! link, a pin is refused, `resync` to an older revision raised
 //! `GoingBackError`). The core then makes every page of its mappings fault;
 //! a lent buffer read after that is a `SIGSEGV`. Each access through this
-//! module checks first (`memoryview(m)` raises `ConnDownError`), and the
-//! call that brought the connection down raised first, but an old
-//! `memoryview` or NumPy array read after it faults.
+//! module checks first (`memoryview(m)` and `m.read()` raise
+//! `ConnDownError`), and the call that brought the connection down raised
+//! first, but an old `memoryview` or NumPy array read after it faults.
 
 use std::ffi::{c_char, c_int, c_void};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -240,6 +240,7 @@ impl PyWcfs {
         })
     }
 
+    /// The Rust handle's description.
     fn __repr__(&self) -> String {
         format!("<wcfs_rs.WCFS {}>", self.w.mountpoint().display())
     }
@@ -324,6 +325,7 @@ impl PyConn {
         self.track.is_closed()
     }
 
+    /// Returns itself (closed on leaving the `with` block).
     fn __enter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
         slf
     }
@@ -335,6 +337,7 @@ impl PyConn {
         Ok(false)
     }
 
+    /// The Rust handle's description.
     fn __repr__(&self) -> String {
         format!("<wcfs_rs.Conn {:?}>", self.conn)
     }
@@ -417,6 +420,7 @@ impl PyFileH {
         self.track.is_closed()
     }
 
+    /// Returns itself (closed on leaving the `with` block).
     fn __enter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
         slf
     }
@@ -428,6 +432,7 @@ impl PyFileH {
         Ok(false)
     }
 
+    /// The Rust handle's description.
     fn __repr__(&self) -> String {
         format!("<wcfs_rs.FileH {:?} blksize={}>", self.f, self.f.blksize())
     }
@@ -581,6 +586,7 @@ impl PyMapping {
         self.m.len()
     }
 
+    /// Returns itself (closed on leaving the `with` block).
     fn __enter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
         slf
     }
@@ -592,6 +598,7 @@ impl PyMapping {
         Ok(false)
     }
 
+    /// The Rust handle's description.
     fn __repr__(&self) -> String {
         format!("<wcfs_rs.{:?}>", self.m)
     }
