@@ -22,6 +22,12 @@ def _require_fuse():
 
 
 @pytest.fixture
+def fuse():
+    """Skips the test where FUSE cannot be used (as `require_fuse!` in Rust)."""
+    _require_fuse()
+
+
+@pytest.fixture
 def server():
     """A fresh test server on a temporary mountpoint, block size = page size."""
     _require_fuse()

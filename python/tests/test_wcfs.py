@@ -425,6 +425,23 @@ def test_join(joined_server):
     assert conn.closed and fh.closed and m.closed
 
 
+def test_join_refuses_a_server_of_another_database(fuse):
+    """A server mounted where `join(zurl)` looks, serving another database."""
+    import hashlib
+
+    from testserver import Server
+
+    zurl = f"test://py-mismatch/{os.getpid()}"
+    mnt = os.path.join("/dev/shm/wcfs", hashlib.sha1(zurl.encode()).hexdigest())
+    other = Server(mnt, zurl=zurl + "-other")
+    try:
+        with pytest.raises(wcfs_rs.NotMountedError, match="serves") as e:
+            wcfs_rs.join(zurl)
+        assert e.value.context == f"wcfs {mnt}"
+    finally:
+        other.stop()
+
+
 def test_context_managers_close(server):
     srv = server
     at = srv.commit({(F, 0): b"cm"})
