@@ -21,9 +21,10 @@ if [ ! -x "$venv/bin/python" ]; then
     "$python" -m venv "$venv"
 fi
 "$venv/bin/python" -m pip install -q maturin pytest numpy </dev/null
+export PATH="$venv/bin:$PATH" # maturin, for the build without isolation
 
 step "build and install wcfs_rs (pip install ./python)"
-"$venv/bin/python" -m pip install -q --force-reinstall --no-deps ./python </dev/null
+"$venv/bin/python" -m pip install -q --force-reinstall --no-deps --no-build-isolation ./python </dev/null
 
 step "build the test server"
 cargo build --release -q -p wcfs-testkit --bin wcfs-testserver </dev/null
