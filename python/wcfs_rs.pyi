@@ -19,7 +19,8 @@ error, a broken link, a refused pin) or after ``resync`` raised
 earlier and read after that is a SIGSEGV. New accesses through this module
 raise ``ConnDownError`` first (``memoryview(m)``, ``m.mark_dirty``, ...),
 ``m.faulting`` tells whether lent buffers are still safe to read, and
-``m.read()`` copies bytes out with the same check.
+``m.read()`` copies bytes out with the same check. The same holds in a
+fork child: there every mapping faults and the module refuses access.
 """
 
 from os import PathLike

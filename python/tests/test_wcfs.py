@@ -656,3 +656,39 @@ def test_readme_example(server):
     # ---
     per_blk = f1.blksize // 8
     assert changed.tolist() == list(range(3 * per_blk, 4 * per_blk))
+
+
+def test_fork_child_is_refused_access(server):
+    """In a fork child the client detaches: its mappings fault there, and
+    the module says so instead of lending the memory (the parent goes on)."""
+    srv = server
+    at = srv.commit({(F, 0): b"parent"})
+    w = wcfs_rs.WCFS(srv.mountpoint)
+    conn = w.connect(at)
+    fh = conn.open(F)
+    m = fh.mmap(0, 1)
+    assert m.read(0, 6) == b"parent"
+    pid = os.fork()
+    if pid == 0:  # the child: report by exit status only, never return into pytest
+        code = 10
+        try:
+            code = 11 if m.faulting else 12
+            try:
+                memoryview(m)
+                code = 13
+            except wcfs_rs.ConnDownError:
+                pass
+            try:
+                m.read(0, 1)
+                code = 14
+            except wcfs_rs.ConnDownError:
+                pass
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 11, status
+    assert not m.faulting and m.read(0, 6) == b"parent"
+    assert tag(view(m), m, 0) == "parent"
+    m.unmap()
+    fh.close()
+    conn.close()
