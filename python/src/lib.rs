@@ -1,0 +1,754 @@
+//! `wcfs_rs`: the Python module over the Linux client (`wcfs-linux`).
+//!
+//! The same verbs as the Rust API: `join(zurl)` / `WCFS(mountpoint)`,
+//! `head_at()`, `connect(at)` -> `Conn`, `Conn.open(oid)` -> `FileH`,
+//! `FileH.mmap(blk_start, blk_len)` -> `Mapping`. Every protocol decision
+//! stays in the core; this module only converts arguments, releases the GIL
+//! around calls that can wait on the server, maps errors to Python
+//! exceptions, and lends a `Mapping`'s memory through the buffer protocol.
+//!
+//! # Exported buffers
+//!
+//! A `Mapping` lends its memory read-only and without copying
+//! (`memoryview(m)`, `numpy.frombuffer(m, ...)`). Like Python's own `mmap`,
+//! it counts the buffers it has lent: unmapping it, or closing its file or
+//! connection, while a lent buffer lives raises `BufferError` instead of
+//! leaving Python a view of memory that is about to fault. The counts live
+//! in one tree of [`Track`]s (connection -> files -> mappings), checked and
+//! updated with the GIL held, so a check and the close it allows cannot be
+//! interleaved with a new export.
+//!
+//! What no check can cover: the connection going down under live exports
+//! for a reason the caller does not control (the server errs or breaks the
+//! link, a pin is refused, `resync` to an older revision raised
+//! `GoingBackError`). The core then makes every page of its mappings fault;
+//! a lent buffer read after that is a `SIGSEGV`. Each access through this
+//! module checks first (`memoryview(m)` and `m.read()` raise
+//! `ConnDownError`), and the call that brought the connection down raised
+//! first, but an old `memoryview` or NumPy array read after it faults.
+
+use std::ffi::{c_char, c_int, c_void};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+
+use pyo3::exceptions::{PyBufferError, PyException, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyString};
+use pyo3::{create_exception, ffi};
+
+use wcfs_linux::{ErrorKind, Oid, Tid};
+
+create_exception!(
+    wcfs_rs,
+    Error,
+    PyException,
+    "Any error of the WCFS client. `str(e)` is the Rust error with its context chain \
+     (`wcfs <mnt>: conn<N> @<at>: f<oid>: <op>: <cause>`); `e.context` is the context part."
+);
+create_exception!(
+    wcfs_rs,
+    ConnDownError,
+    Error,
+    "The connection is closed or down (closed by the caller, a server error, a broken \
+     link, going back in time): every mapping of it faults from now on."
+);
+create_exception!(
+    wcfs_rs,
+    GoingBackError,
+    ConnDownError,
+    "`resync` to a revision before the connection's: forbidden, and it brings the \
+     connection down."
+);
+create_exception!(
+    wcfs_rs,
+    FileClosedError,
+    Error,
+    "The file handle was closed."
+);
+create_exception!(
+    wcfs_rs,
+    NotMountedError,
+    Error,
+    "No WCFS server is mounted there, or it serves another database."
+);
+
+/// The Python exception for a client error: its class by what callers
+/// branch on, its text the Rust error's, `context` its context chain.
+/// `down` tells whether the connection the call was on is closed or down now.
+fn py_err(py: Python<'_>, e: wcfs_linux::Error, down: bool) -> PyErr {
+    use wcfs_core::Error as CE;
+    let msg = e.to_string();
+    let err = match &e.kind {
+        ErrorKind::NotMounted { .. } | ErrorKind::ZurlMismatch { .. } => {
+            NotMountedError::new_err(msg)
+        }
+        ErrorKind::Core(CE::GoingBack { .. }) => GoingBackError::new_err(msg),
+        // A file of a closed connection is closed too: the connection is
+        // what the caller must learn about.
+        ErrorKind::Core(CE::ConnClosed) => ConnDownError::new_err(msg),
+        _ if down => ConnDownError::new_err(msg),
+        ErrorKind::Core(CE::FileClosed) => FileClosedError::new_err(msg),
+        _ => Error::new_err(msg),
+    };
+    let _ = err.value(py).setattr("context", e.context.to_string());
+    err
+}
+
+/// An oid or tid as Python passes it: an int, 16 hex digits, or ZODB's
+/// 8-byte big-endian form (`ZODB.utils.p64`).
+fn id_arg(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<u64> {
+    if let Ok(b) = obj.cast::<PyBytes>() {
+        let b = b.as_bytes();
+        return <[u8; 8]>::try_from(b).map(u64::from_be_bytes).map_err(|_| {
+            PyValueError::new_err(format!("{what}: {} bytes, want 8 (p64)", b.len()))
+        });
+    }
+    if let Ok(s) = obj.cast::<PyString>() {
+        let s = s.to_str()?;
+        if s.len() != 16 || !s.bytes().all(|c| c.is_ascii_hexdigit()) {
+            return Err(PyValueError::new_err(format!(
+                "{what}: {s:?} is not 16 hex digits"
+            )));
+        }
+        return u64::from_str_radix(s, 16).map_err(|e| PyValueError::new_err(e.to_string()));
+    }
+    if obj.is_instance_of::<pyo3::types::PyBool>() {
+        return Err(PyTypeError::new_err(format!("{what}: bool is not an id")));
+    }
+    if obj.is_instance_of::<pyo3::types::PyInt>() {
+        return obj.extract::<u64>().map_err(|_| {
+            PyValueError::new_err(format!("{what}: {obj} is out of range [0, 2**64)"))
+        });
+    }
+    Err(PyTypeError::new_err(format!(
+        "{what}: want int, 16 hex digits or 8 bytes, got {}",
+        obj.get_type().name()?
+    )))
+}
+
+// ---- export tracking ----
+
+/// One node of the tree connection -> files -> mappings: whether the
+/// caller closed it, and how many buffers its mapping lends (mappings only).
+/// Read and changed with the GIL held.
+struct Track {
+    closed: AtomicBool,
+    exports: AtomicUsize,
+    parent: Option<Arc<Track>>,
+    children: Mutex<Vec<Weak<Track>>>,
+}
+
+impl Track {
+    fn new(parent: Option<&Arc<Track>>) -> Arc<Track> {
+        let t = Arc::new(Track {
+            closed: AtomicBool::new(false),
+            exports: AtomicUsize::new(0),
+            parent: parent.cloned(),
+            children: Mutex::new(Vec::new()),
+        });
+        if let Some(p) = parent {
+            let mut ch = p.children.lock().unwrap_or_else(|e| e.into_inner());
+            ch.retain(|c| c.strong_count() > 0);
+            ch.push(Arc::downgrade(&t));
+        }
+        t
+    }
+
+    /// Buffers lent by this node and everything under it.
+    fn live_exports(&self) -> usize {
+        let ch = self.children.lock().unwrap_or_else(|e| e.into_inner());
+        self.exports.load(Ordering::Acquire)
+            + ch.iter()
+                .filter_map(Weak::upgrade)
+                .map(|c| c.live_exports())
+                .sum::<usize>()
+    }
+
+    /// Closed by the caller, here or above.
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire) || self.parent.as_ref().is_some_and(|p| p.is_closed())
+    }
+
+    /// Marks the node closed unless buffers are lent under it.
+    fn begin_close(&self, what: &str) -> PyResult<()> {
+        let n = self.live_exports();
+        if n > 0 {
+            return Err(PyBufferError::new_err(format!(
+                "cannot {what}: {n} exported buffer(s) of its memory exist"
+            )));
+        }
+        self.closed.store(true, Ordering::Release);
+        Ok(())
+    }
+}
+
+// ---- the classes ----
+
+/// A mounted WCFS server. `WCFS(mountpoint)` or `wcfs_rs.join(zurl)`.
+#[pyclass(module = "wcfs_rs", name = "WCFS", frozen)]
+struct PyWcfs {
+    w: wcfs_linux::Wcfs,
+}
+
+/// `NotMountedError` for a failure to open or read a mountpoint.
+fn not_mounted(py: Python<'_>, e: &wcfs_linux::Error, note: &str) -> PyErr {
+    let err = NotMountedError::new_err(format!("{e}{note}"));
+    let _ = err.value(py).setattr("context", e.context.to_string());
+    err
+}
+
+#[pymethods]
+impl PyWcfs {
+    /// The WCFS server mounted at `mountpoint`.
+    ///
+    /// Raises `NotMountedError` if no WCFS is mounted there.
+    #[new]
+    fn new(py: Python<'_>, mountpoint: std::path::PathBuf) -> PyResult<PyWcfs> {
+        let w = py
+            .detach(|| wcfs_linux::Wcfs::open(&mountpoint))
+            .map_err(|e| not_mounted(py, &e, ""))?;
+        // A directory that is not a WCFS mount opens fine: read head/at once.
+        py.detach(|| w.head_at())
+            .map_err(|e| not_mounted(py, &e, " (not a wcfs mount?)"))?;
+        Ok(PyWcfs { w })
+    }
+
+    /// The mountpoint.
+    #[getter]
+    fn mountpoint(&self) -> String {
+        self.w.mountpoint().to_string_lossy().into_owned()
+    }
+
+    /// The latest revision (`head/at`), as an int.
+    fn head_at(&self, py: Python<'_>) -> PyResult<u64> {
+        py.detach(|| self.w.head_at())
+            .map(|t| t.0)
+            .map_err(|e| py_err(py, e, false))
+    }
+
+    /// A connection viewing the database as of revision `at` (int, 16 hex
+    /// digits or 8 bytes). Waits until the server has `at`.
+    fn connect(&self, py: Python<'_>, at: &Bound<'_, PyAny>) -> PyResult<PyConn> {
+        let at = Tid(id_arg(at, "at")?);
+        let conn = py
+            .detach(|| self.w.connect(at))
+            .map_err(|e| py_err(py, e, false))?;
+        Ok(PyConn {
+            conn,
+            mnt: Arc::new(self.w.mountpoint().to_path_buf()),
+            track: Track::new(None),
+        })
+    }
+
+    /// The Rust handle's description.
+    fn __repr__(&self) -> String {
+        format!("<wcfs_rs.WCFS {}>", self.w.mountpoint().display())
+    }
+}
+
+/// The WCFS server of database `zurl`, mounted where wendelin.core mounts it
+/// (`/dev/shm/wcfs/<sha1 of zurl>`); the same server object for the same
+/// `zurl` within a process. Raises `NotMountedError` if none is mounted.
+#[pyfunction]
+fn join(py: Python<'_>, zurl: &str) -> PyResult<PyWcfs> {
+    let w = py
+        .detach(|| wcfs_linux::Wcfs::join(zurl))
+        .map_err(|e| py_err(py, e, false))?;
+    Ok(PyWcfs { w })
+}
+
+/// A view of the database as of `at`: files opened through it show their
+/// data as of that revision, whatever is committed later.
+#[pyclass(module = "wcfs_rs", name = "Conn", frozen)]
+struct PyConn {
+    conn: wcfs_linux::Conn,
+    mnt: Arc<std::path::PathBuf>,
+    track: Arc<Track>,
+}
+
+impl PyConn {
+    fn err(&self, py: Python<'_>, e: wcfs_linux::Error) -> PyErr {
+        let down = self.conn.down_reason().is_some();
+        py_err(py, e, down)
+    }
+}
+
+#[pymethods]
+impl PyConn {
+    /// The revision this connection views, as an int.
+    #[getter]
+    fn at(&self) -> u64 {
+        self.conn.at().0
+    }
+
+    /// Why the connection is down (the Rust error's text), or None.
+    #[getter]
+    fn down_reason(&self) -> Option<String> {
+        self.conn.down_reason().map(|e| e.to_string())
+    }
+
+    /// Opens bigfile `oid` (int, 16 hex digits or 8 bytes). Each call gives
+    /// a handle of its own; closing one leaves the others working.
+    fn open(&self, py: Python<'_>, oid: &Bound<'_, PyAny>) -> PyResult<PyFileH> {
+        let oid = Oid(id_arg(oid, "oid")?);
+        let f = py
+            .detach(|| self.conn.open(oid))
+            .map_err(|e| self.err(py, e))?;
+        Ok(PyFileH {
+            f,
+            conn: self.conn.clone(),
+            mnt: self.mnt.clone(),
+            track: Track::new(Some(&self.track)),
+        })
+    }
+
+    /// Moves the view forward to revision `at`: every mapping (and every
+    /// buffer lent from one) shows the data as of `at` from now on. Going
+    /// back raises `GoingBackError` and brings the connection down.
+    fn resync(&self, py: Python<'_>, at: &Bound<'_, PyAny>) -> PyResult<()> {
+        let at = Tid(id_arg(at, "at")?);
+        py.detach(|| self.conn.resync(at))
+            .map_err(|e| self.err(py, e))
+    }
+
+    /// Closes the connection: its files and mappings stop working.
+    /// Raises `BufferError` while a buffer of one of its mappings is lent.
+    /// Closing again does nothing.
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        self.track.begin_close("close the connection")?;
+        py.detach(|| self.conn.close()).map_err(|e| self.err(py, e))
+    }
+
+    /// Whether `close()` was called.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.track.is_closed()
+    }
+
+    /// Returns itself (closed on leaving the `with` block).
+    fn __enter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
+        slf
+    }
+
+    /// Closes the connection.
+    #[pyo3(signature = (*_exc))]
+    fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<bool> {
+        self.close(py)?;
+        Ok(false)
+    }
+
+    /// The Rust handle's description.
+    fn __repr__(&self) -> String {
+        format!("<wcfs_rs.Conn {:?}>", self.conn)
+    }
+}
+
+/// One open bigfile of a connection.
+#[pyclass(module = "wcfs_rs", name = "FileH", frozen)]
+struct PyFileH {
+    f: wcfs_linux::FileH,
+    conn: wcfs_linux::Conn,
+    mnt: Arc<std::path::PathBuf>,
+    track: Arc<Track>,
+}
+
+impl PyFileH {
+    fn err(&self, py: Python<'_>, e: wcfs_linux::Error) -> PyErr {
+        let down = self.conn_down();
+        py_err(py, e, down)
+    }
+
+    /// The connection is closed (by the caller) or down.
+    fn conn_down(&self) -> bool {
+        self.track.parent.as_ref().is_some_and(|p| p.is_closed())
+            || self.conn.down_reason().is_some()
+    }
+}
+
+#[pymethods]
+impl PyFileH {
+    /// The file's oid, as an int.
+    #[getter]
+    fn oid(&self) -> u64 {
+        self.f.oid().0
+    }
+
+    /// The block size in bytes.
+    #[getter]
+    fn blksize(&self) -> u64 {
+        self.f.blksize()
+    }
+
+    /// Maps blocks `[blk_start, blk_start + blk_len)` showing the data as of
+    /// the connection's `at`. Blocks past the end of the file read as zeros.
+    fn mmap(&self, py: Python<'_>, blk_start: u64, blk_len: u64) -> PyResult<PyMapping> {
+        let m = py
+            .detach(|| self.f.mmap(blk_start, blk_len))
+            .map_err(|e| self.err(py, e))?;
+        Ok(PyMapping {
+            m,
+            conn: self.conn.clone(),
+            mnt: self.mnt.clone(),
+            track: Track::new(Some(&self.track)),
+        })
+    }
+
+    /// The pins in force, `{blk: tid}` (a diagnostic: which blocks show an
+    /// older revision than head).
+    fn pinned<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        for (blk, rev) in self.f.pinned() {
+            d.set_item(blk, rev.0)?;
+        }
+        Ok(d)
+    }
+
+    /// Closes the file (this handle): its mappings stop working. Raises
+    /// `BufferError` while a buffer of one of its mappings is lent. Closing
+    /// again does nothing.
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        if self.track.closed.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        self.track.begin_close("close the file")?;
+        py.detach(|| self.f.close()).map_err(|e| self.err(py, e))
+    }
+
+    /// Whether this handle (or its connection) was closed.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.track.is_closed()
+    }
+
+    /// Returns itself (closed on leaving the `with` block).
+    fn __enter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
+        slf
+    }
+
+    /// Closes the file.
+    #[pyo3(signature = (*_exc))]
+    fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<bool> {
+        self.close(py)?;
+        Ok(false)
+    }
+
+    /// The Rust handle's description.
+    fn __repr__(&self) -> String {
+        format!("<wcfs_rs.FileH {:?} blksize={}>", self.f, self.f.blksize())
+    }
+}
+
+/// Blocks `[blk_start, blk_stop)` of a file in memory, as of the
+/// connection's `at`. Lends its memory read-only and without copying
+/// (`memoryview(m)`, `numpy.frombuffer(m, dtype=...)`).
+#[pyclass(module = "wcfs_rs", name = "Mapping", frozen)]
+struct PyMapping {
+    m: wcfs_linux::Mapping,
+    conn: wcfs_linux::Conn,
+    mnt: Arc<std::path::PathBuf>,
+    track: Arc<Track>,
+}
+
+/// The buffer format: unsigned bytes. Python only reads it.
+static FORMAT_B: &[u8; 2] = b"B\0";
+
+impl PyMapping {
+    /// Why the memory cannot be lent now, if it cannot.
+    fn check_usable(&self, py: Python<'_>) -> PyResult<()> {
+        let ctx = || {
+            wcfs_linux::Context::conn(&self.mnt, self.conn.id(), self.conn.at())
+                .file(self.m.file().oid())
+                .op(format!(
+                    "buffer #{}..#{}",
+                    self.m.blk_start(),
+                    self.m.blk_stop()
+                ))
+                .to_string()
+        };
+        let (cls, why): (fn(String) -> PyErr, String) = if self.track.closed.load(Ordering::Acquire)
+        {
+            (|m| PyValueError::new_err(m), "mapping unmapped".into())
+        } else if self.track.is_closed() {
+            let conn_closed = self
+                .track
+                .parent
+                .as_ref()
+                .and_then(|f| f.parent.as_ref())
+                .is_some_and(|c| c.is_closed());
+            if conn_closed {
+                (|m| ConnDownError::new_err(m), "connection closed".into())
+            } else {
+                (
+                    |m| FileClosedError::new_err(m),
+                    "file already closed".into(),
+                )
+            }
+        } else if self.m.is_faulting() {
+            let why = match self.conn.down_reason() {
+                Some(r) => format!("connection down ({r}): the memory faults"),
+                None => "file or connection closed: the memory faults".into(),
+            };
+            (|m| ConnDownError::new_err(m), why)
+        } else {
+            return Ok(());
+        };
+        let ctx = ctx();
+        let e = cls(format!("{ctx}: {why}"));
+        let _ = e.value(py).setattr("context", ctx);
+        Err(e)
+    }
+}
+
+#[pymethods]
+impl PyMapping {
+    /// The first block mapped.
+    #[getter]
+    fn blk_start(&self) -> u64 {
+        self.m.blk_start()
+    }
+
+    /// One past the last block mapped.
+    #[getter]
+    fn blk_stop(&self) -> u64 {
+        self.m.blk_stop()
+    }
+
+    /// Whether the memory faults now (file or connection closed or down):
+    /// reading a buffer lent earlier would then be a SIGSEGV.
+    #[getter]
+    fn faulting(&self) -> bool {
+        self.track.closed.load(Ordering::Acquire) || self.m.is_faulting()
+    }
+
+    /// Whether `unmap()` was called.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.track.closed.load(Ordering::Acquire)
+    }
+
+    /// How many buffers of this mapping are lent now.
+    #[getter]
+    fn exports(&self) -> usize {
+        self.track.exports.load(Ordering::Acquire)
+    }
+
+    /// The user's VM layer laid a private page over block `blk`: pins leave
+    /// it alone until `remap_blk(blk)`.
+    fn mark_dirty(&self, py: Python<'_>, blk: u64) -> PyResult<()> {
+        py.detach(|| self.m.mark_dirty(blk))
+            .map_err(|e| py_err(py, e, self.conn.down_reason().is_some()))
+    }
+
+    /// The private page over `blk` is gone: map the block again per the pins
+    /// in force.
+    fn remap_blk(&self, py: Python<'_>, blk: u64) -> PyResult<()> {
+        py.detach(|| self.m.remap_blk(blk))
+            .map_err(|e| py_err(py, e, self.conn.down_reason().is_some()))
+    }
+
+    /// Releases the memory now. Raises `BufferError` while a lent buffer
+    /// (`memoryview`, NumPy array) lives. Unmapping again does nothing.
+    fn unmap(&self, py: Python<'_>) -> PyResult<()> {
+        if self.track.closed.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        self.track.begin_close("unmap")?;
+        py.detach(|| self.m.unmap())
+            .map_err(|e| py_err(py, e, false))
+    }
+
+    /// The same as `unmap()`.
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        self.unmap(py)
+    }
+
+    /// A copy of `size` bytes at `offset` (all of the rest by default).
+    /// Checked, unlike a lent buffer: raises `ConnDownError` (or
+    /// `FileClosedError`, `ValueError` once unmapped) instead of faulting
+    /// when the memory is known to fault.
+    #[pyo3(signature = (offset = 0, size = None))]
+    fn read<'py>(
+        &self,
+        py: Python<'py>,
+        offset: usize,
+        size: Option<usize>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        self.check_usable(py)?;
+        let size = size.unwrap_or_else(|| self.m.len().saturating_sub(offset));
+        let mut buf = vec![0u8; size];
+        py.detach(|| self.m.read(offset, &mut buf))
+            .map_err(|e| py_err(py, e, self.conn.down_reason().is_some()))?;
+        Ok(PyBytes::new(py, &buf))
+    }
+
+    /// The length in bytes.
+    fn __len__(&self) -> usize {
+        self.m.len()
+    }
+
+    /// Returns itself (closed on leaving the `with` block).
+    fn __enter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
+        slf
+    }
+
+    /// Unmaps.
+    #[pyo3(signature = (*_exc))]
+    fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<bool> {
+        self.unmap(py)?;
+        Ok(false)
+    }
+
+    /// The Rust handle's description.
+    fn __repr__(&self) -> String {
+        format!("<wcfs_rs.{:?}>", self.m)
+    }
+
+    /// Lends the memory: read-only, one dimension of unsigned bytes.
+    ///
+    /// # Safety
+    ///
+    /// Called by Python with a `Py_buffer` to fill (`view`), with the GIL.
+    unsafe fn __getbuffer__(
+        slf: Bound<'_, Self>,
+        view: *mut ffi::Py_buffer,
+        flags: c_int,
+    ) -> PyResult<()> {
+        if view.is_null() {
+            return Err(PyBufferError::new_err("null view"));
+        }
+        if flags & ffi::PyBUF_WRITABLE == ffi::PyBUF_WRITABLE {
+            return Err(PyBufferError::new_err("a wcfs_rs.Mapping is read-only"));
+        }
+        let me = slf.get();
+        me.check_usable(slf.py())?;
+        me.track.exports.fetch_add(1, Ordering::AcqRel);
+        // SAFETY: `view` is non-null and ours to fill (the buffer protocol).
+        // The memory `[addr, addr+len)` is a live mapping (checked above) and
+        // stays one while the export is counted: unmap and the closes of the
+        // file and connection refuse while `exports > 0`; `view.obj` keeps
+        // this object alive. `shape` and `strides` point into `*view` itself,
+        // which Python keeps for the life of the export; the format string is
+        // static and only read.
+        unsafe {
+            (*view).obj = slf.clone().into_any().into_ptr();
+            (*view).buf = me.m.addr() as *mut c_void;
+            (*view).len = me.m.len() as isize;
+            (*view).readonly = 1;
+            (*view).itemsize = 1;
+            (*view).format = if flags & ffi::PyBUF_FORMAT == ffi::PyBUF_FORMAT {
+                FORMAT_B.as_ptr() as *mut c_char
+            } else {
+                std::ptr::null_mut()
+            };
+            (*view).ndim = 1;
+            (*view).shape = if flags & ffi::PyBUF_ND == ffi::PyBUF_ND {
+                &mut (*view).len
+            } else {
+                std::ptr::null_mut()
+            };
+            (*view).strides = if flags & ffi::PyBUF_STRIDES == ffi::PyBUF_STRIDES {
+                &mut (*view).itemsize
+            } else {
+                std::ptr::null_mut()
+            };
+            (*view).suboffsets = std::ptr::null_mut();
+            (*view).internal = std::ptr::null_mut();
+        }
+        Ok(())
+    }
+
+    /// A lent buffer is released.
+    ///
+    /// # Safety
+    ///
+    /// Called by Python, with the GIL, once per successful `__getbuffer__`.
+    unsafe fn __releasebuffer__(&self, _view: *mut ffi::Py_buffer) {
+        self.track.exports.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// For the benchmark (`python/bench.py`): `iters` times, maps blocks
+/// `[blk_start, blk_start+blk_len)` of `fileh` through the Rust API, reads
+/// it (`how`: "sum" sums every byte, "copy" copies every byte into a buffer
+/// allocated once, "touch" sums one byte per page, "map" reads nothing) and
+/// unmaps. Returns
+/// `(nanoseconds per iteration, the last sum or copied length)`.
+#[pyfunction]
+fn _rust_mmap_read(
+    py: Python<'_>,
+    fileh: &PyFileH,
+    blk_start: u64,
+    blk_len: u64,
+    iters: u32,
+    how: &str,
+) -> PyResult<(f64, u64)> {
+    #[derive(Clone, Copy)]
+    enum How {
+        Sum,
+        Copy,
+        Touch,
+        Map,
+    }
+    let how = match how {
+        "sum" => How::Sum,
+        "copy" => How::Copy,
+        "touch" => How::Touch,
+        "map" => How::Map,
+        _ => {
+            return Err(PyValueError::new_err(
+                "how: 'sum', 'copy', 'touch' or 'map'",
+            ))
+        }
+    };
+    let f = fileh.f.clone();
+    let page = wcfs_linux::sys::page_size();
+    py.detach(move || {
+        let mut out = 0u64;
+        let mut buf = vec![0u8; (blk_len * f.blksize()) as usize];
+        let t0 = std::time::Instant::now();
+        for _ in 0..iters {
+            let m = f.mmap(blk_start, blk_len)?;
+            out = match how {
+                How::Copy => {
+                    m.read(0, &mut buf)?;
+                    std::hint::black_box(&buf);
+                    buf.len() as u64
+                }
+                How::Sum => {
+                    // SAFETY: nothing resyncs, closes or unmaps while the slice lives.
+                    let s = unsafe { m.as_slice() };
+                    s.iter().map(|&b| b as u64).sum()
+                }
+                How::Touch => {
+                    // SAFETY: as above.
+                    let s = unsafe { m.as_slice() };
+                    s.iter().step_by(page).map(|&b| b as u64).sum()
+                }
+                How::Map => m.len() as u64,
+            };
+            m.unmap()?;
+        }
+        let ns = t0.elapsed().as_nanos() as f64 / f64::from(iters.max(1));
+        Ok((ns, out))
+    })
+    .map_err(|e| py_err(py, e, false))
+}
+
+/// The WCFS client: isolated, revision-exact views of ZODB bigfiles
+/// served by WCFS, with zero-copy NumPy access.
+#[pymodule]
+fn wcfs_rs(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add("Error", py.get_type::<Error>())?;
+    m.add("ConnDownError", py.get_type::<ConnDownError>())?;
+    m.add("GoingBackError", py.get_type::<GoingBackError>())?;
+    m.add("FileClosedError", py.get_type::<FileClosedError>())?;
+    m.add("NotMountedError", py.get_type::<NotMountedError>())?;
+    m.add_class::<PyWcfs>()?;
+    m.add_class::<PyConn>()?;
+    m.add_class::<PyFileH>()?;
+    m.add_class::<PyMapping>()?;
+    m.add_function(wrap_pyfunction!(join, m)?)?;
+    m.add_function(wrap_pyfunction!(_rust_mmap_read, m)?)?;
+    Ok(())
+}

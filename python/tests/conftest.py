@@ -1,0 +1,54 @@
+"""Fixtures: a fresh FUSE test server per test (see testserver.py)."""
+
+import hashlib
+import os
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+
+import pytest
+
+from testserver import PAGE, Server, fuse_unavailable  # noqa: F401 (PAGE: for the tests)
+
+F = 1  # the bigfile every test uses
+G = 2  # another one
+
+
+def _require_fuse():
+    why = fuse_unavailable()
+    if why:
+        pytest.skip(f"FUSE is not available: {why}")
+
+
+@pytest.fixture
+def fuse():
+    """Skips the test where FUSE cannot be used (as `require_fuse!` in Rust)."""
+    _require_fuse()
+
+
+@pytest.fixture
+def server():
+    """A fresh test server on a temporary mountpoint, block size = page size."""
+    _require_fuse()
+    d = tempfile.mkdtemp(prefix="wcfs-py-")
+    srv = Server(d)
+    try:
+        yield srv
+    finally:
+        srv.stop()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def joined_server():
+    """A test server mounted where `wcfs_rs.join(zurl)` looks for it:
+    /dev/shm/wcfs/<sha1 hex of zurl>."""
+    _require_fuse()
+    zurl = f"test://py-join/{os.getpid()}/{threading.get_ident()}"
+    mnt = Path("/dev/shm/wcfs") / hashlib.sha1(zurl.encode()).hexdigest()
+    srv = Server(mnt, zurl=zurl)
+    try:
+        yield srv
+    finally:
+        srv.stop()

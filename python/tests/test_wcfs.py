@@ -1,0 +1,694 @@
+"""wcfs_rs against the FUSE test server: every read below is a real page
+fault on a FUSE file, through a zero-copy NumPy view of a Mapping."""
+
+import ctypes
+import errno
+import faulthandler
+import gc
+import os
+import struct
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import wcfs_rs
+from conftest import F, G, PAGE
+
+
+def view(m):
+    """A zero-copy NumPy view of a mapping's bytes."""
+    return np.frombuffer(m, dtype=np.uint8)
+
+
+def tag(a, m, blk):
+    """The text at the start of block `blk` of mapping `m` ('' for zeros),
+    read through its NumPy view `a`."""
+    off = (blk - m.blk_start) * PAGE
+    return bytes(a[off : off + 8]).rstrip(b"\0").decode()
+
+
+def tags(a, m, blks):
+    return [tag(a, m, b) for b in blks]
+
+
+def p64(v):
+    """ZODB.utils.p64."""
+    return struct.pack(">Q", v)
+
+
+def head_file(srv, oid):
+    return os.path.join(srv.mountpoint, "head", "bigfile", f"{oid:016x}")
+
+
+def tid_step(srv):
+    """How far apart the server puts two commits (for revisions in the future)."""
+    t1 = srv.commit({(G, 0): b"s1"})
+    t2 = srv.commit({(G, 0): b"s2"})
+    return t2 - t1
+
+
+class Watchdog:
+    """Ends the process (exit status 1) with every thread's traceback on the
+    real stderr if a test hangs (for the GIL tests: a call that kept the GIL
+    would hang, not fail). faulthandler's timer thread needs no GIL. The
+    traceback shows under `--capture=sys` (as test.sh runs pytest); under
+    pytest's default fd capture it is lost with the process, the exit status
+    stays."""
+
+    def __init__(self, seconds):
+        self.seconds = seconds
+
+    def __enter__(self):
+        faulthandler.dump_traceback_later(self.seconds, exit=True, file=sys.__stderr__)
+        return self
+
+    def __exit__(self, *exc):
+        faulthandler.cancel_dump_traceback_later()
+        return False
+
+
+def test_reference_scenario(server):
+    """PROTOCOL.md section 7, every step, through NumPy views."""
+    srv = server
+    srv.commit({(F, 0): b"", (F, 1): b""})
+    at1 = srv.commit({(F, 2): b"c1", (F, 3): b"d1"})
+    at2 = srv.commit({(F, 2): b"c2"})
+    w = wcfs_rs.WCFS(srv.mountpoint)
+
+    # 1.
+    conn = w.connect(at1)
+    assert conn.at == at1
+    fh = conn.open(F)
+    assert fh.blksize == PAGE and fh.oid == F
+    m = fh.mmap(2, 3)
+    assert (m.blk_start, m.blk_stop, len(m)) == (2, 5, 3 * PAGE)
+    a = view(m)
+    assert fh.pinned() == {}
+    # 2. reading #2 faults into head, which has c2: our own connection is pinned first.
+    assert tag(a, m, 2) == "c1"
+    assert fh.pinned() == {2: at1}
+    assert tags(a, m, range(2, 5)) == ["c1", "d1", ""]
+    assert not a[2 * PAGE :].any()
+    # 3.
+    at3 = srv.commit({(F, 3): b"d3", (F, 4): b"e3"})
+    assert tags(a, m, range(2, 5)) == ["c1", "d1", ""]
+    assert fh.pinned() == {2: at1, 3: at1}
+    # 4. the same NumPy array shows the data as of the new revision.
+    conn.resync(at2)
+    assert tags(a, m, range(2, 5)) == ["c2", "d1", ""]
+    # 5.
+    conn.resync(at3)
+    assert tags(a, m, range(2, 5)) == ["c2", "d3", "e3"]
+    assert fh.pinned() == {}
+    # 6.
+    past = fh.mmap(10, 2)
+    pa = view(past)
+    assert len(pa) == 2 * PAGE and not pa.any()
+    fh2 = conn.open(F)
+    fh2.close()
+    assert tags(a, m, range(2, 5)) == ["c2", "d3", "e3"]
+    # 7.
+    with pytest.raises(wcfs_rs.GoingBackError, match="going back in history is forbidden"):
+        conn.resync(at2)
+    with pytest.raises(wcfs_rs.ConnDownError, match="connection closed$"):
+        conn.open(F)
+    assert m.faulting and past.faulting
+    with pytest.raises(wcfs_rs.ConnDownError):
+        memoryview(m)
+    del a, pa
+    m.unmap()
+    past.unmap()
+    fh.close()
+    conn.close()
+    assert srv.failures() == []
+
+
+def test_ids_int_hex_and_p64(server):
+    """Oids and tids as int, 16 hex digits and 8 big-endian bytes; ints back."""
+    srv = server
+    at1 = srv.commit({(F, 0): b"one"})
+    at2 = srv.commit({(F, 0): b"two"})
+    w = wcfs_rs.WCFS(srv.mountpoint)
+    assert w.head_at() == at2 and isinstance(w.head_at(), int)
+    for at_form, oid_form in [(at1, F), (f"{at1:016x}", f"{F:016x}"), (p64(at1), p64(F))]:
+        with w.connect(at_form) as conn:
+            assert conn.at == at1 and isinstance(conn.at, int)
+            with conn.open(oid_form) as fh:
+                assert fh.oid == F
+                with fh.mmap(0, 1) as m:
+                    assert tag(view(m), m, 0) == "one"
+                conn.resync(f"{at2:016x}")
+                assert conn.at == at2
+                conn.resync(p64(at2))
+                with fh.mmap(0, 1) as m:
+                    assert tag(view(m), m, 0) == "two"
+    with w.connect(at1) as conn:
+        for bad in ["1", "000000000000000g", f"0x{at1:014x}", "0" * 17]:
+            with pytest.raises(ValueError, match="16 hex digits"):
+                conn.open(bad)
+        with pytest.raises(ValueError, match="want 8"):
+            conn.open(b"\0" * 7)
+        with pytest.raises(ValueError, match="out of range"):
+            conn.open(-1)
+        with pytest.raises(ValueError, match="out of range"):
+            conn.open(2**64)
+        for bad in [1.0, None, True, [1]]:
+            with pytest.raises(TypeError):
+                conn.open(bad)
+        assert conn.at == at1  # none of these reached the connection
+
+
+def test_isolation_while_another_thread_commits_and_reads_head(server):
+    """Two connections at two revisions keep their data while another thread
+    commits and reads head through NumPy (each of its reads pins both)."""
+    srv = server
+    nblk = 8
+    at1 = srv.commit({(F, b): f"a{b}".encode() for b in range(nblk)})
+    at2 = srv.commit({(F, b): f"b{b}".encode() for b in range(0, nblk, 2)})
+    want1 = [f"a{b}" for b in range(nblk)]
+    want2 = [f"b{b}" if b % 2 == 0 else f"a{b}" for b in range(nblk)]
+    w = wcfs_rs.WCFS(srv.mountpoint)
+    c1, c2 = w.connect(at1), w.connect(at2)
+    f1, f2 = c1.open(F), c2.open(F)
+    m1, m2 = f1.mmap(0, nblk), f2.mmap(0, nblk)
+    a1, a2 = view(m1), view(m2)
+    assert tags(a1, m1, range(nblk)) == want1
+    assert tags(a2, m2, range(nblk)) == want2
+
+    errors = []
+    done = threading.Event()
+
+    def committer():
+        try:
+            head = np.memmap(head_file(srv, F), dtype=np.uint8, mode="r")
+            for n in range(60):
+                blk = n % nblk
+                srv.commit({(F, blk): f"h{n}".encode()})
+                # The read waits for the server to pin c1 and c2 (this process).
+                got = bytes(head[blk * PAGE : blk * PAGE + 8]).rstrip(b"\0").decode()
+                if got != f"h{n}":
+                    errors.append(f"head #{blk}: {got!r} after commit h{n}")
+            del head
+        except Exception as e:  # reported by the main thread
+            errors.append(repr(e))
+        finally:
+            done.set()
+
+    t = threading.Thread(target=committer)
+    t.start()
+    checks = 0
+    while not done.is_set() or checks == 0:
+        assert tags(a1, m1, range(nblk)) == want1
+        assert tags(a2, m2, range(nblk)) == want2
+        checks += 1
+    t.join()
+    assert errors == []
+    assert tags(a1, m1, range(nblk)) == want1
+    assert tags(a2, m2, range(nblk)) == want2
+    # every block changed since at1 (and at2) is pinned to the old data
+    assert f1.pinned() == {b: at1 for b in range(nblk)}
+    assert f2.pinned() == {b: (at2 if b % 2 == 0 else at1) for b in range(nblk)}
+    assert checks > 0
+    del a1, a2
+    for x in (m1, m2, f1, f2, c1, c2):
+        x.close()
+    assert srv.failures() == []
+
+
+def test_resync_forward_and_refusal_backward(server):
+    srv = server
+    at1 = srv.commit({(F, 0): b"v1"})
+    at2 = srv.commit({(F, 0): b"v2"})
+    at3 = srv.commit({(F, 1): b"w3"})
+    w = wcfs_rs.WCFS(srv.mountpoint)
+    conn = w.connect(at1)
+    fh = conn.open(F)
+    m = fh.mmap(0, 2)
+    a = view(m)
+    assert tags(a, m, range(2)) == ["v1", ""]
+    conn.resync(at2)
+    assert conn.at == at2
+    assert tags(a, m, range(2)) == ["v2", ""]
+    conn.resync(at3)
+    assert tags(a, m, range(2)) == ["v2", "w3"]
+    conn.resync(at3)  # to the same revision: nothing changes
+    assert conn.at == at3 and tags(a, m, range(2)) == ["v2", "w3"]
+    with pytest.raises(wcfs_rs.GoingBackError) as e:
+        conn.resync(at1)
+    assert isinstance(e.value, wcfs_rs.ConnDownError)
+    assert "going back in history is forbidden" in str(e.value)
+    assert e.value.context in str(e.value) and f"@{at3:016x}" in e.value.context
+    assert "going back" in conn.down_reason
+    # down: forward is refused too, and nothing of it can be lent again
+    with pytest.raises(wcfs_rs.ConnDownError, match="connection closed"):
+        conn.resync(at3)
+    with pytest.raises(wcfs_rs.ConnDownError):
+        view(m)
+    del a
+    m.unmap()
+    fh.close()
+    conn.close()
+
+
+def test_buffer_error_with_live_exports(server):
+    """Like Python's mmap: no unmap or close under a lent buffer."""
+    srv = server
+    at = srv.commit({(F, 0): b"x" * 8, (F, 1): b"y"})
+    w = wcfs_rs.WCFS(srv.mountpoint)
+    conn = w.connect(at)
+    fh = conn.open(F)
+    m = fh.mmap(0, 2)
+    mv = memoryview(m)
+    assert mv.readonly and mv.format == "B" and mv.nbytes == len(m) == 2 * PAGE
+    assert m.exports == 1
+    a = np.frombuffer(m, dtype=np.uint32)
+    assert m.exports == 2
+    assert a[0] == struct.unpack("<I", b"xxxx")[0] and len(a) == 2 * PAGE // 4
+    assert not a.flags.writeable
+    with pytest.raises(ValueError):
+        a[0] = 1
+    with pytest.raises(TypeError):
+        mv[0] = 1
+    for close in (m.unmap, m.close, fh.close, conn.close):
+        with pytest.raises(BufferError, match="exported"):
+            close()
+    # nothing was closed: the memory still reads
+    assert not m.closed and not fh.closed and not conn.closed and not m.faulting
+    assert bytes(mv[:8]) == b"x" * 8 and bytes(mv[PAGE : PAGE + 1]) == b"y"
+    mv.release()
+    assert m.exports == 1
+    del a
+    assert m.exports == 0
+    m.unmap()
+    assert m.closed and m.faulting
+    m.unmap()  # again: nothing
+    with pytest.raises(ValueError, match="unmapped"):
+        memoryview(m)
+    # the context manager refuses too, and leaves the mapping usable
+    m2 = fh.mmap(0, 1)
+    with pytest.raises(BufferError):
+        with m2:
+            v = memoryview(m2)
+    assert bytes(v[:1]) == b"x"
+    v.release()
+    with m2:
+        pass
+    assert m2.closed
+    # a writable buffer is refused
+    m3 = fh.mmap(0, 1)
+    with pytest.raises(TypeError, match="not writable"):
+        ctypes.c_char.from_buffer(m3)
+    with pytest.raises(ValueError):
+        np.frombuffer(m3, dtype=np.uint8).setflags(write=True)
+    assert m3.exports == 0
+    m3.unmap()
+    fh.close()
+    conn.close()
+
+
+def test_conn_down_under_live_view(server):
+    """What remains after a forced shutdown: a view lent earlier faults.
+    Every new access through the module raises first; the kernel shows the
+    old view faults (EFAULT) without touching it from Python (a SIGSEGV)."""
+    srv = server
+    at1 = srv.commit({(F, 0): b"one"})
+    at2 = srv.commit({(F, 0): b"two"})
+    w = wcfs_rs.WCFS(srv.mountpoint)
+    conn = w.connect(at2)
+    fh = conn.open(F)
+    m = fh.mmap(0, 1)
+    mv = memoryview(m)
+    assert bytes(mv[:3]) == b"two"
+    assert m.read(0, 3) == b"two" and m.read(1, 2) == b"wo"
+    assert len(m.read()) == PAGE and m.read(PAGE - 2) == b"\0\0"
+    with pytest.raises(wcfs_rs.Error, match="out of bounds"):
+        m.read(PAGE - 2, 3)
+    r, wr = os.pipe()
+    try:
+        assert os.write(wr, mv[:3]) == 3
+        # resync back with a live view: the connection goes down; the error comes first.
+        with pytest.raises(wcfs_rs.GoingBackError):
+            conn.resync(at1)
+        assert m.faulting
+        with pytest.raises(wcfs_rs.ConnDownError, match="going back") as e:
+            memoryview(m)
+        assert e.value.context.startswith(f"wcfs {srv.mountpoint}: conn")
+        with pytest.raises(wcfs_rs.ConnDownError):
+            np.frombuffer(m, dtype=np.uint8)
+        with pytest.raises(wcfs_rs.ConnDownError):
+            m.read(0, 3)
+        with pytest.raises(OSError) as e:
+            os.write(wr, mv[:3])
+        assert e.value.errno == errno.EFAULT
+    finally:
+        os.close(r)
+        os.close(wr)
+    mv.release()
+    m.unmap()
+    fh.close()
+    conn.close()
+
+
+def test_every_exception_type(server, tmp_path):
+    srv = server
+    at1 = srv.commit({(F, 0): b"a"})
+    at2 = srv.commit({(F, 0): b"b"})
+    for cls in (wcfs_rs.ConnDownError, wcfs_rs.FileClosedError, wcfs_rs.NotMountedError):
+        assert issubclass(cls, wcfs_rs.Error) and issubclass(cls, Exception)
+    assert issubclass(wcfs_rs.GoingBackError, wcfs_rs.ConnDownError)
+
+    # not mounted: a plain directory, a missing one, an unknown database
+    for where in (tmp_path, tmp_path / "missing"):
+        with pytest.raises(wcfs_rs.NotMountedError) as e:
+            wcfs_rs.WCFS(str(where))
+        assert e.value.context == f"wcfs {where}"
+    with pytest.raises(wcfs_rs.NotMountedError, match="no wcfs server mounted for"):
+        wcfs_rs.join(f"test://nowhere/{os.getpid()}")
+
+    w = wcfs_rs.WCFS(srv.mountpoint)
+    conn = w.connect(at1)
+    fh = conn.open(F)
+    m = fh.mmap(0, 1)
+
+    # a plain Error (the base class only): a block outside the mapping
+    with pytest.raises(wcfs_rs.Error) as e:
+        m.mark_dirty(5)
+    assert type(e.value) is wcfs_rs.Error
+    assert str(e.value).startswith(e.value.context) and "mark_dirty #5" in e.value.context
+
+    # file closed
+    fh.close()
+    assert fh.closed and m.faulting
+    with pytest.raises(wcfs_rs.FileClosedError, match="file already closed") as e:
+        fh.mmap(0, 1)
+    assert e.value.context.endswith(f"f<{F:016x}>: mmap #0+1")
+    with pytest.raises(wcfs_rs.FileClosedError):
+        memoryview(m)
+    fh.close()  # again: nothing
+
+    # going back, then connection down
+    conn.resync(at2)
+    with pytest.raises(wcfs_rs.GoingBackError) as e:
+        conn.resync(at1)
+    assert f"conn" in e.value.context and "resync" in e.value.context
+    with pytest.raises(wcfs_rs.ConnDownError) as e:
+        conn.open(F)
+    assert type(e.value) is wcfs_rs.ConnDownError
+    conn.close()
+
+    # closed by the caller
+    conn = w.connect(at2)
+    fh = conn.open(F)
+    m = fh.mmap(0, 1)
+    conn.close()
+    assert conn.closed and fh.closed and m.faulting
+    for call in (lambda: conn.open(F), lambda: fh.mmap(0, 1), lambda: memoryview(m), lambda: conn.resync(at2)):
+        with pytest.raises(wcfs_rs.ConnDownError):
+            call()
+    conn.close()  # again: nothing
+    m.unmap()
+    fh.close()
+
+
+def test_join(joined_server):
+    srv = joined_server
+    at = srv.commit({(F, 0): b"joined"})
+    w = wcfs_rs.join(srv.zurl)
+    assert w.mountpoint == srv.mountpoint
+    assert wcfs_rs.join(srv.zurl).mountpoint == srv.mountpoint
+    assert w.head_at() == at
+    with w.connect(at) as conn, conn.open(F) as fh, fh.mmap(0, 1) as m:
+        assert tag(view(m), m, 0) == "joined"
+    assert conn.closed and fh.closed and m.closed
+
+
+def test_join_refuses_a_server_of_another_database(fuse):
+    """A server mounted where `join(zurl)` looks, serving another database."""
+    import hashlib
+
+    from testserver import Server
+
+    zurl = f"test://py-mismatch/{os.getpid()}"
+    mnt = os.path.join("/dev/shm/wcfs", hashlib.sha1(zurl.encode()).hexdigest())
+    other = Server(mnt, zurl=zurl + "-other")
+    try:
+        with pytest.raises(wcfs_rs.NotMountedError, match="serves") as e:
+            wcfs_rs.join(zurl)
+        assert e.value.context == f"wcfs {mnt}"
+    finally:
+        other.stop()
+
+
+def test_context_managers_close(server):
+    srv = server
+    at = srv.commit({(F, 0): b"cm"})
+    w = wcfs_rs.WCFS(srv.mountpoint)
+    with w.connect(at) as conn:
+        with conn.open(F) as fh:
+            with fh.mmap(0, 1) as m:
+                assert bytes(memoryview(m)[:2]) == b"cm"
+            assert m.closed and not fh.closed
+        assert fh.closed and not conn.closed
+        # an exception inside passes through, and still closes
+        with pytest.raises(KeyError):
+            with conn.open(F) as fh2:
+                raise KeyError("inside")
+        assert fh2.closed
+    assert conn.closed
+    assert repr(conn).startswith("<wcfs_rs.Conn") and repr(w).startswith("<wcfs_rs.WCFS")
+
+
+def test_mark_dirty_keeps_pins_off_until_remap(server):
+    srv = server
+    at1 = srv.commit({(F, 0): b"old0", (F, 1): b"old1"})
+    srv.commit({(F, 0): b"new0", (F, 1): b"new1"})
+    w = wcfs_rs.WCFS(srv.mountpoint)
+    conn = w.connect(at1)
+    fh = conn.open(F)
+    m = fh.mmap(0, 2)
+    m.mark_dirty(0)
+    # a read of head (another mapping of the same file) makes the server pin us
+    head = np.memmap(head_file(srv, F), dtype=np.uint8, mode="r")
+    assert bytes(head[:4]) == b"new0"
+    assert bytes(head[PAGE : PAGE + 4]) == b"new1"
+    del head
+    assert fh.pinned() == {0: at1, 1: at1}
+    a = view(m)
+    # block 1 was remapped by its pin; block 0, marked dirty, was left alone
+    assert tag(a, m, 1) == "old1"
+    assert tag(a, m, 0) == "new0"
+    m.remap_blk(0)
+    assert tags(a, m, range(2)) == ["old0", "old1"]
+    del a
+    m.unmap()
+    with pytest.raises(wcfs_rs.Error):
+        m.remap_blk(0)
+    fh.close()
+    conn.close()
+
+
+def test_gil_released_while_connect_and_resync_wait(server):
+    """connect(at) and resync(at) wait for the server to have `at`; another
+    Python thread commits it. Had the waiting call kept the GIL, the
+    committing thread could never run (the watchdog would end the run)."""
+    srv = server
+    step = tid_step(srv)
+    w = wcfs_rs.WCFS(srv.mountpoint)
+    with Watchdog(60):
+        for verb in ("connect", "resync"):
+            head = srv.head()
+            want = head + step
+            conn0 = w.connect(head)
+            out = {}
+
+            def blocked():
+                try:
+                    if verb == "connect":
+                        out["conn"] = w.connect(want)
+                    else:
+                        conn0.resync(want)
+                        out["conn"] = conn0
+                except Exception as e:
+                    out["err"] = e
+
+            t = threading.Thread(target=blocked)
+            t.start()
+            spins = 0
+            deadline = time.monotonic() + 0.3
+            while time.monotonic() < deadline:
+                spins += 1
+            assert t.is_alive(), f"{verb} did not wait for {want:016x}"
+            assert "conn" not in out
+            assert spins > 1000  # this thread ran while the other one waited
+            at = srv.commit({(F, 0): verb.encode()})
+            assert at == want
+            t.join(30)
+            assert not t.is_alive() and "err" not in out, out
+            c = out["conn"]
+            assert c.at == want
+            with c.open(F) as fh, fh.mmap(0, 1) as m:
+                assert tag(view(m), m, 0) == verb
+            c.close()
+            conn0.close()
+
+
+@pytest.mark.parametrize("blocked_on", ["resync of the pinned connection", "connect of another"])
+def test_self_pin_while_blocked(server, blocked_on):
+    """One thread waits in a call on our connection (GIL released) while
+    another reads head through NumPy: that read makes the server pin our own
+    connection (in this process) and must not wait for the blocked thread."""
+    srv = server
+    step = tid_step(srv)
+    at1 = srv.commit({(F, 0): b"old", (F, 1): b"one"})
+    w = wcfs_rs.WCFS(srv.mountpoint)
+    conn = w.connect(at1)
+    fh = conn.open(F)
+    m = fh.mmap(0, 2)
+    a = view(m)
+    assert tag(a, m, 1) == "one"  # block 0 untouched: it still maps head
+    later = at1 + 2 * step  # two commits from now
+    out = {}
+
+    def blocked():
+        try:
+            if blocked_on.startswith("resync"):
+                conn.resync(later)
+            else:
+                out["other"] = w.connect(later)
+        except Exception as e:
+            out["err"] = e
+
+    with Watchdog(60):
+        t = threading.Thread(target=blocked)
+        t.start()
+        time.sleep(0.05)
+        at2 = srv.commit({(F, 0): b"new"})
+        head = np.memmap(head_file(srv, F), dtype=np.uint8, mode="r")
+        assert bytes(head[:3]) == b"new"  # waited for our own connection's ack
+        del head
+        assert t.is_alive(), "the blocked call returned before its revision existed"
+        assert fh.pinned() == {0: at1}
+        assert tag(a, m, 0) == "old"
+        at3 = srv.commit({(F, 1): b"two"})
+        assert at3 == later and at2 < at3
+        t.join(30)
+        assert not t.is_alive() and "err" not in out, out
+    if blocked_on.startswith("resync"):
+        assert conn.at == later
+        assert tags(a, m, range(2)) == ["new", "two"]
+    else:
+        assert conn.at == at1
+        assert tags(a, m, range(2)) == ["old", "one"]
+        out["other"].close()
+    del a
+    m.unmap()
+    fh.close()
+    conn.close()
+    assert srv.failures() == []
+
+
+def _counts():
+    with open("/proc/self/maps") as f:
+        maps = sum(1 for _ in f)
+    return {
+        "fds": len(os.listdir("/proc/self/fd")),
+        "maps": maps,
+        "threads": len(os.listdir("/proc/self/task")),
+    }
+
+
+def test_no_leak_after_1000_cycles(server):
+    """1,000 connect/open/mmap/read/unmap/close cycles (half closing
+    explicitly, half by dropping the last reference) leave no descriptor,
+    mapping or pin thread behind."""
+    srv = server
+    at1 = srv.commit({(F, b): f"r{b}".encode() for b in range(4)})
+    srv.commit({(F, 0): b"later"})  # so that reads pin
+    w = wcfs_rs.WCFS(srv.mountpoint)
+
+    def cycle(i):
+        if i % 2 == 0:
+            with w.connect(at1) as conn, conn.open(F) as fh, fh.mmap(0, 4) as m:
+                a = view(m)
+                assert tag(a, m, i % 4) == f"r{i % 4}"
+                del a
+        else:
+            conn = w.connect(at1)
+            fh = conn.open(F)
+            m = fh.mmap(i % 3, 2)
+            assert tag(view(m), m, m.blk_start) == f"r{m.blk_start}"
+            del conn, fh, m
+
+    for i in range(20):
+        cycle(i)
+    gc.collect()
+    before = _counts()
+    for i in range(1000):
+        cycle(i)
+    gc.collect()
+    # pin threads end once the server closes the link: give them a moment
+    deadline = time.monotonic() + 10
+    while _counts() != before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _counts() == before
+    assert srv.failures() == []
+
+
+def test_readme_example(server):
+    """The README's Python example, as written there (two revisions compared)."""
+    srv = server
+    oid = F
+    at_old = srv.commit({(F, b): np.full(PAGE // 8, b, np.float64).tobytes() for b in range(16)})
+    srv.commit({(F, 3): np.full(PAGE // 8, -1.0).tobytes()})
+    w = wcfs_rs.WCFS(srv.mountpoint)
+
+    # --- as in README.md ---
+    with w.connect(at_old) as old, w.connect(w.head_at()) as new:
+        with old.open(oid) as f1, new.open(oid) as f2:
+            with f1.mmap(0, 16) as m1, f2.mmap(0, 16) as m2:
+                a1 = np.frombuffer(m1, dtype=np.float64)  # zero-copy, read-only
+                a2 = np.frombuffer(m2, dtype=np.float64)
+                changed = np.flatnonzero(a1 != a2)  # element indices
+                del a1, a2  # release the views before the mappings unmap
+    # ---
+    per_blk = f1.blksize // 8
+    assert changed.tolist() == list(range(3 * per_blk, 4 * per_blk))
+
+
+def test_fork_child_is_refused_access(server):
+    """In a fork child the client detaches: its mappings fault there, and
+    the module says so instead of lending the memory (the parent goes on)."""
+    srv = server
+    at = srv.commit({(F, 0): b"parent"})
+    w = wcfs_rs.WCFS(srv.mountpoint)
+    conn = w.connect(at)
+    fh = conn.open(F)
+    m = fh.mmap(0, 1)
+    assert m.read(0, 6) == b"parent"
+    pid = os.fork()
+    if pid == 0:  # the child: report by exit status only, never return into pytest
+        code = 10
+        try:
+            code = 11 if m.faulting else 12
+            try:
+                memoryview(m)
+                code = 13
+            except wcfs_rs.ConnDownError:
+                pass
+            try:
+                m.read(0, 1)
+                code = 14
+            except wcfs_rs.ConnDownError:
+                pass
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 11, status
+    assert not m.faulting and m.read(0, 6) == b"parent"
+    assert tag(view(m), m, 0) == "parent"
+    m.unmap()
+    fh.close()
+    conn.close()
