@@ -782,11 +782,13 @@ impl World {
                         .conn
                         .mark_dirty(map, blk)
                         .map_err(|e| e.to_string())?;
+                    // Only over a live block: a faulting one faults on the write.
                     let private = self.rng.chance(50);
                     let tag = b'a' + self.rng.below(26) as u8;
                     let bs = self.blksize as usize;
                     let c = self.client(i);
-                    let addr = c.h.conn.mapping(map).expect("mapping").blk_addr(blk);
+                    let m = c.h.conn.mapping(map).expect("mapping");
+                    let (addr, private) = (m.blk_addr(blk), private && !m.faulting);
                     if private {
                         c.h.be
                             .lay_private(addr, bs, tag)
