@@ -542,7 +542,8 @@ impl Conn {
         len: usize,
     ) -> Result<OpId, Error> {
         let (fd, bs) = self.check_map(file, blk_start, blk_len)?;
-        if addr == 0 || addr % self.cfg.page_size != 0 || addr.checked_add(len).is_none() {
+        if addr == 0 || !addr.is_multiple_of(self.cfg.page_size) || addr.checked_add(len).is_none()
+        {
             return Err(Error::BadAddress(addr));
         }
         let want = blk_len * bs; // fits in usize: checked by check_map
