@@ -862,8 +862,9 @@ impl FileH {
 
     /// Maps blocks `[blk_start, blk_start + blk_len)` as of the connection's
     /// `at` over the caller's range `[addr, addr + len)` (`MAP_FIXED`), and
-    /// from then on manages it like a mapping of its own: pins, zeros past
-    /// the file's end, faulting after close, resync, fork.
+    /// from then on manages it like a mapping of its own: pins, resync,
+    /// zeros past the file's end, faulting after close, after the
+    /// connection goes down, and in a fork child.
     ///
     /// The range stays the caller's: when the mapping is unmapped (or its
     /// last clone dropped), and when this call fails after touching the
