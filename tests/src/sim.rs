@@ -948,6 +948,12 @@ impl World {
             addr + mlen - 1
         };
         let c = self.client(i);
+        // The address space refuses it too (`MAP_FIXED_NOREPLACE`).
+        if c.h.be.reserve_at(a, want) != Err(wcfs_mock::EEXIST) {
+            return Err(format!(
+                "client {i}: reserving {a:#x}+{want:#x} over a live mapping was not refused"
+            ));
+        }
         let before = c.h.be.trace().len();
         let r = c.h.conn.mmap_at(f, start, len, a, want);
         c.h.drain();
