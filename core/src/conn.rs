@@ -4,8 +4,8 @@
 //!
 //! # Driving a `Conn`
 //!
-//! * Mutators (`open`, `mmap`, `unmap`, `mark_dirty`, `remap_blk`,
-//!   `resync`, `close_file`, `close`, `fork_child`) and handlers
+//! * Mutators (`open`, `mmap`, `mmap_at`, `unmap`, `mark_dirty`,
+//!   `remap_blk`, `resync`, `close_file`, `close`, `fork_child`) and handlers
 //!   (`handle_bytes`, `handle_eof`, `handle_link_error`, `complete`) change
 //!   the state and queue [`Action`]s.
 //! * After every mutator or handler, drain: `poll_action` until `None`,
@@ -17,6 +17,9 @@
 //!   turn comes and yields their result once. When `poll_op` is `None` and
 //!   there is nothing to drain, the op waits for the server: wait until the
 //!   link's reader has handled more input, then poll again.
+//! * Statistics ([`Conn::stats`], [`Conn::stats_handle`]) are counted by
+//!   the core as it decides; a driver with a clock adds each pin's handling
+//!   time with [`Conn::record_pin_time`].
 //!
 //! ```
 //! use wcfs_core::{perform, wire::Tid, Backend, Config, Conn, Error, OpId, OpOk};
