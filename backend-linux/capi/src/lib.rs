@@ -1,0 +1,731 @@
+//! The C ABI of the WCFS client: `include/wcfs.h` over `wcfs-linux`.
+//!
+//! Conventions (the header's "Conventions" section says the same for C):
+//! - Handles (`wcfs_wcfs`, `wcfs_conn`, `wcfs_file`, `wcfs_mapping`) are
+//!   opaque: a `Box` of the Rust handle, given out through an out-pointer and
+//!   released by the matching `_free`. A handle keeps what it belongs to
+//!   alive (a mapping its file and connection), so they may be freed in any
+//!   order.
+//! - Every exported function runs inside a panic boundary ([`boundary`],
+//!   [`getter`]): a panic becomes `WCFS_ERR_PANIC` (or a getter's default),
+//!   never an unwind into C.
+//! - A failing call returns a `wcfs_result` and keeps the full text of the
+//!   error (`wcfs <mnt>: conn<N> @<at>: ...`) in a thread-local slot, copied
+//!   out by `wcfs_last_error`; nothing is allocated for the caller to free.
+//! - Nothing Rust crosses the boundary: ids and revisions are `uint64_t`,
+//!   strings are NUL-terminated `char *` read during the call only.
+#![deny(unsafe_op_in_unsafe_fn)]
+#![allow(non_camel_case_types)]
+
+use std::cell::RefCell;
+use std::ffi::{c_char, c_int, c_void, CStr};
+use std::os::unix::ffi::OsStrExt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use wcfs_core::wire::{Oid, Tid};
+use wcfs_linux::{Conn, ErrorKind, FileH, Mapping, Wcfs};
+
+/// What a call did: `WCFS_OK`, or why it failed (the text: `wcfs_last_error`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum wcfs_result {
+    WCFS_OK = 0,
+    /// A pointer the call needs was NULL.
+    WCFS_ERR_NULL = 1,
+    /// An argument is malformed (a string not UTF-8, a length that overflows).
+    WCFS_ERR_INVALID_ARG = 2,
+    /// The library panicked (a bug); the text says where.
+    WCFS_ERR_PANIC = 3,
+    /// No WCFS is mounted for this database (`wcfs_join`).
+    WCFS_ERR_NOT_MOUNTED = 4,
+    /// The mountpoint serves another database (`wcfs_join`).
+    WCFS_ERR_ZURL_MISMATCH = 5,
+    /// The OS refused (opening the mountpoint, reading `head/at`, ...).
+    WCFS_ERR_IO = 6,
+    /// The connection is closed or down.
+    WCFS_ERR_CONN_CLOSED = 7,
+    /// The file handle was closed.
+    WCFS_ERR_FILE_CLOSED = 8,
+    /// The mapping was unmapped.
+    WCFS_ERR_NO_SUCH_MAPPING = 9,
+    /// A block range or address range out of bounds, misaligned or of the wrong size.
+    WCFS_ERR_BAD_RANGE = 10,
+    /// `resync` to an older revision: forbidden, and the connection is down.
+    WCFS_ERR_GOING_BACK = 11,
+    /// The watch link broke.
+    WCFS_ERR_LINK = 12,
+    /// The server misbehaved or refused (its text in the error).
+    WCFS_ERR_PROTOCOL = 13,
+    /// A syscall the connection made failed.
+    WCFS_ERR_OS = 14,
+    /// The caller's buffer is too small (the call says how much it needs).
+    WCFS_ERR_BUFFER_TOO_SMALL = 15,
+}
+
+use wcfs_result::*;
+
+/// A mounted WCFS server (from `wcfs_open` or `wcfs_join`).
+pub struct wcfs_wcfs(Wcfs);
+/// A connection: a view of the database as of one revision.
+pub struct wcfs_conn(Conn);
+/// An open bigfile of a connection.
+pub struct wcfs_file(FileH);
+/// A memory mapping of blocks of a file.
+pub struct wcfs_mapping(Mapping);
+
+/// A pin in force: block `blk` shows revision `rev`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct wcfs_pin {
+    pub blk: u64,
+    pub rev: u64,
+}
+
+// ---- errors and the panic boundary ----
+
+thread_local! {
+    static LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+/// A failed call: its code and the text kept for `wcfs_last_error`.
+struct Failure {
+    code: wcfs_result,
+    text: String,
+}
+
+impl Failure {
+    fn new(code: wcfs_result, text: impl Into<String>) -> Failure {
+        Failure {
+            code,
+            text: text.into(),
+        }
+    }
+
+    fn null(what: &str) -> Failure {
+        Failure::new(WCFS_ERR_NULL, format!("wcfs: {what} is NULL"))
+    }
+}
+
+impl From<wcfs_linux::Error> for Failure {
+    fn from(e: wcfs_linux::Error) -> Failure {
+        let code = match &e.kind {
+            ErrorKind::Core(c) => core_code(c),
+            ErrorKind::Io { .. } => WCFS_ERR_IO,
+            ErrorKind::NotMounted { .. } => WCFS_ERR_NOT_MOUNTED,
+            ErrorKind::ZurlMismatch { .. } => WCFS_ERR_ZURL_MISMATCH,
+        };
+        Failure::new(code, e.to_string())
+    }
+}
+
+/// The code of a core error; every variant not named is the server's doing.
+fn core_code(e: &wcfs_core::Error) -> wcfs_result {
+    use wcfs_core::Error as E;
+    match e {
+        E::ConnClosed => WCFS_ERR_CONN_CLOSED,
+        E::FileClosed => WCFS_ERR_FILE_CLOSED,
+        E::NoSuchMapping => WCFS_ERR_NO_SUCH_MAPPING,
+        E::BadRange => WCFS_ERR_BAD_RANGE,
+        E::GoingBack { .. } => WCFS_ERR_GOING_BACK,
+        E::Link(_) => WCFS_ERR_LINK,
+        E::Os { .. } => WCFS_ERR_OS,
+        _ => WCFS_ERR_PROTOCOL,
+    }
+}
+
+fn set_last_error(text: String) {
+    LAST_ERROR.with(|l| *l.borrow_mut() = text);
+}
+
+fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
+    let msg = p
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| p.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)");
+    format!("wcfs: panic in the library: {msg}")
+}
+
+/// Runs `f` as one exported call: a failure or a panic becomes a result
+/// code and the thread's last error; nothing unwinds into C.
+fn boundary(f: impl FnOnce() -> Result<(), Failure>) -> wcfs_result {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(())) => WCFS_OK,
+        Ok(Err(fail)) => {
+            set_last_error(fail.text);
+            fail.code
+        }
+        Err(p) => {
+            set_last_error(panic_text(&*p));
+            WCFS_ERR_PANIC
+        }
+    }
+}
+
+/// Runs a getter: `default` for a NULL handle or a panic.
+fn getter<H, T>(h: *const H, default: T, f: impl FnOnce(&H) -> T) -> T {
+    // SAFETY: the caller passes NULL or a live handle of type H (the
+    // header's conventions); a shared reference is all the getters need.
+    let Some(h) = (unsafe { h.as_ref() }) else {
+        return default;
+    };
+    catch_unwind(AssertUnwindSafe(|| f(h))).unwrap_or(default)
+}
+
+/// The handle behind `h`, or `WCFS_ERR_NULL`.
+///
+/// # Safety
+///
+/// `h` is NULL or a live handle given out by this library, not freed yet.
+unsafe fn handle<'a, H>(h: *const H, what: &str) -> Result<&'a H, Failure> {
+    // SAFETY: per the function's contract.
+    unsafe { h.as_ref() }.ok_or_else(|| Failure::null(what))
+}
+
+/// Stores a new handle into `*out` (checked non-NULL by `out_ptr`).
+fn give<H>(out: &mut *mut H, h: H) {
+    *out = Box::into_raw(Box::new(h));
+}
+
+/// The out-pointer `out`, cleared to NULL, or `WCFS_ERR_NULL`.
+///
+/// # Safety
+///
+/// `out` is NULL or valid for writing one pointer.
+unsafe fn out_ptr<'a, H>(out: *mut *mut H) -> Result<&'a mut *mut H, Failure> {
+    // SAFETY: per the function's contract.
+    let out = unsafe { out.as_mut() }.ok_or_else(|| Failure::null("out"))?;
+    *out = std::ptr::null_mut();
+    Ok(out)
+}
+
+/// A NUL-terminated string argument.
+///
+/// # Safety
+///
+/// `s` is NULL or a NUL-terminated string readable for the call.
+unsafe fn c_str<'a>(s: *const c_char, what: &str) -> Result<&'a CStr, Failure> {
+    if s.is_null() {
+        return Err(Failure::null(what));
+    }
+    // SAFETY: non-NULL and NUL-terminated per the function's contract.
+    Ok(unsafe { CStr::from_ptr(s) })
+}
+
+/// Frees a handle given out by this library.
+///
+/// # Safety
+///
+/// `h` is NULL or a handle of type H given out by this library, freed once.
+unsafe fn free<H>(h: *mut H) {
+    if h.is_null() {
+        return;
+    }
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: per the function's contract: from `Box::into_raw`, not freed yet.
+        drop(unsafe { Box::from_raw(h) })
+    }));
+}
+
+/// Copies `text` NUL-terminated into `buf[..len]`, cut at a character
+/// boundary when too long; returns the full length (without the NUL).
+///
+/// # Safety
+///
+/// `buf` is NULL (then `len` must be 0) or writable for `len` bytes.
+unsafe fn copy_text(text: &str, buf: *mut c_char, len: usize) -> usize {
+    if !buf.is_null() && len > 0 {
+        let mut n = text.len().min(len - 1);
+        while !text.is_char_boundary(n) {
+            n -= 1;
+        }
+        // SAFETY: `buf` is writable for `len > n` bytes per the contract;
+        // `text` is a distinct Rust string.
+        unsafe {
+            std::ptr::copy_nonoverlapping(text.as_ptr(), buf.cast::<u8>(), n);
+            *buf.add(n) = 0;
+        }
+    }
+    text.len()
+}
+
+// ---- errors ----
+
+/// The name of a result code (`"WCFS_ERR_GOING_BACK"`), a static string;
+/// `"WCFS_UNKNOWN"` for a value that is no code.
+#[no_mangle]
+pub extern "C" fn wcfs_result_name(result: c_int) -> *const c_char {
+    let s: &'static CStr = match result {
+        0 => c"WCFS_OK",
+        1 => c"WCFS_ERR_NULL",
+        2 => c"WCFS_ERR_INVALID_ARG",
+        3 => c"WCFS_ERR_PANIC",
+        4 => c"WCFS_ERR_NOT_MOUNTED",
+        5 => c"WCFS_ERR_ZURL_MISMATCH",
+        6 => c"WCFS_ERR_IO",
+        7 => c"WCFS_ERR_CONN_CLOSED",
+        8 => c"WCFS_ERR_FILE_CLOSED",
+        9 => c"WCFS_ERR_NO_SUCH_MAPPING",
+        10 => c"WCFS_ERR_BAD_RANGE",
+        11 => c"WCFS_ERR_GOING_BACK",
+        12 => c"WCFS_ERR_LINK",
+        13 => c"WCFS_ERR_PROTOCOL",
+        14 => c"WCFS_ERR_OS",
+        15 => c"WCFS_ERR_BUFFER_TOO_SMALL",
+        _ => c"WCFS_UNKNOWN",
+    };
+    s.as_ptr()
+}
+
+/// Copies the text of the last error of this thread into `buf`; see the header.
+///
+/// # Safety
+///
+/// `buf` is NULL (with `len == 0`) or writable for `len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn wcfs_last_error(buf: *mut c_char, len: usize) -> usize {
+    catch_unwind(AssertUnwindSafe(|| {
+        LAST_ERROR.with(|l| {
+            // SAFETY: per the function's contract.
+            unsafe { copy_text(&l.borrow(), buf, len) }
+        })
+    }))
+    .unwrap_or(0)
+}
+
+// ---- wcfs: a mounted server ----
+
+/// Opens the WCFS mounted at `mountpoint`.
+///
+/// # Safety
+///
+/// `mountpoint` NUL-terminated; `out` writable (the header's conventions).
+#[no_mangle]
+pub unsafe extern "C" fn wcfs_open(
+    mountpoint: *const c_char,
+    out: *mut *mut wcfs_wcfs,
+) -> wcfs_result {
+    boundary(|| {
+        // SAFETY: per the function's contract.
+        let (mnt, out) = unsafe { (c_str(mountpoint, "mountpoint")?, out_ptr(out)?) };
+        let mnt = std::ffi::OsStr::from_bytes(mnt.to_bytes());
+        give(out, wcfs_wcfs(Wcfs::open(mnt)?));
+        Ok(())
+    })
+}
+
+/// The server of database `zurl` where wendelin.core mounts it.
+///
+/// # Safety
+///
+/// `zurl` NUL-terminated; `out` writable (the header's conventions).
+#[no_mangle]
+pub unsafe extern "C" fn wcfs_join(zurl: *const c_char, out: *mut *mut wcfs_wcfs) -> wcfs_result {
+    boundary(|| {
+        // SAFETY: per the function's contract.
+        let (zurl, out) = unsafe { (utf8(zurl, "zurl")?, out_ptr(out)?) };
+        give(out, wcfs_wcfs(Wcfs::join(zurl)?));
+        Ok(())
+    })
+}
+
+/// `wcfs_join` with another directory of mountpoints than `/dev/shm/wcfs`.
+///
+/// # Safety
+///
+/// `base` and `zurl` NUL-terminated; `out` writable (the header's conventions).
+#[no_mangle]
+pub unsafe extern "C" fn wcfs_join_under(
+    base: *const c_char,
+    zurl: *const c_char,
+    out: *mut *mut wcfs_wcfs,
+) -> wcfs_result {
+    boundary(|| {
+        // SAFETY: per the function's contract.
+        let (base, zurl, out) =
+            unsafe { (c_str(base, "base")?, utf8(zurl, "zurl")?, out_ptr(out)?) };
+        let base = std::path::Path::new(std::ffi::OsStr::from_bytes(base.to_bytes()));
+        give(out, wcfs_wcfs(Wcfs::join_under(base, zurl)?));
+        Ok(())
+    })
+}
+
+/// A UTF-8 string argument.
+///
+/// # Safety
+///
+/// As for [`c_str`].
+unsafe fn utf8<'a>(s: *const c_char, what: &str) -> Result<&'a str, Failure> {
+    // SAFETY: per the function's contract.
+    unsafe { c_str(s, what) }?
+        .to_str()
+        .map_err(|_| Failure::new(WCFS_ERR_INVALID_ARG, format!("wcfs: {what} is not UTF-8")))
+}
+
+/// Releases a `wcfs_wcfs` handle. NULL is ignored.
+///
+/// # Safety
+///
+/// `w` is NULL or a handle from `wcfs_open`/`wcfs_join`, not freed yet.
+#[no_mangle]
+pub unsafe extern "C" fn wcfs_free(w: *mut wcfs_wcfs) {
+    // SAFETY: per the function's contract.
+    unsafe { free(w) }
+}
+
+/// Copies the mountpoint into `buf`; returns its full length.
+///
+/// # Safety
+///
+/// `w` NULL or live; `buf` NULL (with `len == 0`) or writable for `len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn wcfs_mountpoint(
+    w: *const wcfs_wcfs,
+    buf: *mut c_char,
+    len: usize,
+) -> usize {
+    getter(w, 0, |w| {
+        let m = w.0.mountpoint().as_os_str().as_bytes();
+        // The path as bytes; a mountpoint is not required to be UTF-8.
+        let m = String::from_utf8_lossy(m);
+        // SAFETY: per the function's contract.
+        unsafe { copy_text(&m, buf, len) }
+    })
+}
+
+/// Reads `head/at` into `*at`.
+///
+/// # Safety
+///
+/// `w` NULL or live; `at` writable (the header's conventions).
+#[no_mangle]
+pub unsafe extern "C" fn wcfs_head_at(w: *const wcfs_wcfs, at: *mut u64) -> wcfs_result {
+    boundary(|| {
+        // SAFETY: per the function's contract.
+        let (w, at) = unsafe {
+            (
+                handle(w, "wcfs")?,
+                at.as_mut().ok_or_else(|| Failure::null("at"))?,
+            )
+        };
+        *at = w.0.head_at()?.0;
+        Ok(())
+    })
+}
+
+/// A connection viewing the database as of `at` (waits for `head/at >= at`).
+///
+/// # Safety
+///
+/// `w` NULL or live; `out` writable (the header's conventions).
+#[no_mangle]
+pub unsafe extern "C" fn wcfs_connect(
+    w: *const wcfs_wcfs,
+    at: u64,
+    out: *mut *mut wcfs_conn,
+) -> wcfs_result {
+    boundary(|| {
+        // SAFETY: per the function's contract.
+        let (w, out) = unsafe { (handle(w, "wcfs")?, out_ptr(out)?) };
+        give(out, wcfs_conn(w.0.connect(Tid(at))?));
+        Ok(())
+    })
+}
+
+// ---- conn ----
+
+/// The revision the connection views; 0 for NULL.
+///
+/// # Safety
+///
+/// `c` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn wcfs_conn_at(c: *const wcfs_conn) -> u64 {
+    getter(c, 0, |c| c.0.at().0)
+}
+
+/// The connection's number in its `wcfs` (the `N` of `conn<N>`); 0 for NULL.
+///
+/// # Safety
+///
+/// `c` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn wcfs_conn_id(c: *const wcfs_conn) -> u64 {
+    getter(c, 0, |c| c.0.id())
+}
+
+/// Opens bigfile `oid`.
+///
+/// # Safety
+///
+/// `c` NULL or live; `out` writable (the header's conventions).
+#[no_mangle]
+pub unsafe extern "C" fn wcfs_conn_open(
+    c: *const wcfs_conn,
+    oid: u64,
+    out: *mut *mut wcfs_file,
+) -> wcfs_result {
+    boundary(|| {
+        // SAFETY: per the function's contract.
+        let (c, out) = unsafe { (handle(c, "conn")?, out_ptr(out)?) };
+        give(out, wcfs_file(c.0.open(Oid(oid))?));
+        Ok(())
+    })
+}
+
+/// Moves the view forward to `at`.
+///
+/// # Safety
+///
+/// `c` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn wcfs_conn_resync(c: *const wcfs_conn, at: u64) -> wcfs_result {
+    boundary(|| {
+        // SAFETY: per the function's contract.
+        let c = unsafe { handle(c, "conn")? };
+        c.0.resync(Tid(at))?;
+        Ok(())
+    })
+}
+
+/// Closes the connection: its mappings fault from now on.
+///
+/// # Safety
+///
+/// `c` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn wcfs_conn_close(c: *const wcfs_conn) -> wcfs_result {
+    boundary(|| {
+        // SAFETY: per the function's contract.
+        let c = unsafe { handle(c, "conn")? };
+        c.0.close()?;
+        Ok(())
+    })
+}
+
+/// Releases a `wcfs_conn` handle. NULL is ignored.
+///
+/// # Safety
+///
+/// `c` is NULL or a handle from `wcfs_connect`, not freed yet.
+#[no_mangle]
+pub unsafe extern "C" fn wcfs_conn_free(c: *mut wcfs_conn) {
+    // SAFETY: per the function's contract.
+    unsafe { free(c) }
+}
+
+// ---- file ----
+
+/// The file's oid; 0 for NULL.
+///
+/// # Safety
+///
+/// `f` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn wcfs_file_oid(f: *const wcfs_file) -> u64 {
+    getter(f, 0, |f| f.0.oid().0)
+}
+
+/// The file's block size in bytes; 0 for NULL.
+///
+/// # Safety
+///
+/// `f` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn wcfs_file_blksize(f: *const wcfs_file) -> u64 {
+    getter(f, 0, |f| f.0.blksize())
+}
+
+/// Maps blocks `[blk_start, blk_start + blk_len)` at an address the OS chooses.
+///
+/// # Safety
+///
+/// `f` NULL or live; `out` writable (the header's conventions).
+#[no_mangle]
+pub unsafe extern "C" fn wcfs_file_mmap(
+    f: *const wcfs_file,
+    blk_start: u64,
+    blk_len: u64,
+    out: *mut *mut wcfs_mapping,
+) -> wcfs_result {
+    boundary(|| {
+        // SAFETY: per the function's contract.
+        let (f, out) = unsafe { (handle(f, "file")?, out_ptr(out)?) };
+        give(out, wcfs_mapping(f.0.mmap(blk_start, blk_len)?));
+        Ok(())
+    })
+}
+
+/// Copies the pins in force into `pins[..cap]`, sorted by block; `*n` gets their count.
+///
+/// # Safety
+///
+/// `f` NULL or live; `pins` NULL (with `cap == 0`) or writable for `cap`
+/// entries; `n` writable.
+#[no_mangle]
+pub unsafe extern "C" fn wcfs_file_pinned(
+    f: *const wcfs_file,
+    pins: *mut wcfs_pin,
+    cap: usize,
+    n: *mut usize,
+) -> wcfs_result {
+    boundary(|| {
+        // SAFETY: per the function's contract.
+        let (f, n) = unsafe {
+            (
+                handle(f, "file")?,
+                n.as_mut().ok_or_else(|| Failure::null("n"))?,
+            )
+        };
+        let mut v = f.0.pinned();
+        v.sort();
+        *n = v.len();
+        if v.len() > cap {
+            return Err(Failure::new(
+                WCFS_ERR_BUFFER_TOO_SMALL,
+                format!("wcfs: {} pins, room for {cap}", v.len()),
+            ));
+        }
+        for (i, (blk, rev)) in v.into_iter().enumerate() {
+            // SAFETY: `i < cap` and `pins` is writable for `cap` entries
+            // (non-NULL: `cap > i >= 0`).
+            unsafe { pins.add(i).write(wcfs_pin { blk, rev: rev.0 }) };
+        }
+        Ok(())
+    })
+}
+
+/// Closes the file (for every handle of it): its mappings fault from now on.
+///
+/// # Safety
+///
+/// `f` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn wcfs_file_close(f: *const wcfs_file) -> wcfs_result {
+    boundary(|| {
+        // SAFETY: per the function's contract.
+        let f = unsafe { handle(f, "file")? };
+        f.0.close()?;
+        Ok(())
+    })
+}
+
+/// Releases a `wcfs_file` handle. NULL is ignored.
+///
+/// # Safety
+///
+/// `f` is NULL or a handle from `wcfs_conn_open`, not freed yet.
+#[no_mangle]
+pub unsafe extern "C" fn wcfs_file_free(f: *mut wcfs_file) {
+    // SAFETY: per the function's contract.
+    unsafe { free(f) }
+}
+
+// ---- mapping ----
+
+/// The first byte of the mapping; NULL for NULL.
+///
+/// # Safety
+///
+/// `m` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn wcfs_mapping_addr(m: *const wcfs_mapping) -> *mut c_void {
+    getter(m, std::ptr::null_mut(), |m| m.0.addr() as *mut c_void)
+}
+
+/// The mapping's length in bytes; 0 for NULL.
+///
+/// # Safety
+///
+/// `m` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn wcfs_mapping_len(m: *const wcfs_mapping) -> usize {
+    getter(m, 0, |m| m.0.len())
+}
+
+/// The first block mapped; 0 for NULL.
+///
+/// # Safety
+///
+/// `m` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn wcfs_mapping_blk_start(m: *const wcfs_mapping) -> u64 {
+    getter(m, 0, |m| m.0.blk_start())
+}
+
+/// One past the last block mapped; 0 for NULL.
+///
+/// # Safety
+///
+/// `m` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn wcfs_mapping_blk_stop(m: *const wcfs_mapping) -> u64 {
+    getter(m, 0, |m| m.0.blk_stop())
+}
+
+/// Whether the mapping's memory faults now (closed, down, unmapped, fork
+/// child); true for NULL.
+///
+/// # Safety
+///
+/// `m` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn wcfs_mapping_is_faulting(m: *const wcfs_mapping) -> bool {
+    getter(m, true, |m| m.0.is_faulting())
+}
+
+/// A private page is about to be laid over block `blk`: pins leave it alone.
+///
+/// # Safety
+///
+/// `m` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn wcfs_mapping_mark_dirty(m: *const wcfs_mapping, blk: u64) -> wcfs_result {
+    boundary(|| {
+        // SAFETY: per the function's contract.
+        let m = unsafe { handle(m, "mapping")? };
+        m.0.mark_dirty(blk)?;
+        Ok(())
+    })
+}
+
+/// The private page over `blk` is gone: map the block per the pins in force.
+///
+/// # Safety
+///
+/// `m` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn wcfs_mapping_remap_blk(m: *const wcfs_mapping, blk: u64) -> wcfs_result {
+    boundary(|| {
+        // SAFETY: per the function's contract.
+        let m = unsafe { handle(m, "mapping")? };
+        m.0.remap_blk(blk)?;
+        Ok(())
+    })
+}
+
+/// Releases the mapping's memory now (for every handle of it).
+///
+/// # Safety
+///
+/// `m` NULL or live; no thread uses the mapped memory any more.
+#[no_mangle]
+pub unsafe extern "C" fn wcfs_mapping_unmap(m: *const wcfs_mapping) -> wcfs_result {
+    boundary(|| {
+        // SAFETY: per the function's contract.
+        let m = unsafe { handle(m, "mapping")? };
+        m.0.unmap()?;
+        Ok(())
+    })
+}
+
+/// Releases a `wcfs_mapping` handle (and unmaps if it was the last one). NULL is ignored.
+///
+/// # Safety
+///
+/// `m` is NULL or a handle from `wcfs_file_mmap*`, not freed yet.
+#[no_mangle]
+pub unsafe extern "C" fn wcfs_mapping_free(m: *mut wcfs_mapping) {
+    // SAFETY: per the function's contract.
+    unsafe { free(m) }
+}
