@@ -18,14 +18,14 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Once, Weak};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use spin::mutex::{SpinMutex, SpinMutexGuard};
 use spin::relax::Yield;
 use wcfs_core::wire::{Oid, Tid};
 use wcfs_core::{
-    perform, Action, Backend, Config, ConnState, Errno, Fd, FileId, MapId, OpId, OpOk, Outcome,
-    Src, Stat,
+    perform, Action, Backend, Config, ConnState, ConnStats, Errno, Fd, FileId, MapId, OpId, OpOk,
+    Outcome, Src, Stat, Stats,
 };
 
 use crate::error::{Context, Error};
@@ -185,6 +185,8 @@ struct Shared {
     /// This process is a fork child of the one that made the connection.
     forked: AtomicBool,
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// The core's counters, read without `st`.
+    stats: Arc<Stats>,
 }
 
 struct State {
@@ -192,12 +194,17 @@ struct State {
     /// Files the core refers to by `Fd`. An `Arc` so that a blocking call
     /// made without the lock keeps its file open however the core moves on.
     fds: HashMap<i32, Arc<OwnedFd>>,
+    /// When the pin thread read the input being handled: acks written
+    /// while it is set record their pin's handling time.
+    read_at: Option<Instant>,
 }
 
 /// Lines waiting to go out in one write. Fixed size: the pin path does not allocate.
 struct LineBatch {
     buf: [u8; 4096],
     len: usize,
+    /// Acks among the lines.
+    acks: u32,
 }
 
 impl LineBatch {
@@ -205,6 +212,7 @@ impl LineBatch {
         LineBatch {
             buf: [0; 4096],
             len: 0,
+            acks: 0,
         }
     }
 
@@ -261,9 +269,11 @@ impl Backend for Sys<'_> {
     }
     fn map_fixed(&mut self, addr: usize, len: usize, src: Src) -> Result<(), Errno> {
         // SAFETY: the core hands out only ranges inside mappings it placed
-        // with `map_new` on this connection and has not unmapped (its
-        // invariant: placed mappings never overlap and are released only by
-        // `Unmap`), so no other Rust object lives in that memory.
+        // with `map_new` on this connection, or that a caller of the unsafe
+        // `FileH::mmap_at` gave it (owned by the caller, no Rust object in
+        // it: its safety contract), and has not unmapped (its invariant:
+        // placed mappings never overlap and are released only by `Unmap`),
+        // so no other Rust object lives in that memory.
         unsafe {
             match src {
                 Src::File { fd, offset } => sys::map_file_fixed(addr, len, self.fd(fd)?, offset),
@@ -348,6 +358,7 @@ impl Shared {
                     st = self.flush(st, &mut out);
                     out.push(line.as_bytes());
                 }
+                out.acks += u32::from(line.is_ack());
                 st.core.complete(&a, Outcome::Done);
                 continue;
             }
@@ -361,7 +372,7 @@ impl Shared {
                 }
                 st.core.complete(&a, outcome);
             } else {
-                let State { core, fds } = &mut *st;
+                let State { core, fds, .. } = &mut *st;
                 let outcome = perform(&mut Sys { sh: self, fds }, &a);
                 core.complete(&a, outcome);
             }
@@ -377,12 +388,20 @@ impl Shared {
         if out.len == 0 {
             return st;
         }
-        let State { core, fds } = &mut *st;
+        let State { core, fds, read_at } = &mut *st;
         let sent = (Sys { sh: self, fds }).send(&out.buf[..out.len]);
-        if let Err(e) = sent {
-            core.handle_link_error(e);
+        match (sent, *read_at) {
+            (Err(e), _) => core.handle_link_error(e),
+            (Ok(()), Some(t)) if out.acks > 0 => {
+                let ns = t.elapsed().as_nanos().min(u64::MAX as u128) as u64;
+                for _ in 0..out.acks {
+                    core.record_pin_time(ns);
+                }
+            }
+            _ => {}
         }
         out.len = 0;
+        out.acks = 0;
         st
     }
 
@@ -490,7 +509,9 @@ impl Shared {
             }
             // SAFETY: only this thread closes the link while it runs (see `link`).
             let r = sys::read_some(unsafe { BorrowedFd::borrow_raw(fd) }, &mut buf);
+            let read_at = Instant::now();
             let mut st = self.lock();
+            st.read_at = Some(read_at);
             let mut end = false;
             match r {
                 Ok(0) => {
@@ -511,6 +532,7 @@ impl Shared {
                 }
             }
             st = self.drain(st);
+            st.read_at = None;
             let reading = matches!(st.core.state(), ConnState::Up | ConnState::Closing);
             drop(st);
             self.notify();
@@ -666,18 +688,22 @@ impl Conn {
         cfg: Config,
         link: OwnedFd,
     ) -> Result<Conn, Error> {
+        let core = wcfs_core::Conn::new(at, cfg);
+        let stats = core.stats_handle();
         let sh = Arc::new(Shared {
             wcfs,
             id,
             st: SpinMutex::new(State {
-                core: wcfs_core::Conn::new(at, cfg),
+                core,
                 fds: HashMap::new(),
+                read_at: None,
             }),
             ev: Mutex::new((0, 0)),
             cv: Condvar::new(),
             link: AtomicI32::new(std::os::fd::IntoRawFd::into_raw_fd(link)),
             forked: AtomicBool::new(false),
             thread: Mutex::new(None),
+            stats,
         });
         register(&sh);
         let t = {
@@ -714,6 +740,12 @@ impl Conn {
     /// The revision this connection views.
     pub fn at(&self) -> Tid {
         self.sh().lock().core.at()
+    }
+
+    /// The connection's statistics now: read without the connection's lock,
+    /// so without stopping its pin thread.
+    pub fn stats(&self) -> ConnStats {
+        self.sh().stats.snapshot()
     }
 
     /// Why the connection is down, if it is.
@@ -824,6 +856,67 @@ impl FileH {
                 })
             }
             Ok(o) => unreachable!("mmap yielded {o:?}"),
+            Err(e) => Err(Error::core(ctx, e)),
+        }
+    }
+
+    /// Maps blocks `[blk_start, blk_start + blk_len)` as of the connection's
+    /// `at` over the caller's range `[addr, addr + len)` (`MAP_FIXED`), and
+    /// from then on manages it like a mapping of its own: pins, zeros past
+    /// the file's end, faulting after close, resync, fork.
+    ///
+    /// The range stays the caller's: when the mapping is unmapped (or its
+    /// last clone dropped), and when this call fails after touching the
+    /// range, the range is left reserved for its owner, inaccessible (an
+    /// anonymous `PROT_NONE` mapping), never given back to the OS; the
+    /// caller may map into it again or release it with `munmap`. A range
+    /// refused up front (misaligned, wrong length, overlapping a mapping of
+    /// this connection) is not touched.
+    ///
+    /// For a virtual-memory layer that lays private pages over blocks it
+    /// writes: call [`Mapping::mark_dirty`] for the block *before* laying the
+    /// page over it (`MAP_FIXED`), so that a pin arriving meanwhile does not
+    /// replace that page; after dropping the page, [`Mapping::remap_blk`]
+    /// makes the block show the data as of `at` again.
+    ///
+    /// # Safety
+    ///
+    /// * The caller owns `[addr, addr + len)`: memory of this process it
+    ///   mapped itself (e.g. reserved with `mmap(PROT_NONE)`), which nothing
+    ///   else (an allocator, another mapping) uses.
+    /// * No Rust reference points into the range while the mapping lives:
+    ///   pins, resync and close replace its pages under any reader.
+    /// * While the mapping lives the caller does not unmap or remap the
+    ///   range itself, except private pages over blocks it marked dirty.
+    /// * `addr` is page-aligned and `len == blk_len * self.blksize()`;
+    ///   otherwise the call fails (`BadAddress` / `BadLength`) untouched.
+    pub unsafe fn mmap_at(
+        &self,
+        blk_start: u64,
+        blk_len: u64,
+        addr: *mut u8,
+        len: usize,
+    ) -> Result<Mapping, Error> {
+        let ctx = self
+            .ctx()
+            .op(format!("mmap #{blk_start}+{blk_len} at {addr:p}+{len:#x}"));
+        if self.f.closed.load(Ordering::Acquire) {
+            return Err(Error::core(ctx, wcfs_core::Error::FileClosed));
+        }
+        let sh = self.f.conn.sh();
+        match sh.run(|c| c.mmap_at(self.f.id, blk_start, blk_len, addr as usize, len)) {
+            Ok(OpOk::Mapped(id)) => Ok(Mapping {
+                m: Arc::new(MapInner {
+                    file: self.clone(),
+                    id,
+                    addr: addr as usize,
+                    len,
+                    blk_start,
+                    blk_len,
+                    unmapped: AtomicBool::new(false),
+                }),
+            }),
+            Ok(o) => unreachable!("mmap_at yielded {o:?}"),
             Err(e) => Err(Error::core(ctx, e)),
         }
     }

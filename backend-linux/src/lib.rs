@@ -11,4 +11,4 @@ pub mod sys;
 pub use client::{Conn, FileH, Mapping, Wcfs};
 pub use error::{Context, Error, ErrorKind};
 pub use wcfs_core::wire::{Oid, Tid};
-pub use wcfs_core::Config;
+pub use wcfs_core::{Config, ConnStats, PIN_TIME_BUCKETS};

@@ -16,6 +16,7 @@ use wcfs_core::{Backend, Errno, Fd, Src, Stat};
 pub const ENOENT: Errno = Errno(2);
 pub const EBADF: Errno = Errno(9);
 pub const ENOMEM: Errno = Errno(12);
+pub const EEXIST: Errno = Errno(17);
 pub const EINVAL: Errno = Errno(22);
 pub const EPIPE: Errno = Errno(32);
 
@@ -71,9 +72,15 @@ impl Call {
 /// What a range of simulated memory shows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mem {
-    File { path: Path, offset: u64 },
+    File {
+        path: Path,
+        offset: u64,
+    },
     Zeros,
+    /// No access: a fault, or a caller's reservation (`mmap(PROT_NONE)`).
     Fault,
+    /// A private page the user laid over a block (its bytes all `tag`).
+    Private(u8),
 }
 
 /// Syscall counts by kind.
@@ -219,6 +226,7 @@ impl<S: Store> MockBackend<S> {
             match what {
                 None | Some(Mem::Fault) => return Err(s),
                 Some(Mem::Zeros) => dst.fill(0),
+                Some(Mem::Private(tag)) => dst.fill(tag),
                 Some(Mem::File { path, offset }) => data(path, offset, dst),
             }
         }
@@ -250,6 +258,43 @@ impl<S: Store> MockBackend<S> {
         if let Some(m) = what {
             self.mem.insert(addr, (end, m));
         }
+    }
+
+    /// The user reserves `len` bytes where the OS likes (`mmap(PROT_NONE)`
+    /// without `MAP_FIXED`); not a backend call, not traced.
+    pub fn reserve(&mut self, len: usize) -> usize {
+        let addr = self.next_addr;
+        self.next_addr += len.next_multiple_of(0x1000) + 0x1000;
+        self.place(addr, len, Some(Mem::Fault));
+        addr
+    }
+
+    /// The user reserves `[addr, addr+len)` exactly, refused (`EEXIST`)
+    /// where anything is mapped already (`MAP_FIXED_NOREPLACE`).
+    pub fn reserve_at(&mut self, addr: usize, len: usize) -> Result<(), Errno> {
+        if len == 0 || addr.checked_add(len).is_none() {
+            return Err(EINVAL);
+        }
+        if self.regions(addr, len).iter().any(|r| r.2.is_some()) {
+            return Err(EEXIST);
+        }
+        self.place(addr, len, Some(Mem::Fault));
+        Ok(())
+    }
+
+    /// The user lays a private page (bytes all `tag`) over `[addr,
+    /// addr+len)`, which must be mapped (`MAP_FIXED` of anonymous memory).
+    pub fn lay_private(&mut self, addr: usize, len: usize, tag: u8) -> Result<(), Errno> {
+        if len == 0 || !self.mapped(addr, len) {
+            return Err(EINVAL);
+        }
+        self.place(addr, len, Some(Mem::Private(tag)));
+        Ok(())
+    }
+
+    /// The user releases `[addr, addr+len)` (`munmap` of its reservation).
+    pub fn release(&mut self, addr: usize, len: usize) {
+        self.place(addr, len, None);
     }
 
     fn mapped(&self, addr: usize, len: usize) -> bool {
@@ -618,6 +663,33 @@ mod tests {
             b.map_fixed(a, 16, Src::Zeros).is_err(),
             "MAP_FIXED over nothing"
         );
+    }
+
+    #[test]
+    fn reservations_refuse_overlaps() {
+        let mut b = be();
+        let (h, _) = b.open_head(Oid(1)).unwrap();
+        let a = b.map_new(h, 0, 64).unwrap();
+        assert_eq!(b.reserve_at(a + 32, 64), Err(EEXIST), "overlaps a mapping");
+        assert_eq!(
+            b.reserve_at(a - 16, 17),
+            Err(EEXIST),
+            "touches its first byte"
+        );
+        let r = b.reserve(64);
+        assert!(r >= a + 64, "fresh addresses");
+        assert_eq!(b.at(r), Some(Mem::Fault), "reserved, inaccessible");
+        assert_eq!(b.reserve_at(r + 63, 1), Err(EEXIST));
+        b.map_fixed(r, 16, Src::File { fd: h, offset: 0 }).unwrap();
+        b.lay_private(r, 16, b'x').unwrap();
+        let mut buf = [0u8; 2];
+        b.read(r + 3, &mut buf, |_, _, _| {}).unwrap();
+        assert_eq!(&buf, b"xx");
+        b.release(r, 64);
+        assert_eq!(b.at(r), None);
+        assert!(b.lay_private(r, 16, 1).is_err(), "over nothing");
+        b.reserve_at(r, 64).unwrap();
+        assert_eq!(b.at(r + 10), Some(Mem::Fault));
     }
 
     #[test]

@@ -63,6 +63,7 @@
 //! ```
 
 use alloc::collections::VecDeque;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt::{self, Write as _};
 
@@ -72,6 +73,7 @@ use crate::action::{Action, Errno, Fd, Outcome, Src, Stat, Tok};
 use crate::file::{File, FileState};
 use crate::link::{text, Incoming, Link, LinkError, Text};
 use crate::mapping::{MapId, Mapping};
+use crate::stats::{ConnStats, Event, Stats};
 use crate::wire::{Frame, Framer, Msg, Oid, OutLine, Rev, StreamId, Tid, WireError};
 
 /// Names an open file within its connection.
@@ -139,6 +141,13 @@ pub enum Error {
     NoSuchOp,
     /// A block range outside the file's addressable range or the mapping.
     BadRange,
+    /// A caller's range for `mmap_at` starts at 0 or off a page boundary,
+    /// or wraps around the address space.
+    BadAddress(usize),
+    /// A caller's range for `mmap_at` is `len` bytes, not `blk_len * blksize`.
+    BadLength { len: usize, want: u64 },
+    /// A caller's range for `mmap_at` overlaps a mapping of this connection.
+    AddressInUse { addr: usize, len: usize },
     /// The server answered `error <text>`.
     Server(Text),
     /// `resync` to an older revision.
@@ -173,6 +182,14 @@ impl fmt::Display for Error {
             Error::NoSuchMapping => f.write_str("no such mapping"),
             Error::NoSuchOp => f.write_str("no such operation"),
             Error::BadRange => f.write_str("block range out of bounds"),
+            Error::BadAddress(a) => write!(f, "address {a:#x} is not page-aligned"),
+            Error::BadLength { len, want } => {
+                write!(f, "range of {len} bytes for a mapping of {want} bytes")
+            }
+            Error::AddressInUse { addr, len } => write!(
+                f,
+                "range {addr:#x}+{len:#x} overlaps a mapping of this connection"
+            ),
             Error::Server(t) => f.write_str(t),
             Error::GoingBack { at, to } => {
                 write!(
@@ -302,6 +319,10 @@ pub struct Conn {
     /// A non-blocking action was polled and not completed yet.
     in_flight: bool,
     next_id: u64,
+    /// What happened so far; read by anyone through [`Conn::stats_handle`].
+    stats: Arc<Stats>,
+    /// Whether to count (off only to measure what counting costs).
+    counting: bool,
 }
 
 impl Conn {
@@ -329,6 +350,8 @@ impl Conn {
             actions: VecDeque::with_capacity(64),
             in_flight: false,
             next_id: 1,
+            stats: Arc::new(Stats::default()),
+            counting: true,
         }
     }
 
@@ -384,6 +407,38 @@ impl Conn {
 
     pub fn mappings(&self) -> impl Iterator<Item = (MapId, &Mapping)> + '_ {
         self.maps.iter().map(|(&id, m)| (id, m))
+    }
+
+    /// The statistics now.
+    pub fn stats(&self) -> ConnStats {
+        self.stats.snapshot()
+    }
+
+    /// The live statistics, to read from any thread at any time without
+    /// going through this `Conn` (and its lock).
+    pub fn stats_handle(&self) -> Arc<Stats> {
+        self.stats.clone()
+    }
+
+    /// Switches counting on (the default) or off; off, no counter is
+    /// touched (only to measure what counting costs).
+    pub fn set_counting(&mut self, on: bool) {
+        self.counting = on;
+    }
+
+    /// The driver handled a pin in `ns` nanoseconds, from reading its line
+    /// to writing its ack (the core has no clock).
+    pub fn record_pin_time(&mut self, ns: u64) {
+        if self.counting {
+            self.stats.record_pin_time(ns);
+        }
+    }
+
+    #[inline(always)]
+    fn count(&self, e: Event, n: u64) {
+        if self.counting {
+            self.stats.add(e, n);
+        }
     }
 
     /// Whether actions wait to be polled.
@@ -450,8 +505,75 @@ impl Conn {
         Ok(self.new_op(OpKind::Open { oid, file: None }))
     }
 
-    /// Maps blocks `[blk_start, blk_start + blk_len)` of an open file.
+    /// Maps blocks `[blk_start, blk_start + blk_len)` of an open file
+    /// wherever the OS likes (`Action::MapNew`).
     pub fn mmap(&mut self, file: FileId, blk_start: u64, blk_len: u64) -> Result<OpId, Error> {
+        let (fd, bs) = self.check_map(file, blk_start, blk_len)?;
+        let map = self.new_mapping(file, blk_start, blk_len, bs, 0);
+        let op = self.new_op(OpKind::Mmap { map });
+        self.started(op);
+        self.actions.push_back(Action::MapNew {
+            tok: Tok(op.0),
+            fd,
+            offset: blk_start * bs,
+            len: (blk_len * bs) as usize,
+        });
+        Ok(op)
+    }
+
+    /// Maps blocks `[blk_start, blk_start + blk_len)` of an open file over
+    /// the caller's range `[addr, addr + len)`: the backend replaces it in
+    /// place (`Action::Map`, no `MapNew`), and from then on the mapping is
+    /// managed like any other (pins, zeros past the end, faulting after
+    /// close). The range stays the caller's: [`Conn::unmap`] leaves it
+    /// reserved and inaccessible (`Src::Fault`) instead of releasing it, and
+    /// so does a failed `mmap_at` once the range was touched.
+    ///
+    /// Refused before anything is touched: `addr` 0 or off a page boundary
+    /// ([`Error::BadAddress`]), `len` other than `blk_len * blksize`
+    /// ([`Error::BadLength`]), a range overlapping a mapping of this
+    /// connection ([`Error::AddressInUse`]).
+    pub fn mmap_at(
+        &mut self,
+        file: FileId,
+        blk_start: u64,
+        blk_len: u64,
+        addr: usize,
+        len: usize,
+    ) -> Result<OpId, Error> {
+        let (fd, bs) = self.check_map(file, blk_start, blk_len)?;
+        if addr == 0 || addr % self.cfg.page_size != 0 || addr.checked_add(len).is_none() {
+            return Err(Error::BadAddress(addr));
+        }
+        let want = blk_len * bs; // fits in usize: checked by check_map
+        if len as u64 != want {
+            return Err(Error::BadLength { len, want });
+        }
+        let end = addr + len;
+        if self
+            .maps
+            .values()
+            .any(|m| m.addr != 0 && m.addr < end && addr < m.addr + m.len_bytes())
+        {
+            return Err(Error::AddressInUse { addr, len });
+        }
+        let map = self.new_mapping(file, blk_start, blk_len, bs, addr);
+        let op = self.new_op(OpKind::Mmap { map });
+        self.started(op);
+        self.actions.push_back(Action::Map {
+            addr,
+            len,
+            src: Src::File {
+                fd,
+                offset: blk_start * bs,
+            },
+        });
+        self.placed(op, map);
+        Ok(op)
+    }
+
+    /// Checks a block range of a file to map; its head fd and block size.
+    fn check_map(&self, file: FileId, blk_start: u64, blk_len: u64) -> Result<(Fd, u64), Error> {
         self.check_up().map_err(|_| Error::FileClosed)?;
         let f = self.files.get(&file).ok_or(Error::FileClosed)?;
         if f.state != FileState::Open {
@@ -466,7 +588,18 @@ impl Conn {
         if blk_len == 0 || !fits(end) {
             return Err(Error::BadRange);
         }
-        let fd = f.fd.expect("open file has fd");
+        Ok((f.fd.expect("open file has fd"), bs))
+    }
+
+    /// A new mapping record; `addr` 0 while the OS has not placed it.
+    fn new_mapping(
+        &mut self,
+        file: FileId,
+        blk_start: u64,
+        blk_len: u64,
+        blksize: u64,
+        addr: usize,
+    ) -> MapId {
         let map = MapId(self.fresh());
         self.maps.insert(
             map,
@@ -474,27 +607,28 @@ impl Conn {
                 file,
                 blk_start,
                 blk_len,
-                blksize: bs,
-                addr: 0,
+                blksize,
+                addr,
+                caller_owned: addr != 0,
                 faulting: false,
                 dirty: Default::default(),
             },
         );
-        let op = self.new_op(OpKind::Mmap { map });
-        self.started(op);
-        self.actions.push_back(Action::MapNew {
-            tok: Tok(op.0),
-            fd,
-            offset: blk_start * bs,
-            len: (blk_len * bs) as usize,
-        });
-        Ok(op)
+        map
     }
 
-    /// Releases a mapping (also a faulting one, and after the connection ended).
+    /// Releases a mapping (also a faulting one, and after the connection
+    /// ended). A range the caller owns (`mmap_at`) is not released but left
+    /// reserved for its owner: it faults on any access from then on.
     pub fn unmap(&mut self, map: MapId) -> Result<(), Error> {
         let m = self.maps.remove(&map).ok_or(Error::NoSuchMapping)?;
-        if m.addr != 0 {
+        if m.addr != 0 && m.caller_owned {
+            self.actions.push_back(Action::Map {
+                addr: m.addr,
+                len: m.len_bytes(),
+                src: Src::Fault,
+            });
+        } else if m.addr != 0 {
             self.actions.push_back(Action::Unmap {
                 addr: m.addr,
                 len: m.len_bytes(),
@@ -683,9 +817,13 @@ impl Conn {
                     self.go_down(e);
                 }
             }
-            Action::Send(_) => {
+            Action::Send(ref line) => {
                 if let Outcome::Failed(e) = outcome {
                     self.go_down(Error::Link(LinkError::Io(e.0)));
+                } else if line.is_ack() {
+                    self.count(Event::acks, 1);
+                } else if line.is_nak() {
+                    self.count(Event::naks, 1);
                 }
             }
             Action::Close(_) | Action::CloseLink => {}
@@ -731,11 +869,29 @@ impl Conn {
     }
 
     fn finish(&mut self, op: OpId, r: Result<OpOk, Error>) {
-        if let Some(o) = self.ops.get_mut(&op) {
-            if o.result.is_none() {
-                o.result = Some(r);
-                o.todo = Vec::new();
+        let Some(o) = self.ops.get_mut(&op) else {
+            return;
+        };
+        if o.result.is_some() {
+            return;
+        }
+        let kind = match o.kind {
+            OpKind::Mmap { map } => Some(Ok(map)),
+            OpKind::Resync { .. } => Some(Err(())),
+            _ => None,
+        };
+        let ok = r.is_ok();
+        o.result = Some(r);
+        o.todo = Vec::new();
+        match kind {
+            // A mapping nobody will get a handle on: release it (or give a
+            // caller's range back reserved). One not placed yet is released
+            // when the OS answers (`on_mapped`).
+            Some(Ok(map)) if !ok => {
+                let _ = self.unmap(map);
             }
+            Some(Err(())) if ok => self.count(Event::resyncs, 1),
+            _ => {}
         }
     }
 
@@ -1100,8 +1256,14 @@ impl Conn {
             }
             _ => return,
         };
-        let m = self.maps.get_mut(&map).expect("new mapping");
-        m.addr = addr;
+        self.maps.get_mut(&map).expect("new mapping").addr = addr;
+        self.placed(op, map);
+    }
+
+    /// The mapping `op` makes is in place, showing head: index it, show
+    /// zeros past head's end, remap its pinned blocks.
+    fn placed(&mut self, op: OpId, map: MapId) {
+        let m = &self.maps[&map];
         let (fid, start, stop) = (m.file, m.blk_start, m.blk_stop());
         let f = self.files.get_mut(&fid).expect("mapped file");
         f.add_map(start, stop - start, map);
@@ -1148,6 +1310,7 @@ impl Conn {
             match block_src(f, blk, &mut self.revs, &mut self.rev_clock) {
                 Ok(src) => {
                     self.actions.push_back(Action::Map { addr, len, src });
+                    self.count(Event::remaps, 1);
                     todo.pop();
                 }
                 Err(rev) => {
@@ -1173,6 +1336,7 @@ impl Conn {
     fn on_rev_opened(&mut self, tok: Tok, oid: Oid, rev: Tid, outcome: Outcome) {
         let failed = match outcome {
             Outcome::Opened(fd, st) => {
+                self.count(Event::rev_opens, 1);
                 self.cache_rev(oid, rev, fd, st);
                 None
             }
@@ -1353,6 +1517,7 @@ impl Conn {
                 });
                 return;
             }
+            self.count(Event::rev_hits, 1);
         }
         self.apply_pin(req);
     }
@@ -1384,6 +1549,7 @@ impl Conn {
             Err(_) => unreachable!("the pin's @rev file was just made present"),
         };
         let mut skip = crate::bug(1) && matches!(req.rev, Rev::At(_));
+        let mut remapped = 0;
         for (_, mid) in f.maps_covering(req.blk) {
             let m = &self.maps[&mid];
             if m.contains(req.blk) && m.remappable(req.blk) {
@@ -1395,8 +1561,14 @@ impl Conn {
                     len: m.blksize as usize,
                     src,
                 });
+                remapped += 1;
             }
         }
+        match req.rev {
+            Rev::Head => self.count(Event::unpins, 1),
+            Rev::At(_) => self.count(Event::pins, 1),
+        }
+        self.count(Event::remaps, remapped);
         self.answer(req.stream);
     }
 
@@ -1431,7 +1603,12 @@ impl Conn {
                 }
                 false
             }
-            Action::Close(_) | Action::CloseLink | Action::Unmap { .. } => true,
+            Action::Close(_)
+            | Action::CloseLink
+            | Action::Unmap { .. }
+            | Action::Map {
+                src: Src::Fault, ..
+            } => true,
             _ => false,
         });
         for s in naks {

@@ -12,6 +12,7 @@
 //! * [`conn`]: the state machine of one connection, its files
 //!   ([`file`]) and mappings ([`mapping`]).
 //! * [`action`]: what the core asks of the OS, and the [`Backend`] trait.
+//! * [`stats`]: per-connection counters and the pin time histogram.
 //!
 //! See [`conn`] for the contract a driver follows.
 #![no_std]
@@ -26,6 +27,7 @@ pub mod conn;
 pub mod file;
 pub mod link;
 pub mod mapping;
+pub mod stats;
 pub mod wire;
 
 /// Deliberate bugs for the simulation to catch (feature `sim-bugs`).
@@ -77,6 +79,7 @@ pub(crate) fn bug(b: u8) -> bool {
 pub use action::{perform, Action, Backend, Errno, Fd, Outcome, Src, Stat, Tok};
 pub use conn::{Config, Conn, ConnState, Error, FileId, OpId, OpOk, Syscall};
 pub use mapping::MapId;
+pub use stats::{ConnStats, Stats, PIN_TIME_BUCKETS};
 
 /// A backend that refuses everything (for doc examples and compile checks).
 pub struct NullBackend;

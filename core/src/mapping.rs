@@ -11,7 +11,9 @@ pub struct MapId(pub u64);
 /// Invariants: `addr` is 0 only until the OS placed the mapping; once
 /// placed, `[addr, addr + blk_len * blksize)` belongs to this mapping alone;
 /// a `faulting` mapping is never remapped again (only unmapped); `dirty`
-/// blocks lie in range and are the user's: pins do not touch them.
+/// blocks lie in range and are the user's: pins do not touch them; a
+/// `caller_owned` range (from `mmap_at`) is placed from the start and, once
+/// unmapped, is left reserved (faulting) for its owner, never released.
 #[derive(Debug)]
 pub struct Mapping {
     pub file: FileId,
@@ -19,6 +21,8 @@ pub struct Mapping {
     pub blk_len: u64,
     pub blksize: u64,
     pub addr: usize,
+    /// The range was the caller's before the mapping (`Conn::mmap_at`).
+    pub caller_owned: bool,
     pub faulting: bool,
     pub dirty: HashSet<u64>,
 }

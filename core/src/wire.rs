@@ -413,6 +413,15 @@ impl fmt::Write for SliceWriter<'_> {
 pub struct OutLine {
     buf: [u8; MAX_OUT_LINE],
     len: u16,
+    /// What the line says, kept so that counting replies needs no parsing.
+    kind: OutKind,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum OutKind {
+    Ack,
+    Nak,
+    Other,
 }
 
 impl OutLine {
@@ -421,6 +430,11 @@ impl OutLine {
         let mut l = OutLine {
             buf: [0; MAX_OUT_LINE],
             len: 0,
+            kind: match frame.msg {
+                Msg::Ack => OutKind::Ack,
+                Msg::Nak(_) => OutKind::Nak,
+                _ => OutKind::Other,
+            },
         };
         match frame.encode(&mut l.buf) {
             Ok(n) => l.len = n as u16,
@@ -448,6 +462,7 @@ impl OutLine {
         let mut l = OutLine {
             buf: [0; MAX_OUT_LINE],
             len: 0,
+            kind: OutKind::Ack,
         };
         let mut digits = [0u8; 20];
         let mut n = 0;
@@ -471,6 +486,16 @@ impl OutLine {
     /// The encoded bytes, `\n` included.
     pub fn as_bytes(&self) -> &[u8] {
         &self.buf[..usize::from(self.len)]
+    }
+
+    /// Whether this line is an `ack` (of a pin).
+    pub fn is_ack(&self) -> bool {
+        self.kind == OutKind::Ack
+    }
+
+    /// Whether this line is a `nak`.
+    pub fn is_nak(&self) -> bool {
+        self.kind == OutKind::Nak
     }
 }
 
