@@ -118,6 +118,7 @@ fn c_type(rust: &str) -> String {
         "c_void" => "void".into(),
         "u64" => "uint64_t".into(),
         "u32" => "uint32_t".into(),
+        "f64" => "double".into(),
         "usize" => "size_t".into(),
         "bool" => "bool".into(),
         t if t.starts_with("wcfs_") => t.into(),
@@ -200,6 +201,92 @@ fn the_signature_parsers_see_types() {
         ("size_t".into(), vec!["char*".into(), "size_t".into()])
     );
     assert_eq!(rust_functions()["wcfs_file_mmap"], h["wcfs_file_mmap"]);
+}
+
+/// The text between `{` and `}` after `start` in `src`, comments dropped.
+fn block<'a>(src: &'a str, start: &str) -> Vec<&'a str> {
+    let at = src
+        .find(start)
+        .unwrap_or_else(|| panic!("{start} not found"));
+    let body = &src[at..];
+    let (open, close) = (body.find('{').expect("{"), body.find('}').expect("}"));
+    body[open + 1..close]
+        .lines()
+        .map(str::trim)
+        .filter(|l| {
+            !l.is_empty() && !l.starts_with("/*") && !l.starts_with("*") && !l.starts_with("//")
+        })
+        .collect()
+}
+
+#[test]
+fn header_result_codes_match_the_rust_enum_and_their_names() {
+    let h = std::fs::read_to_string(capi_dir().join("include/wcfs.h")).expect("wcfs.h");
+    let rs = std::fs::read_to_string(capi_dir().join("src/lib.rs")).expect("lib.rs");
+    let codes = |lines: Vec<&str>| -> Vec<(String, i32)> {
+        lines
+            .iter()
+            .filter_map(|l| l.trim_end_matches(',').split_once(" = "))
+            .map(|(n, v)| (n.to_string(), v.parse().expect("code value")))
+            .collect()
+    };
+    let (hc, rc) = (
+        codes(block(&h, "typedef enum wcfs_result")),
+        codes(block(&rs, "pub enum wcfs_result")),
+    );
+    assert!(hc.len() >= 17, "{hc:?}");
+    assert_eq!(hc, rc, "wcfs_result: wcfs.h against lib.rs");
+    for (name, v) in &hc {
+        // SAFETY: wcfs_result_name returns a static NUL-terminated string.
+        let got = unsafe { std::ffi::CStr::from_ptr(wcfs::wcfs_result_name(*v)) };
+        assert_eq!(got.to_str(), Ok(name.as_str()));
+    }
+    // SAFETY: as above.
+    let unknown = unsafe { std::ffi::CStr::from_ptr(wcfs::wcfs_result_name(999)) };
+    assert_eq!(unknown.to_str(), Ok("WCFS_UNKNOWN"));
+}
+
+#[test]
+fn header_stats_struct_matches_the_rust_struct() {
+    let h = std::fs::read_to_string(capi_dir().join("include/wcfs.h")).expect("wcfs.h");
+    let rs = std::fs::read_to_string(capi_dir().join("src/lib.rs")).expect("lib.rs");
+    let hf: Vec<String> = block(&h, "typedef struct wcfs_conn_stats")
+        .iter()
+        .map(|l| {
+            let (ty, name) = l.trim_end_matches(';').split_once(' ').expect("field");
+            format!("{name}: {ty}")
+        })
+        .collect();
+    let rf: Vec<String> = block(&rs, "pub struct wcfs_conn_stats")
+        .iter()
+        .map(|l| {
+            let (name, ty) = l
+                .trim_start_matches("pub ")
+                .trim_end_matches(',')
+                .split_once(": ")
+                .expect("field");
+            match ty {
+                "u64" => format!("{name}: uint64_t"),
+                "[u64; WCFS_PIN_TIME_BUCKETS]" => {
+                    format!("{name}[WCFS_PIN_TIME_BUCKETS]: uint64_t")
+                }
+                t => panic!("field type {t}"),
+            }
+        })
+        .collect();
+    assert_eq!(hf.len(), 9, "{hf:?}");
+    assert_eq!(hf, rf, "wcfs_conn_stats: wcfs.h against lib.rs");
+    assert!(
+        h.contains(&format!(
+            "#define WCFS_PIN_TIME_BUCKETS {}\n",
+            wcfs_linux::PIN_TIME_BUCKETS
+        )),
+        "WCFS_PIN_TIME_BUCKETS"
+    );
+    assert_eq!(
+        std::mem::size_of::<wcfs::wcfs_conn_stats>(),
+        8 * (8 + wcfs_linux::PIN_TIME_BUCKETS)
+    );
 }
 
 // ---- building C programs ----
@@ -336,6 +423,12 @@ fn reference_scenario(link: Link) {
         "{out}"
     );
     assert_eq!(lines.last().map(String::as_str), Some("PASS"), "{out}");
+    // The statistics the C program read (checked there), for the log.
+    let stats = lines
+        .iter()
+        .find(|l| l.starts_with("stats "))
+        .expect("stats line");
+    eprintln!("{link:?}: {stats}");
     assert!(srv.failures().is_empty(), "{:?}", srv.failures());
 }
 

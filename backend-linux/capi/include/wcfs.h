@@ -69,7 +69,7 @@ typedef enum wcfs_result {
   WCFS_ERR_FILE_CLOSED = 8,
   /* The mapping was unmapped. */
   WCFS_ERR_NO_SUCH_MAPPING = 9,
-  /* A block range or address range out of bounds, misaligned or of the wrong size. */
+  /* A block range out of the file's addressable range or the mapping. */
   WCFS_ERR_BAD_RANGE = 10,
   /* resync to an older revision: forbidden, and the connection is down. */
   WCFS_ERR_GOING_BACK = 11,
@@ -81,6 +81,9 @@ typedef enum wcfs_result {
   WCFS_ERR_OS = 14,
   /* The caller's buffer is too small (the call says how much it needs). */
   WCFS_ERR_BUFFER_TOO_SMALL = 15,
+  /* A caller's range (wcfs_file_mmap_at) misaligned, of the wrong length,
+   * or overlapping a mapping of the connection; left untouched. */
+  WCFS_ERR_BAD_ADDRESS = 16,
 } wcfs_result;
 
 /* A mounted WCFS server. */
@@ -97,6 +100,36 @@ typedef struct wcfs_pin {
   uint64_t blk;
   uint64_t rev;
 } wcfs_pin;
+
+/* Buckets of the pin handling time histogram of wcfs_conn_stats. */
+#define WCFS_PIN_TIME_BUCKETS 40
+
+/* A snapshot of a connection's statistics: counters since the connection
+ * was made (each exact, read one by one: they may be a few events apart)
+ * and the pin handling time histogram. */
+typedef struct wcfs_conn_stats {
+  /* Pins to a revision applied. */
+  uint64_t pins;
+  /* Pins back to head applied. */
+  uint64_t unpins;
+  /* ack lines sent. */
+  uint64_t acks;
+  /* nak lines sent. */
+  uint64_t naks;
+  /* @rev files opened. */
+  uint64_t rev_opens;
+  /* Pins whose @rev file was already open. */
+  uint64_t rev_hits;
+  /* Blocks remapped one by one (pins, remap_blk, pinned blocks of new
+   * mappings and resyncs). */
+  uint64_t remaps;
+  /* Resyncs completed. */
+  uint64_t resyncs;
+  /* Pins handled in [2^i, 2^(i+1)) ns, from reading the pin's line to
+   * writing its ack (bucket 0 also counts 0 ns; the last one everything
+   * longer). */
+  uint64_t pin_time_ns[WCFS_PIN_TIME_BUCKETS];
+} wcfs_conn_stats;
 
 /* ---- errors ---- */
 
@@ -157,6 +190,15 @@ wcfs_result wcfs_conn_resync(const wcfs_conn *c, uint64_t at);
  * handles stay to be freed. Closing twice is WCFS_OK. */
 wcfs_result wcfs_conn_close(const wcfs_conn *c);
 
+/* Copies the connection's statistics now into *out. Reads atomics: never
+ * waits for, nor stops, the pin thread. */
+wcfs_result wcfs_conn_get_stats(const wcfs_conn *c, wcfs_conn_stats *out);
+
+/* An upper bound (ns) of the q-quantile (q in [0, 1], e.g. 0.5, 0.99) of
+ * the pin handling time in *s: the end of the bucket holding it. 0 when no
+ * time was recorded, or s is NULL. */
+uint64_t wcfs_conn_stats_pin_time_quantile(const wcfs_conn_stats *s, double q);
+
 /* Releases a handle from wcfs_connect. */
 void wcfs_conn_free(wcfs_conn *c);
 
@@ -172,6 +214,24 @@ uint64_t wcfs_file_blksize(const wcfs_file *f);
  * chooses; blocks past the file's end read as zeros. */
 wcfs_result wcfs_file_mmap(const wcfs_file *f, uint64_t blk_start, uint64_t blk_len,
                            wcfs_mapping **out);
+
+/* Maps blocks [blk_start, blk_start + blk_len) over the caller's range
+ * [addr, addr + len) (MAP_FIXED), e.g. one reserved with
+ * mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), and from
+ * then on manages it like wcfs_file_mmap's mappings (pins, zeros past the
+ * end, faulting after close). wcfs_mapping_addr(*out) == addr.
+ * Contract: the caller owns the range (memory it mapped itself that nothing
+ * else uses); `addr` is page-aligned and len == blk_len * blksize, else
+ * WCFS_ERR_BAD_ADDRESS with the range untouched (so also when it overlaps a
+ * mapping of this connection); while the mapping lives the caller neither
+ * unmaps nor remaps the range, except private pages over blocks it marked
+ * dirty (wcfs_mapping_mark_dirty).
+ * The range stays the caller's: when the mapping is unmapped (or its last
+ * handle freed), and when this call fails after touching it, the range is
+ * left reserved and inaccessible (an anonymous PROT_NONE mapping), never
+ * given back to the OS: map into it again, or munmap it. */
+wcfs_result wcfs_file_mmap_at(const wcfs_file *f, uint64_t blk_start, uint64_t blk_len,
+                              void *addr, size_t len, wcfs_mapping **out);
 
 /* Copies the pins in force (block -> revision, sorted by block) into
  * pins[0..cap) and their count into *n; WCFS_ERR_BUFFER_TOO_SMALL (with *n
@@ -213,10 +273,13 @@ wcfs_result wcfs_mapping_mark_dirty(const wcfs_mapping *m, uint64_t blk);
 wcfs_result wcfs_mapping_remap_blk(const wcfs_mapping *m, uint64_t blk);
 
 /* Releases the mapping's memory now, for every handle of it; no thread may
- * use that memory any more. Unmapping twice is WCFS_OK. */
+ * use that memory any more. A range of wcfs_file_mmap_at is not released
+ * but left reserved, inaccessible, to its owner. Unmapping twice is
+ * WCFS_OK. */
 wcfs_result wcfs_mapping_unmap(const wcfs_mapping *m);
 
-/* Releases a handle from wcfs_file_mmap*; the last one unmaps. */
+/* Releases a handle from wcfs_file_mmap or wcfs_file_mmap_at; the last
+ * one unmaps (as wcfs_mapping_unmap). */
 void wcfs_mapping_free(wcfs_mapping *m);
 
 #ifdef __cplusplus

@@ -23,7 +23,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use wcfs_core::wire::{Oid, Tid};
-use wcfs_linux::{Conn, ErrorKind, FileH, Mapping, Wcfs};
+use wcfs_linux::{Conn, ConnStats, ErrorKind, FileH, Mapping, Wcfs, PIN_TIME_BUCKETS};
 
 /// What a call did: `WCFS_OK`, or why it failed (the text: `wcfs_last_error`).
 #[repr(C)]
@@ -48,7 +48,7 @@ pub enum wcfs_result {
     WCFS_ERR_FILE_CLOSED = 8,
     /// The mapping was unmapped.
     WCFS_ERR_NO_SUCH_MAPPING = 9,
-    /// A block range or address range out of bounds, misaligned or of the wrong size.
+    /// A block range out of the file's addressable range or the mapping.
     WCFS_ERR_BAD_RANGE = 10,
     /// `resync` to an older revision: forbidden, and the connection is down.
     WCFS_ERR_GOING_BACK = 11,
@@ -60,6 +60,9 @@ pub enum wcfs_result {
     WCFS_ERR_OS = 14,
     /// The caller's buffer is too small (the call says how much it needs).
     WCFS_ERR_BUFFER_TOO_SMALL = 15,
+    /// A caller's range (`wcfs_file_mmap_at`) misaligned, of the wrong
+    /// length, or overlapping a mapping of the connection; left untouched.
+    WCFS_ERR_BAD_ADDRESS = 16,
 }
 
 use wcfs_result::*;
@@ -79,6 +82,54 @@ pub struct wcfs_mapping(Mapping);
 pub struct wcfs_pin {
     pub blk: u64,
     pub rev: u64,
+}
+
+/// Buckets of the pin handling time histogram (`WCFS_PIN_TIME_BUCKETS`).
+pub const WCFS_PIN_TIME_BUCKETS: usize = 40;
+const _: () = assert!(WCFS_PIN_TIME_BUCKETS == PIN_TIME_BUCKETS);
+
+/// A snapshot of a connection's statistics (`wcfs_conn_stats`): counters
+/// since the connection was made, and the pin handling time histogram.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct wcfs_conn_stats {
+    /// Pins to a revision applied.
+    pub pins: u64,
+    /// Pins back to head applied.
+    pub unpins: u64,
+    /// `ack` lines sent.
+    pub acks: u64,
+    /// `nak` lines sent.
+    pub naks: u64,
+    /// `@rev` files opened.
+    pub rev_opens: u64,
+    /// Pins whose `@rev` file was already open.
+    pub rev_hits: u64,
+    /// Blocks remapped one by one (pins, `remap_blk`, pinned blocks of new
+    /// mappings and resyncs).
+    pub remaps: u64,
+    /// Resyncs completed.
+    pub resyncs: u64,
+    /// Pins handled in `[2^i, 2^(i+1))` ns, from reading the pin's line to
+    /// writing its ack (bucket 0 also counts 0 ns; the last one everything
+    /// longer).
+    pub pin_time_ns: [u64; WCFS_PIN_TIME_BUCKETS],
+}
+
+impl From<ConnStats> for wcfs_conn_stats {
+    fn from(s: ConnStats) -> wcfs_conn_stats {
+        wcfs_conn_stats {
+            pins: s.pins,
+            unpins: s.unpins,
+            acks: s.acks,
+            naks: s.naks,
+            rev_opens: s.rev_opens,
+            rev_hits: s.rev_hits,
+            remaps: s.remaps,
+            resyncs: s.resyncs,
+            pin_time_ns: s.pin_time_ns,
+        }
+    }
 }
 
 // ---- errors and the panic boundary ----
@@ -126,6 +177,7 @@ fn core_code(e: &wcfs_core::Error) -> wcfs_result {
         E::FileClosed => WCFS_ERR_FILE_CLOSED,
         E::NoSuchMapping => WCFS_ERR_NO_SUCH_MAPPING,
         E::BadRange => WCFS_ERR_BAD_RANGE,
+        E::BadAddress(_) | E::BadLength { .. } | E::AddressInUse { .. } => WCFS_ERR_BAD_ADDRESS,
         E::GoingBack { .. } => WCFS_ERR_GOING_BACK,
         E::Link(_) => WCFS_ERR_LINK,
         E::Os { .. } => WCFS_ERR_OS,
@@ -272,6 +324,7 @@ pub extern "C" fn wcfs_result_name(result: c_int) -> *const c_char {
         13 => c"WCFS_ERR_PROTOCOL",
         14 => c"WCFS_ERR_OS",
         15 => c"WCFS_ERR_BUFFER_TOO_SMALL",
+        16 => c"WCFS_ERR_BAD_ADDRESS",
         _ => c"WCFS_UNKNOWN",
     };
     s.as_ptr()
@@ -503,6 +556,50 @@ pub unsafe extern "C" fn wcfs_conn_close(c: *const wcfs_conn) -> wcfs_result {
     })
 }
 
+/// Copies the connection's statistics now into `*out`, without stopping its pin thread.
+///
+/// # Safety
+///
+/// `c` NULL or live; `out` writable.
+#[no_mangle]
+pub unsafe extern "C" fn wcfs_conn_get_stats(
+    c: *const wcfs_conn,
+    out: *mut wcfs_conn_stats,
+) -> wcfs_result {
+    boundary(|| {
+        // SAFETY: per the function's contract.
+        let (c, out) = unsafe {
+            (
+                handle(c, "conn")?,
+                out.as_mut().ok_or_else(|| Failure::null("out"))?,
+            )
+        };
+        *out = c.0.stats().into();
+        Ok(())
+    })
+}
+
+/// An upper bound (ns) of the `q`-quantile of the pin handling time in
+/// `s` (the end of the bucket holding it); 0 when none was recorded or
+/// `s` is NULL.
+///
+/// # Safety
+///
+/// `s` NULL or readable.
+#[no_mangle]
+pub unsafe extern "C" fn wcfs_conn_stats_pin_time_quantile(
+    s: *const wcfs_conn_stats,
+    q: f64,
+) -> u64 {
+    getter(s, 0, |s| {
+        let c = ConnStats {
+            pin_time_ns: s.pin_time_ns,
+            ..ConnStats::default()
+        };
+        c.pin_time_quantile(q).unwrap_or(0)
+    })
+}
+
 /// Releases a `wcfs_conn` handle. NULL is ignored.
 ///
 /// # Safety
@@ -552,6 +649,34 @@ pub unsafe extern "C" fn wcfs_file_mmap(
         // SAFETY: per the function's contract.
         let (f, out) = unsafe { (handle(f, "file")?, out_ptr(out)?) };
         give(out, wcfs_mapping(f.0.mmap(blk_start, blk_len)?));
+        Ok(())
+    })
+}
+
+/// Maps blocks `[blk_start, blk_start + blk_len)` over the caller's range
+/// `[addr, addr + len)`; see the header for what happens to the range.
+///
+/// # Safety
+///
+/// `f` NULL or live; `out` writable; the caller owns `[addr, addr + len)`
+/// (the contract of `FileH::mmap_at`, restated in the header).
+#[no_mangle]
+pub unsafe extern "C" fn wcfs_file_mmap_at(
+    f: *const wcfs_file,
+    blk_start: u64,
+    blk_len: u64,
+    addr: *mut c_void,
+    len: usize,
+    out: *mut *mut wcfs_mapping,
+) -> wcfs_result {
+    boundary(|| {
+        // SAFETY: per the function's contract.
+        let (f, out) = unsafe { (handle(f, "file")?, out_ptr(out)?) };
+        // SAFETY: the caller owns the range and keeps no other use of it
+        // while the mapping lives (this function's contract, which is
+        // `FileH::mmap_at`'s); alignment and length are checked by the core.
+        let m = unsafe { f.0.mmap_at(blk_start, blk_len, addr.cast::<u8>(), len) }?;
+        give(out, wcfs_mapping(m));
         Ok(())
     })
 }

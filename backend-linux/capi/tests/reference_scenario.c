@@ -8,7 +8,11 @@
  * #2 'c2' at <at2> (hex tids). To commit, the program prints
  * "commit <blk> <text> [<blk> <text>]..." and reads the new tid (hex) on
  * stdin. It prints "step N ok" as it goes and "PASS" at the end; on the
- * first failure "FAIL line L: ..." and exit status 1. */
+ * first failure "FAIL line L: ..." and exit status 1.
+ *
+ * Every step reads two mappings of blocks 2..5: `m`, placed by the library,
+ * and `ma`, placed in a range this program reserved (PROT_NONE) between two
+ * guard pages. Step 3 plays a VM layer's dirty block under a pin. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <inttypes.h>
@@ -23,6 +27,10 @@
 
 static const uint64_t F = 1;
 static size_t bs;
+/* Closed on failure before exit: a process exiting with its connection open
+ * waits in the kernel for the server to answer the pin thread's pending
+ * read of head/watch (a FUSE request the server already took). */
+static wcfs_conn *g_conn;
 
 static void fail(int line, const char *fmt, ...) {
   va_list ap;
@@ -34,6 +42,7 @@ static void fail(int line, const char *fmt, ...) {
   wcfs_last_error(err, sizeof err);
   printf(" (last error: %s)\n", err);
   fflush(stdout);
+  wcfs_conn_close(g_conn);
   exit(1);
 }
 
@@ -109,6 +118,22 @@ static void expect_pins(int line, const wcfs_file *f, size_t want_n, const wcfs_
     expect_pins(__LINE__, f, n, w_ + 1); \
   } while (0)
 
+/* Whether [p, p + len) is still mapped (by anyone): MAP_FIXED_NOREPLACE
+ * refuses to map over an existing mapping with EEXIST. */
+static int reserved(void *p, size_t len) {
+  void *q = mmap(p, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+  if (q == MAP_FAILED) return errno == EEXIST;
+  munmap(q, len);
+  return 0;
+}
+
+/* Lays a private page (a VM layer's dirty copy) with `text` over p. */
+static void lay_private(int line, char *p, const char *text) {
+  if (mmap(p, bs, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) != p)
+    fail(line, "private page: %s", strerror(errno));
+  strcpy(p, text);
+}
+
 /* Asks the test to commit; returns the new head. */
 static uint64_t commit(const char *changes) {
   char line[128];
@@ -149,8 +174,10 @@ int main(int argc, char **argv) {
   /* 1. */
   wcfs_conn *conn = NULL;
   wcfs_file *fh = NULL, *fh2 = NULL;
-  wcfs_mapping *m = NULL, *past = NULL;
+  wcfs_mapping *m = NULL, *past = NULL, *ma = NULL, *mbad = NULL;
+  wcfs_conn_stats st;
   OK(wcfs_connect(w, at1, &conn));
+  g_conn = conn;
   CHECK(wcfs_conn_at(conn) == at1, "conn at %016" PRIx64, wcfs_conn_at(conn));
   OK(wcfs_conn_open(conn, F, &fh));
   CHECK(wcfs_file_oid(fh) == F, "oid");
@@ -160,31 +187,81 @@ int main(int argc, char **argv) {
   CHECK(wcfs_mapping_blk_start(m) == 2 && wcfs_mapping_blk_stop(m) == 5, "blocks");
   CHECK(!wcfs_mapping_is_faulting(m), "faulting");
   PINS(fh, 0);
+  /* The caller's range: 3 blocks between two guard pages. */
+  char *res = mmap(NULL, 5 * bs, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  CHECK(res != MAP_FAILED, "reserve: %s", strerror(errno));
+  char *ra = res + bs;
+  FAILS(wcfs_file_mmap_at(fh, 2, 3, ra + 1, 3 * bs, &mbad), WCFS_ERR_BAD_ADDRESS,
+        "is not page-aligned");
+  FAILS(wcfs_file_mmap_at(fh, 2, 3, ra, 2 * bs, &mbad), WCFS_ERR_BAD_ADDRESS,
+        "for a mapping of");
+  FAILS(wcfs_file_mmap_at(fh, 2, 3, wcfs_mapping_addr(m), 3 * bs, &mbad), WCFS_ERR_BAD_ADDRESS,
+        "overlaps a mapping of this connection");
+  FAILS(wcfs_file_mmap_at(fh, 2, 3, NULL, 3 * bs, &mbad), WCFS_ERR_BAD_ADDRESS, "");
+  CHECK(mbad == NULL && faults(ra) == 1, "a refused range was touched");
+  OK(wcfs_file_mmap_at(fh, 2, 3, ra, 3 * bs, &ma));
+  CHECK(wcfs_mapping_addr(ma) == ra && wcfs_mapping_len(ma) == 3 * bs, "mmap_at placement");
+  CHECK(wcfs_mapping_blk_start(ma) == 2 && wcfs_mapping_blk_stop(ma) == 5, "mmap_at blocks");
+  OK(wcfs_conn_get_stats(conn, &st));
+  CHECK(st.pins == 0 && st.unpins == 0 && st.acks == 0 && st.resyncs == 0, "stats not zero");
+  CHECK(wcfs_conn_stats_pin_time_quantile(&st, 0.5) == 0, "quantile of nothing");
   printf("step 1 ok\n");
 
   /* 2. Reading #2 faults into head, which has c2: our connection is pinned first. */
   CHECK(strcmp(tag(m, 2), "c1") == 0, "#2: %s", tag(m, 2));
   PINS(fh, 1, {2, at1});
   TAGS(m, 2, "c1", "d1", "");
+  TAGS(ma, 2, "c1", "d1", "");
   printf("step 2 ok\n");
 
   /* 3. */
+  /* In ma, #3 gets a VM layer's private page first: marked dirty before the
+   * page is laid, so the pin the commit brings leaves the page alone. */
+  OK(wcfs_mapping_mark_dirty(ma, 3));
+  lay_private(__LINE__, ra + bs, "dirty");
   at3 = commit("3 d3 4 e3");
   CHECK(at3 > at2, "at3 %016" PRIx64, at3);
   TAGS(m, 2, "c1", "d1", "");
   PINS(fh, 2, {2, at1}, {3, at1});
+  TAGS(ma, 2, "c1", "dirty", "");
+  /* The page is discarded: remapped, the block shows the pinned revision. */
+  CHECK(munmap(ra + bs, bs) == 0, "discard the private page");
+  OK(wcfs_mapping_remap_blk(ma, 3));
+  TAGS(ma, 2, "c1", "d1", "");
   printf("step 3 ok\n");
 
   /* 4. */
   OK(wcfs_conn_resync(conn, at2));
   CHECK(wcfs_conn_at(conn) == at2, "at after resync");
   TAGS(m, 2, "c2", "d1", "");
+  TAGS(ma, 2, "c2", "d1", "");
   printf("step 4 ok\n");
 
   /* 5. */
   OK(wcfs_conn_resync(conn, at3));
   PINS(fh, 0);
   TAGS(m, 2, "c2", "d3", "e3");
+  TAGS(ma, 2, "c2", "d3", "e3");
+  /* Three pins to at1 (#2, #3, and #4 that at3 created), all three back to
+   * head by the resyncs, each acked. */
+  OK(wcfs_conn_get_stats(conn, &st));
+  printf("stats pins=%" PRIu64 " unpins=%" PRIu64 " acks=%" PRIu64 " naks=%" PRIu64
+         " rev_opens=%" PRIu64 " rev_hits=%" PRIu64 " remaps=%" PRIu64 " resyncs=%" PRIu64
+         " pin_p50_ns<=%" PRIu64 " pin_p99_ns<=%" PRIu64 "\n",
+         st.pins, st.unpins, st.acks, st.naks, st.rev_opens, st.rev_hits, st.remaps, st.resyncs,
+         wcfs_conn_stats_pin_time_quantile(&st, 0.5), wcfs_conn_stats_pin_time_quantile(&st, 0.99));
+  CHECK(st.pins == 3 && st.unpins == 3 && st.naks == 0 && st.resyncs == 2, "stats counters");
+  CHECK(st.acks == st.pins + st.unpins, "acks %" PRIu64, st.acks);
+  CHECK(st.rev_opens >= 1 && st.remaps >= 4, "rev_opens/remaps");
+  {
+    uint64_t timed = 0;
+    for (int i = 0; i < WCFS_PIN_TIME_BUCKETS; i++) timed += st.pin_time_ns[i];
+    CHECK(timed >= 2 && timed <= st.acks, "%" PRIu64 " pin times", timed);
+  }
+  CHECK(wcfs_conn_stats_pin_time_quantile(&st, 0.5) > 0 &&
+            wcfs_conn_stats_pin_time_quantile(&st, 0.5) <=
+                wcfs_conn_stats_pin_time_quantile(&st, 0.99),
+        "quantiles");
   printf("step 5 ok\n");
 
   /* 6. A mapping wholly past the end; a second handle opened and closed. */
@@ -210,6 +287,15 @@ int main(int argc, char **argv) {
   TAGS(m, 2, "c2", "dirty", "e3");
   OK(wcfs_mapping_remap_blk(m, 3));
   TAGS(m, 2, "c2", "d3", "e3");
+  /* Unmapping a caller's range leaves it reserved to the caller, inaccessible;
+   * the caller maps into it again. */
+  OK(wcfs_mapping_unmap(ma));
+  CHECK(wcfs_mapping_is_faulting(ma) && faults(ra) == 1 && faults(ra + 2 * bs) == 1,
+        "unmapped range readable");
+  CHECK(reserved(ra, 3 * bs), "unmapped range given back to the OS");
+  wcfs_mapping_free(ma);
+  OK(wcfs_file_mmap_at(fh, 2, 3, ra, 3 * bs, &ma));
+  TAGS(ma, 2, "c2", "d3", "e3");
   printf("step 6 ok\n");
 
   /* 7. Going back is forbidden and brings the connection down. */
@@ -234,6 +320,8 @@ int main(int argc, char **argv) {
   CHECK(wcfs_mapping_is_faulting(m) && wcfs_mapping_is_faulting(past), "not faulting");
   CHECK(faults(wcfs_mapping_addr(m)) == 1 && faults(blk3) == 1, "#2/#3 readable after down");
   CHECK(faults(wcfs_mapping_addr(past)) == 1, "#10 readable after down");
+  CHECK(wcfs_mapping_is_faulting(ma) && faults(ra) == 1 && faults(ra + 2 * bs) == 1,
+        "caller's range readable after down");
   /* Remapping a block of a faulting mapping keeps it faulting. */
   OK(wcfs_mapping_remap_blk(m, 3));
   CHECK(faults(blk3) == 1, "#3 readable after remap on a down connection");
@@ -242,12 +330,17 @@ int main(int argc, char **argv) {
   /* Release: close (already down: OK), unmap, free in any order. */
   OK(wcfs_conn_close(conn));
   wcfs_conn_free(conn);
+  g_conn = NULL;
   OK(wcfs_mapping_unmap(past));
   OK(wcfs_mapping_unmap(past));
   FAILS(wcfs_mapping_mark_dirty(past, 10), WCFS_ERR_NO_SUCH_MAPPING, "mark_dirty #10: no such mapping");
   wcfs_mapping_free(past);
   wcfs_file_free(fh);
   wcfs_mapping_free(m);
+  wcfs_mapping_free(ma);
+  CHECK(reserved(ra, 3 * bs) && faults(ra) == 1, "caller's range after the last free");
+  CHECK(faults(res) == 1 && faults(res + 4 * bs) == 1, "guard pages touched");
+  CHECK(munmap(res, 5 * bs) == 0 && !reserved(res, 5 * bs), "release the reservation");
   wcfs_free(w);
   wcfs_free(NULL);
   wcfs_conn_free(NULL);
