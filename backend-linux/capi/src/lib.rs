@@ -360,7 +360,7 @@ pub unsafe extern "C" fn wcfs_open(
 ) -> wcfs_result {
     boundary(|| {
         // SAFETY: per the function's contract.
-        let (mnt, out) = unsafe { (c_str(mountpoint, "mountpoint")?, out_ptr(out)?) };
+        let (out, mnt) = unsafe { (out_ptr(out)?, c_str(mountpoint, "mountpoint")?) };
         let mnt = std::ffi::OsStr::from_bytes(mnt.to_bytes());
         give(out, wcfs_wcfs(Wcfs::open(mnt)?));
         Ok(())
@@ -376,7 +376,7 @@ pub unsafe extern "C" fn wcfs_open(
 pub unsafe extern "C" fn wcfs_join(zurl: *const c_char, out: *mut *mut wcfs_wcfs) -> wcfs_result {
     boundary(|| {
         // SAFETY: per the function's contract.
-        let (zurl, out) = unsafe { (utf8(zurl, "zurl")?, out_ptr(out)?) };
+        let (out, zurl) = unsafe { (out_ptr(out)?, utf8(zurl, "zurl")?) };
         give(out, wcfs_wcfs(Wcfs::join(zurl)?));
         Ok(())
     })
@@ -395,8 +395,8 @@ pub unsafe extern "C" fn wcfs_join_under(
 ) -> wcfs_result {
     boundary(|| {
         // SAFETY: per the function's contract.
-        let (base, zurl, out) =
-            unsafe { (c_str(base, "base")?, utf8(zurl, "zurl")?, out_ptr(out)?) };
+        let (out, base, zurl) =
+            unsafe { (out_ptr(out)?, c_str(base, "base")?, utf8(zurl, "zurl")?) };
         let base = std::path::Path::new(std::ffi::OsStr::from_bytes(base.to_bytes()));
         give(out, wcfs_wcfs(Wcfs::join_under(base, zurl)?));
         Ok(())
@@ -479,7 +479,7 @@ pub unsafe extern "C" fn wcfs_connect(
 ) -> wcfs_result {
     boundary(|| {
         // SAFETY: per the function's contract.
-        let (w, out) = unsafe { (handle(w, "wcfs")?, out_ptr(out)?) };
+        let (out, w) = unsafe { (out_ptr(out)?, handle(w, "wcfs")?) };
         give(out, wcfs_conn(w.0.connect(Tid(at))?));
         Ok(())
     })
@@ -520,7 +520,7 @@ pub unsafe extern "C" fn wcfs_conn_open(
 ) -> wcfs_result {
     boundary(|| {
         // SAFETY: per the function's contract.
-        let (c, out) = unsafe { (handle(c, "conn")?, out_ptr(out)?) };
+        let (out, c) = unsafe { (out_ptr(out)?, handle(c, "conn")?) };
         give(out, wcfs_file(c.0.open(Oid(oid))?));
         Ok(())
     })
@@ -647,7 +647,7 @@ pub unsafe extern "C" fn wcfs_file_mmap(
 ) -> wcfs_result {
     boundary(|| {
         // SAFETY: per the function's contract.
-        let (f, out) = unsafe { (handle(f, "file")?, out_ptr(out)?) };
+        let (out, f) = unsafe { (out_ptr(out)?, handle(f, "file")?) };
         give(out, wcfs_mapping(f.0.mmap(blk_start, blk_len)?));
         Ok(())
     })
@@ -671,7 +671,7 @@ pub unsafe extern "C" fn wcfs_file_mmap_at(
 ) -> wcfs_result {
     boundary(|| {
         // SAFETY: per the function's contract.
-        let (f, out) = unsafe { (handle(f, "file")?, out_ptr(out)?) };
+        let (out, f) = unsafe { (out_ptr(out)?, handle(f, "file")?) };
         // SAFETY: the caller owns the range and keeps no other use of it
         // while the mapping lives (this function's contract, which is
         // `FileH::mmap_at`'s); alignment and length are checked by the core.
@@ -853,4 +853,194 @@ pub unsafe extern "C" fn wcfs_mapping_unmap(m: *const wcfs_mapping) -> wcfs_resu
 pub unsafe extern "C" fn wcfs_mapping_free(m: *mut wcfs_mapping) {
     // SAFETY: per the function's contract.
     unsafe { free(m) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ptr::{null, null_mut};
+
+    fn last_error() -> String {
+        // SAFETY: (NULL, 0) asks for the length only.
+        let n = unsafe { wcfs_last_error(null_mut(), 0) };
+        let mut buf = vec![0u8; n + 1];
+        // SAFETY: `buf` is writable for its length.
+        let m = unsafe { wcfs_last_error(buf.as_mut_ptr().cast(), buf.len()) };
+        assert_eq!(m, n);
+        CStr::from_bytes_with_nul(&buf)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .into()
+    }
+
+    #[test]
+    fn a_panic_becomes_a_result_code_and_its_text() {
+        let r = boundary(|| panic!("boom {}", 42));
+        assert_eq!(r, WCFS_ERR_PANIC);
+        assert_eq!(last_error(), "wcfs: panic in the library: boom 42");
+        let r = boundary(|| std::panic::panic_any(7u8));
+        assert_eq!(r, WCFS_ERR_PANIC);
+        assert_eq!(last_error(), "wcfs: panic in the library: (no message)");
+        let x = 5u64;
+        assert_eq!(getter(&x, 9, |_| -> u64 { panic!("in a getter") }), 9);
+        assert_eq!(getter(null::<u64>(), 9, |x| *x), 9);
+        assert_eq!(getter(&x, 9, |x| *x), 5);
+    }
+
+    #[test]
+    fn failures_keep_their_text_successes_leave_it() {
+        assert_eq!(
+            boundary(|| Err(Failure::new(WCFS_ERR_IO, "first"))),
+            WCFS_ERR_IO
+        );
+        assert_eq!(boundary(|| Ok(())), WCFS_OK);
+        assert_eq!(last_error(), "first");
+        // Per thread: another thread has its own (empty) slot.
+        std::thread::spawn(|| assert_eq!(last_error(), ""))
+            .join()
+            .unwrap();
+        assert_eq!(last_error(), "first");
+    }
+
+    #[test]
+    fn last_error_is_cut_at_a_character_boundary() {
+        let _ = boundary(|| Err(Failure::new(WCFS_ERR_IO, "ab\u{e9}cd"))); // é: 2 bytes
+        let mut buf = [0x55u8; 4];
+        // SAFETY: `buf` is writable for 4 bytes.
+        let n = unsafe { wcfs_last_error(buf.as_mut_ptr().cast(), 4) };
+        assert_eq!(n, 6);
+        // 3 bytes fit, but the third is half of é: cut before it.
+        assert_eq!(&buf[..3], b"ab\0");
+        let mut one = [0x55u8; 1];
+        // SAFETY: `one` is writable for 1 byte.
+        assert_eq!(unsafe { wcfs_last_error(one.as_mut_ptr().cast(), 1) }, 6);
+        assert_eq!(one, [0]);
+    }
+
+    #[test]
+    fn null_and_malformed_arguments_are_refused() {
+        let mut w: *mut wcfs_wcfs = NonNullSentinel::get();
+        // SAFETY: every pointer is NULL, a live local, or a string literal.
+        unsafe {
+            assert_eq!(wcfs_open(null(), &mut w), WCFS_ERR_NULL);
+            assert!(w.is_null(), "out cleared");
+            assert_eq!(last_error(), "wcfs: mountpoint is NULL");
+            assert_eq!(wcfs_open(c"/".as_ptr(), null_mut()), WCFS_ERR_NULL);
+            assert_eq!(last_error(), "wcfs: out is NULL");
+            assert_eq!(
+                wcfs_join_under(c"/nonexistent".as_ptr(), c"\xff".as_ptr(), &mut w),
+                WCFS_ERR_INVALID_ARG
+            );
+            assert_eq!(last_error(), "wcfs: zurl is not UTF-8");
+            let mut at = 0;
+            assert_eq!(wcfs_head_at(null(), &mut at), WCFS_ERR_NULL);
+            let mut c = null_mut();
+            assert_eq!(wcfs_connect(null(), 1, &mut c), WCFS_ERR_NULL);
+            let mut f = null_mut();
+            assert_eq!(wcfs_conn_open(null(), 1, &mut f), WCFS_ERR_NULL);
+            assert_eq!(wcfs_conn_resync(null(), 1), WCFS_ERR_NULL);
+            assert_eq!(wcfs_conn_close(null()), WCFS_ERR_NULL);
+            let mut st = std::mem::zeroed();
+            assert_eq!(wcfs_conn_get_stats(null(), &mut st), WCFS_ERR_NULL);
+            let mut m = null_mut();
+            assert_eq!(wcfs_file_mmap(null(), 0, 1, &mut m), WCFS_ERR_NULL);
+            assert_eq!(
+                wcfs_file_mmap_at(null(), 0, 1, null_mut(), 0, &mut m),
+                WCFS_ERR_NULL
+            );
+            let mut n = 0;
+            assert_eq!(
+                wcfs_file_pinned(null(), null_mut(), 0, &mut n),
+                WCFS_ERR_NULL
+            );
+            assert_eq!(wcfs_file_close(null()), WCFS_ERR_NULL);
+            assert_eq!(wcfs_mapping_mark_dirty(null(), 0), WCFS_ERR_NULL);
+            assert_eq!(wcfs_mapping_remap_blk(null(), 0), WCFS_ERR_NULL);
+            assert_eq!(wcfs_mapping_unmap(null()), WCFS_ERR_NULL);
+            // Getters give their documented defaults.
+            assert_eq!(wcfs_conn_at(null()), 0);
+            assert_eq!(wcfs_conn_id(null()), 0);
+            assert_eq!(wcfs_file_oid(null()), 0);
+            assert_eq!(wcfs_file_blksize(null()), 0);
+            assert!(wcfs_mapping_addr(null()).is_null());
+            assert_eq!(wcfs_mapping_len(null()), 0);
+            assert_eq!(wcfs_mapping_blk_start(null()), 0);
+            assert_eq!(wcfs_mapping_blk_stop(null()), 0);
+            assert!(wcfs_mapping_is_faulting(null()));
+            assert_eq!(wcfs_mountpoint(null(), null_mut(), 0), 0);
+            assert_eq!(wcfs_conn_stats_pin_time_quantile(null(), 0.5), 0);
+            wcfs_free(null_mut());
+            wcfs_conn_free(null_mut());
+            wcfs_file_free(null_mut());
+            wcfs_mapping_free(null_mut());
+        }
+    }
+
+    /// A non-NULL pointer value to see out-pointers cleared (never dereferenced).
+    struct NonNullSentinel;
+    impl NonNullSentinel {
+        fn get<T>() -> *mut T {
+            std::ptr::NonNull::dangling().as_ptr()
+        }
+    }
+
+    #[test]
+    fn open_of_no_mount_is_an_io_error_with_context() {
+        let mut w = NonNullSentinel::get();
+        // SAFETY: a string literal and a live local.
+        let r = unsafe { wcfs_open(c"/nonexistent/wcfs".as_ptr(), &mut w) };
+        assert_eq!(r, WCFS_ERR_IO);
+        assert!(w.is_null());
+        assert!(
+            last_error().starts_with("wcfs /nonexistent/wcfs: open mountpoint: "),
+            "{}",
+            last_error()
+        );
+        // SAFETY: as above.
+        let r = unsafe { wcfs_join_under(c"/nonexistent".as_ptr(), c"zeo://x".as_ptr(), &mut w) };
+        assert_eq!(r, WCFS_ERR_NOT_MOUNTED);
+        assert!(last_error().ends_with("no wcfs server mounted for zeo://x"));
+    }
+
+    #[test]
+    fn core_errors_map_to_their_codes() {
+        use wcfs_core::Error as E;
+        assert_eq!(core_code(&E::ConnClosed), WCFS_ERR_CONN_CLOSED);
+        assert_eq!(core_code(&E::FileClosed), WCFS_ERR_FILE_CLOSED);
+        assert_eq!(core_code(&E::NoSuchMapping), WCFS_ERR_NO_SUCH_MAPPING);
+        assert_eq!(core_code(&E::BadRange), WCFS_ERR_BAD_RANGE);
+        assert_eq!(core_code(&E::BadAddress(1)), WCFS_ERR_BAD_ADDRESS);
+        assert_eq!(
+            core_code(&E::BadLength { len: 1, want: 2 }),
+            WCFS_ERR_BAD_ADDRESS
+        );
+        assert_eq!(
+            core_code(&E::AddressInUse { addr: 1, len: 2 }),
+            WCFS_ERR_BAD_ADDRESS
+        );
+        assert_eq!(
+            core_code(&E::GoingBack {
+                at: Tid(2),
+                to: Tid(1)
+            }),
+            WCFS_ERR_GOING_BACK
+        );
+        assert_eq!(core_code(&E::UnexpectedPin(Oid(1))), WCFS_ERR_PROTOCOL);
+        assert_eq!(core_code(&E::TooManyPins(Oid(1))), WCFS_ERR_PROTOCOL);
+    }
+
+    #[test]
+    fn quantiles_of_a_c_snapshot() {
+        let mut s = wcfs_conn_stats::from(ConnStats::default());
+        // SAFETY: `s` is a live local.
+        assert_eq!(unsafe { wcfs_conn_stats_pin_time_quantile(&s, 0.5) }, 0);
+        s.pin_time_ns[10] = 99; // [1024, 2048) ns
+        s.pin_time_ns[16] = 1; // [65536, 131072) ns
+                               // SAFETY: as above.
+        unsafe {
+            assert_eq!(wcfs_conn_stats_pin_time_quantile(&s, 0.5), 2048);
+            assert_eq!(wcfs_conn_stats_pin_time_quantile(&s, 1.0), 131_072);
+        }
+    }
 }

@@ -223,6 +223,12 @@ int main(int argc, char **argv) {
   CHECK(at3 > at2, "at3 %016" PRIx64, at3);
   TAGS(m, 2, "c1", "d1", "");
   PINS(fh, 2, {2, at1}, {3, at1});
+  {
+    wcfs_pin one[1];
+    size_t n = 0;
+    FAILS(wcfs_file_pinned(fh, one, 1, &n), WCFS_ERR_BUFFER_TOO_SMALL, "2 pins, room for 1");
+    CHECK(n == 2, "count %zu with a small buffer", n);
+  }
   TAGS(ma, 2, "c1", "dirty", "");
   /* The page is discarded: remapped, the block shows the pinned revision. */
   CHECK(munmap(ra + bs, bs) == 0, "discard the private page");
