@@ -297,6 +297,11 @@ enum Link {
     Shared,
 }
 
+/// The system C compiler (`$CC`, else `cc`).
+fn cc() -> Command {
+    Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
+}
+
 /// `wcfs.pc` from `wcfs.pc.in` for the library as built here; its directory.
 fn pc_dir(out: &Path) -> PathBuf {
     let tpl = std::fs::read_to_string(capi_dir().join("wcfs.pc.in")).expect("wcfs.pc.in");
@@ -311,13 +316,124 @@ fn pc_dir(out: &Path) -> PathBuf {
     out.to_path_buf()
 }
 
-/// `pkg-config <args> wcfs` on our `wcfs.pc`.
+/// `pkg-config <args> wcfs` on our `wcfs.pc`. Without pkg-config on the
+/// machine, the same flags read from the file directly (for the `args`
+/// used here only).
 fn pkg_config(dir: &Path, args: &[&str]) -> Vec<String> {
-    let out = run(Command::new("pkg-config")
-        .env("PKG_CONFIG_PATH", dir)
-        .args(args)
-        .arg("wcfs"));
-    out.split_whitespace().map(String::from).collect()
+    let mut cmd = Command::new("pkg-config");
+    cmd.env("PKG_CONFIG_PATH", dir).args(args).arg("wcfs");
+    match cmd.output() {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            eprintln!("pkg-config not installed: reading wcfs.pc directly");
+            pc_fields(&dir.join("wcfs.pc"), args)
+        }
+        _ => run(&mut cmd).split_whitespace().map(String::from).collect(),
+    }
+}
+
+/// The flags `pkg-config <args>` would give for our `.pc` file.
+fn pc_fields(pc: &Path, args: &[&str]) -> Vec<String> {
+    let text = std::fs::read_to_string(pc).expect("wcfs.pc");
+    let mut vars: Vec<(String, String)> = Vec::new();
+    let mut fields = BTreeMap::new();
+    for l in text.lines().filter(|l| !l.starts_with('#')) {
+        let mut v = l.to_string();
+        for (k, x) in &vars {
+            v = v.replace(&format!("${{{k}}}"), x);
+        }
+        if let Some((k, x)) = v.split_once('=').filter(|(k, _)| !k.contains(':')) {
+            vars.push((k.trim().into(), x.trim().into()));
+        } else if let Some((k, x)) = v.split_once(':') {
+            fields.insert(k.trim().to_string(), x.trim().to_string());
+        }
+    }
+    let words = |k: &str| -> Vec<String> {
+        fields
+            .get(k)
+            .map(|v| v.split_whitespace().map(String::from).collect())
+            .unwrap_or_default()
+    };
+    match args {
+        ["--cflags"] => words("Cflags"),
+        ["--libs"] => words("Libs"),
+        ["--static", "--libs-only-l"] => words("Libs")
+            .into_iter()
+            .chain(words("Libs.private"))
+            .filter(|w| w.starts_with("-l"))
+            .collect(),
+        _ => panic!("pc_fields: {args:?}"),
+    }
+}
+
+#[test]
+fn pc_file_reads_like_pkg_config() {
+    let out = out_dir("pc");
+    let pc = pc_dir(&out);
+    let inc = format!("-I{}", capi_dir().join("include").display());
+    assert_eq!(pc_fields(&pc.join("wcfs.pc"), &["--cflags"]), [inc]);
+    let libs = pc_fields(&pc.join("wcfs.pc"), &["--static", "--libs-only-l"]);
+    assert_eq!(libs[0], "-lwcfs");
+    assert!(libs.contains(&"-lpthread".to_string()), "{libs:?}");
+    // Where pkg-config is installed, it agrees.
+    if Command::new("pkg-config").arg("--version").output().is_ok() {
+        for args in [
+            &["--cflags"][..],
+            &["--libs"],
+            &["--static", "--libs-only-l"],
+        ] {
+            let got = run(Command::new("pkg-config")
+                .env("PKG_CONFIG_PATH", &pc)
+                .args(args)
+                .arg("wcfs"));
+            let got: Vec<String> = got.split_whitespace().map(String::from).collect();
+            assert_eq!(got, pc_fields(&pc.join("wcfs.pc"), args), "{args:?}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn header_compiles_alone_as_c99_and_cpp() {
+    let out = out_dir("hdr");
+    let src = out.join("h.c");
+    std::fs::write(
+        &src,
+        "#include \"wcfs.h\"\nint main(void) { wcfs_conn_stats s; (void)s; \
+         return wcfs_last_error(0, 0) == 0 ? WCFS_OK : WCFS_ERR_IO; }\n",
+    )
+    .expect("write");
+    let inc = capi_dir().join("include");
+    run(Command::new("cc")
+        .args([
+            "-std=c99",
+            "-pedantic",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-fsyntax-only",
+        ])
+        .arg("-I")
+        .arg(&inc)
+        .arg(&src));
+    match Command::new("c++").arg("--version").output() {
+        Ok(_) => {
+            run(Command::new("c++")
+                .args([
+                    "-x",
+                    "c++",
+                    "-std=c++11",
+                    "-Wall",
+                    "-Wextra",
+                    "-Werror",
+                    "-fsyntax-only",
+                ])
+                .arg("-I")
+                .arg(&inc)
+                .arg(&src));
+        }
+        Err(_) => eprintln!("no c++ compiler: the header's C++ guards are not compiled"),
+    }
+    let _ = std::fs::remove_dir_all(&out);
 }
 
 /// Compiles `src` with `cc` against `wcfs.h` and the library, flags from `wcfs.pc`.
@@ -325,7 +441,7 @@ fn compile(src: &Path, link: Link) -> PathBuf {
     let out = out_dir(&format!("{link:?}"));
     let pc = pc_dir(&out);
     let exe = out.join(src.file_stem().expect("name"));
-    let mut cc = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()));
+    let mut cc = cc();
     cc.args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-O1"])
         .args(pkg_config(&pc, &["--cflags"]))
         .arg(src)

@@ -190,6 +190,11 @@ wcfs_result wcfs_conn_resync(const wcfs_conn *c, uint64_t at);
  * handles stay to be freed. Closing twice is WCFS_OK. */
 wcfs_result wcfs_conn_close(const wcfs_conn *c);
 
+/* Copies why the connection is down into buf as wcfs_last_error does;
+ * returns the text's full length, 0 while the connection is up (or c is
+ * NULL). */
+size_t wcfs_conn_down_reason(const wcfs_conn *c, char *buf, size_t len);
+
 /* Copies the connection's statistics now into *out. Reads atomics: never
  * waits for, nor stops, the pin thread. */
 wcfs_result wcfs_conn_get_stats(const wcfs_conn *c, wcfs_conn_stats *out);
@@ -262,6 +267,12 @@ uint64_t wcfs_mapping_blk_stop(const wcfs_mapping *m);
 /* Whether the mapping's memory faults now: file or connection closed or
  * down, unmapped, or a fork child (true for NULL). */
 bool wcfs_mapping_is_faulting(const wcfs_mapping *m);
+
+/* Copies len bytes at `offset` of the mapping into buf; fails
+ * (WCFS_ERR_FILE_CLOSED) instead of faulting when the mapping is known to
+ * fault, WCFS_ERR_BAD_RANGE past its end. A close racing with the copy
+ * still faults, as with any read of wcfs_mapping_addr. */
+wcfs_result wcfs_mapping_read(const wcfs_mapping *m, size_t offset, void *buf, size_t len);
 
 /* For a VM layer: a private page is about to be laid over block `blk`;
  * pins leave the block alone until wcfs_mapping_remap_blk. Call it before

@@ -556,6 +556,25 @@ pub unsafe extern "C" fn wcfs_conn_close(c: *const wcfs_conn) -> wcfs_result {
     })
 }
 
+/// Copies why the connection is down into `buf`; returns the text's full
+/// length, 0 while the connection is up (or `c` is NULL).
+///
+/// # Safety
+///
+/// `c` NULL or live; `buf` NULL (with `len == 0`) or writable for `len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn wcfs_conn_down_reason(
+    c: *const wcfs_conn,
+    buf: *mut c_char,
+    len: usize,
+) -> usize {
+    getter(c, 0, |c| match c.0.down_reason() {
+        // SAFETY: per the function's contract.
+        Some(e) => unsafe { copy_text(&e.to_string(), buf, len) },
+        None => 0,
+    })
+}
+
 /// Copies the connection's statistics now into `*out`, without stopping its pin thread.
 ///
 /// # Safety
@@ -799,6 +818,36 @@ pub unsafe extern "C" fn wcfs_mapping_is_faulting(m: *const wcfs_mapping) -> boo
     getter(m, true, |m| m.0.is_faulting())
 }
 
+/// Copies `len` bytes at `offset` of the mapping into `buf`; fails
+/// instead of faulting when the mapping is known to fault.
+///
+/// # Safety
+///
+/// `m` NULL or live; `buf` NULL (with `len == 0`) or writable for `len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn wcfs_mapping_read(
+    m: *const wcfs_mapping,
+    offset: usize,
+    buf: *mut c_void,
+    len: usize,
+) -> wcfs_result {
+    boundary(|| {
+        // SAFETY: per the function's contract.
+        let m = unsafe { handle(m, "mapping")? };
+        if buf.is_null() && len > 0 {
+            return Err(Failure::null("buf"));
+        }
+        let dst: &mut [u8] = if len == 0 {
+            &mut []
+        } else {
+            // SAFETY: non-NULL and writable for `len` bytes per the contract.
+            unsafe { std::slice::from_raw_parts_mut(buf.cast::<u8>(), len) }
+        };
+        m.0.read(offset, dst)?;
+        Ok(())
+    })
+}
+
 /// A private page is about to be laid over block `blk`: pins leave it alone.
 ///
 /// # Safety
@@ -958,6 +1007,12 @@ mod tests {
             assert_eq!(wcfs_mapping_mark_dirty(null(), 0), WCFS_ERR_NULL);
             assert_eq!(wcfs_mapping_remap_blk(null(), 0), WCFS_ERR_NULL);
             assert_eq!(wcfs_mapping_unmap(null()), WCFS_ERR_NULL);
+            let mut b = [0u8; 4];
+            assert_eq!(
+                wcfs_mapping_read(null(), 0, b.as_mut_ptr().cast(), 4),
+                WCFS_ERR_NULL
+            );
+            assert_eq!(wcfs_conn_down_reason(null(), null_mut(), 0), 0);
             // Getters give their documented defaults.
             assert_eq!(wcfs_conn_at(null()), 0);
             assert_eq!(wcfs_conn_id(null()), 0);

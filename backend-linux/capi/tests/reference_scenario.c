@@ -212,6 +212,13 @@ int main(int argc, char **argv) {
   PINS(fh, 1, {2, at1});
   TAGS(m, 2, "c1", "d1", "");
   TAGS(ma, 2, "c1", "d1", "");
+  {
+    char got[3] = {0};
+    OK(wcfs_mapping_read(ma, 1 * bs, got, 2));
+    CHECK(strcmp(got, "d1") == 0, "wcfs_mapping_read #3: %s", got);
+    FAILS(wcfs_mapping_read(ma, 3 * bs - 1, got, 2), WCFS_ERR_BAD_RANGE, "read: ");
+  }
+  CHECK(wcfs_conn_down_reason(conn, buf, sizeof buf) == 0, "down while up: %s", buf);
   printf("step 2 ok\n");
 
   /* 3. */
@@ -324,6 +331,10 @@ int main(int argc, char **argv) {
   FAILS(wcfs_conn_open(conn, F, &fh3), WCFS_ERR_CONN_CLOSED, "connection closed");
   CHECK(fh3 == NULL, "out not cleared on failure");
   CHECK(wcfs_mapping_is_faulting(m) && wcfs_mapping_is_faulting(past), "not faulting");
+  CHECK(wcfs_conn_down_reason(conn, buf, sizeof buf) > 0 &&
+            strstr(buf, "going back in history is forbidden") != NULL,
+        "down reason: %s", buf);
+  FAILS(wcfs_mapping_read(m, 0, buf, 1), WCFS_ERR_FILE_CLOSED, "read: ");
   CHECK(faults(wcfs_mapping_addr(m)) == 1 && faults(blk3) == 1, "#2/#3 readable after down");
   CHECK(faults(wcfs_mapping_addr(past)) == 1, "#10 readable after down");
   CHECK(wcfs_mapping_is_faulting(ma) && faults(ra) == 1 && faults(ra + 2 * bs) == 1,
