@@ -32,6 +32,10 @@
  * Threads. Every handle may be used from any thread, concurrently, except
  *   that a `_free` must not race with another use of the same handle.
  *   The library runs one thread per connection (the pin thread).
+ * Exit. Close every connection (wcfs_conn_close, or free all its handles)
+ *   before the process exits: the pin thread waits in a read of the
+ *   server's head/watch, and an exiting process waits for the server to
+ *   answer that read (the FUSE test server answers only at close).
  * Panics. No Rust panic crosses into C: it becomes WCFS_ERR_PANIC (or a
  *   getter's default) with the panic's text as the last error.
  * Numbers. Revisions (tids) and oids are uint64_t, as in ZODB; blocks are
