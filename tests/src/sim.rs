@@ -122,6 +122,8 @@ pub struct Report {
     pub pins: usize,
     pub faults_injected: usize,
     pub commits: usize,
+    /// Mappings placed at a range the user reserved.
+    pub fixed_maps: usize,
 }
 
 /// The mock OS's view of the filesystem, answered by the model.
@@ -172,6 +174,10 @@ struct Client {
     /// Dirty blocks and what their memory showed when the user dirtied
     /// them: the client must leave it so until `remap_blk`.
     dirty: BTreeMap<(MapId, u64), Option<Mem>>,
+    /// Mappings placed at ranges the user reserved (`mmap_at`): their range.
+    owned: BTreeMap<MapId, (usize, usize)>,
+    /// Reservations the user holds with nothing mapped in (reused first).
+    spare: Vec<(usize, usize)>,
     /// A fault was injected: going down is expected, naks too.
     faulted: bool,
     forked: bool,
@@ -413,6 +419,7 @@ impl World {
                 ))
             }
             Some(Mem::Zeros) => vec![0; bs as usize],
+            Some(Mem::Private(tag)) => vec![tag; bs as usize],
             Some(Mem::File {
                 path: Path::Rev(o, rev),
                 offset,
@@ -564,6 +571,8 @@ impl World {
             files: Vec::new(),
             maps: Vec::new(),
             dirty: BTreeMap::new(),
+            owned: BTreeMap::new(),
+            spare: Vec::new(),
             faulted: false,
             forked: false,
             sent_at_fork: 0,
@@ -688,7 +697,17 @@ impl World {
                 let (f, _) = self.client(i).files[k];
                 let start = self.rng.below(MAX_BLKS + 2);
                 let len = 1 + self.rng.below(4);
-                let r = self.client(i).h.conn.mmap(f, start, len);
+                let fixed = self.rng.chance(40);
+                let range = if fixed {
+                    self.refused_overlap(i, f, start, len)?;
+                    Some(self.reservation(i, (len * self.blksize) as usize))
+                } else {
+                    None
+                };
+                let r = match range {
+                    Some((addr, n)) => self.client(i).h.conn.mmap_at(f, start, len, addr, n),
+                    None => self.client(i).h.conn.mmap(f, start, len),
+                };
                 match r {
                     Ok(op) => {
                         let r = self.client(i).h.poll(op);
@@ -696,12 +715,27 @@ impl World {
                         match r {
                             Some(Ok(OpOk::Mapped(m))) => {
                                 self.client(i).maps.push(m);
-                                self.log(format!("client {i} mmap #{start}+{len} -> map {}", m.0));
+                                let at = match range {
+                                    Some(range) => {
+                                        self.client(i).owned.insert(m, range);
+                                        self.report.fixed_maps += 1;
+                                        format!(" at {:#x}", range.0)
+                                    }
+                                    None => String::new(),
+                                };
+                                self.log(format!(
+                                    "client {i} mmap #{start}+{len}{at} -> map {}",
+                                    m.0
+                                ));
                             }
                             r => return Err(format!("client {i}: mmap did not complete: {r:?}")),
                         }
                     }
-                    Err(Error::FileClosed) | Err(Error::ConnClosed) => {}
+                    Err(Error::FileClosed) | Err(Error::ConnClosed) => {
+                        if let Some(range) = range {
+                            self.client(i).spare.push(range);
+                        }
+                    }
                     Err(e) => return Err(format!("client {i}: mmap: {e}")),
                 }
             }
@@ -716,6 +750,17 @@ impl World {
                     .map_err(|e| format!("unmap: {e}"))?;
                 self.client(i).h.drain();
                 self.log(format!("client {i} unmap {}", map.0));
+                let c = self.client(i);
+                if let Some((addr, len)) = c.owned.remove(&map) {
+                    // The user's range is left reserved, inaccessible.
+                    let regions = c.h.be.regions(addr, len);
+                    if regions != [(addr, addr + len, Some(Mem::Fault))] {
+                        return Err(format!(
+                            "client {i}: unmapped caller range {addr:#x}+{len:#x} is {regions:?}, not reserved"
+                        ));
+                    }
+                    c.spare.push((addr, len));
+                }
             }
             67..=72 if nmaps > 0 => {
                 let k = self.rng.below(nmaps as u64) as usize;
@@ -731,16 +776,31 @@ impl World {
                 };
                 let blk = start + self.rng.below(len);
                 if self.rng.chance(50) {
+                    // The ordering contract: mark dirty, then lay the page.
                     self.client(i)
                         .h
                         .conn
                         .mark_dirty(map, blk)
                         .map_err(|e| e.to_string())?;
+                    // Only over a live block: a faulting one faults on the write.
+                    let private = self.rng.chance(50);
+                    let tag = b'a' + self.rng.below(26) as u8;
+                    let bs = self.blksize as usize;
                     let c = self.client(i);
-                    let addr = c.h.conn.mapping(map).expect("mapping").blk_addr(blk);
+                    let m = c.h.conn.mapping(map).expect("mapping");
+                    let (addr, private) = (m.blk_addr(blk), private && !m.faulting);
+                    if private {
+                        c.h.be
+                            .lay_private(addr, bs, tag)
+                            .map_err(|e| format!("client {i}: lay a private page: {e:?}"))?;
+                    }
                     let mem = c.h.be.at(addr);
                     c.dirty.insert((map, blk), mem);
-                    self.log(format!("client {i} dirty map {} #{blk}", map.0));
+                    self.log(format!(
+                        "client {i} dirty map {} #{blk}{}",
+                        map.0,
+                        if private { " (private page)" } else { "" }
+                    ));
                 } else {
                     self.client(i).dirty.remove(&(map, blk));
                     let op = self
@@ -850,6 +910,56 @@ impl World {
             _ => {}
         }
         Ok(())
+    }
+
+    /// A range of `len` bytes the user reserved: a spare one of that
+    /// length, else a fresh reservation.
+    fn reservation(&mut self, i: usize, len: usize) -> (usize, usize) {
+        let c = self.client(i);
+        match c.spare.iter().position(|r| r.1 == len) {
+            Some(k) => c.spare.swap_remove(k),
+            None => (c.h.be.reserve(len), len),
+        }
+    }
+
+    /// Sometimes asks to map over a live mapping of the client: refused
+    /// (`AddressInUse`) with nothing performed.
+    fn refused_overlap(&mut self, i: usize, f: FileId, start: u64, len: u64) -> Check {
+        if !self.rng.chance(20) {
+            return Ok(());
+        }
+        let bs = self.blksize as usize;
+        let c = self.clients[i].as_ref().expect("client");
+        let placed: Vec<(usize, usize)> = c
+            .maps
+            .iter()
+            .filter_map(|id| c.h.conn.mapping(*id))
+            .filter(|m| m.addr != 0)
+            .map(|m| (m.addr, m.len_bytes()))
+            .collect();
+        let Some((addr, mlen)) = self.rng.pick(&placed) else {
+            return Ok(());
+        };
+        // Ending on the mapping's first byte, or starting on its last.
+        let want = len as usize * bs;
+        let a = if self.rng.chance(50) {
+            (addr + 1).saturating_sub(want)
+        } else {
+            addr + mlen - 1
+        };
+        let c = self.client(i);
+        let before = c.h.be.trace().len();
+        let r = c.h.conn.mmap_at(f, start, len, a, want);
+        c.h.drain();
+        let touched = c.h.be.trace().len() != before;
+        self.log(format!("client {i} mmap_at over map at {addr:#x}: {r:?}"));
+        match r {
+            Err(Error::AddressInUse { .. }) if !touched => Ok(()),
+            Err(Error::FileClosed | Error::ConnClosed) => Ok(()),
+            r => Err(format!(
+                "client {i}: mmap_at {a:#x}+{want:#x} over a live mapping: {r:?} (touched: {touched})"
+            )),
+        }
     }
 
     fn faults_on(&self) -> bool {
@@ -1172,7 +1282,7 @@ pub fn summary(reports: &[Report], secs: f64) -> String {
     let mut s = String::new();
     let _ = write!(
         s,
-        "{} seeds, {steps} steps in {secs:.2}s: {:.0} seeds/s, {:.0} steps/s; {} reads checked, {} pins, {} commits, {} faults injected",
+        "{} seeds, {steps} steps in {secs:.2}s: {:.0} seeds/s, {:.0} steps/s; {} reads checked, {} pins, {} commits, {} faults injected, {} fixed maps",
         reports.len(),
         reports.len() as f64 / secs,
         steps as f64 / secs,
@@ -1180,6 +1290,7 @@ pub fn summary(reports: &[Report], secs: f64) -> String {
         reports.iter().map(|r| r.pins).sum::<usize>(),
         reports.iter().map(|r| r.commits).sum::<usize>(),
         reports.iter().map(|r| r.faults_injected).sum::<usize>(),
+        reports.iter().map(|r| r.fixed_maps).sum::<usize>(),
     );
     s
 }

@@ -138,6 +138,19 @@ fn main() {
         m2.is_faulting()
     );
 
+    println!("\nstatistics (Conn::stats, read without stopping the pin threads):");
+    for (name, conn) in [("conn1", &conn1), ("conn2", &conn2)] {
+        let s = conn.stats();
+        let q = |x| {
+            s.pin_time_quantile(x)
+                .map_or("-".into(), |ns| format!("<= {:.0} µs", ns as f64 / 1e3))
+        };
+        println!(
+            "  {name}: {} pins, {} unpins, {} acks, {} naks, {} @rev opened, {} @rev hits, {} blocks remapped, {} resyncs; pin handling median {}, p99 {}",
+            s.pins, s.unpins, s.acks, s.naks, s.rev_opens, s.rev_hits, s.remaps, s.resyncs, q(0.5), q(0.99)
+        );
+    }
+
     drop((m1, m2, f1, f2, conn1, conn2));
     let failures = srv.failures();
     drop(srv);
