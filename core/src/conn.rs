@@ -182,7 +182,10 @@ impl fmt::Display for Error {
             Error::NoSuchMapping => f.write_str("no such mapping"),
             Error::NoSuchOp => f.write_str("no such operation"),
             Error::BadRange => f.write_str("block range out of bounds"),
-            Error::BadAddress(a) => write!(f, "address {a:#x} is not page-aligned"),
+            Error::BadAddress(a) => write!(
+                f,
+                "bad address {a:#x}: null, not page-aligned, or the range wraps"
+            ),
             Error::BadLength { len, want } => {
                 write!(f, "range of {len} bytes for a mapping of {want} bytes")
             }
@@ -542,7 +545,8 @@ impl Conn {
         len: usize,
     ) -> Result<OpId, Error> {
         let (fd, bs) = self.check_map(file, blk_start, blk_len)?;
-        if addr == 0 || addr % self.cfg.page_size != 0 || addr.checked_add(len).is_none() {
+        if addr == 0 || !addr.is_multiple_of(self.cfg.page_size) || addr.checked_add(len).is_none()
+        {
             return Err(Error::BadAddress(addr));
         }
         let want = blk_len * bs; // fits in usize: checked by check_map
@@ -622,7 +626,7 @@ impl Conn {
     /// reserved for its owner: it faults on any access from then on.
     pub fn unmap(&mut self, map: MapId) -> Result<(), Error> {
         let m = self.maps.remove(&map).ok_or(Error::NoSuchMapping)?;
-        if m.addr != 0 && m.caller_owned {
+        if m.addr != 0 && m.caller_owned && !crate::bug(4) {
             self.actions.push_back(Action::Map {
                 addr: m.addr,
                 len: m.len_bytes(),

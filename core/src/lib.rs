@@ -45,6 +45,8 @@ pub mod bugs {
         IgnoreDirty = 2,
         /// A new mapping shows head, not zeros, past the head file's end.
         NoZerosPastEnd = 3,
+        /// Unmapping a caller's range (`mmap_at`) releases it to the OS.
+        ReleaseCallerRange = 4,
     }
 
     static BUG: AtomicU8 = AtomicU8::new(0);
@@ -68,6 +70,7 @@ pub(crate) fn bug(b: u8) -> bool {
         let which = match b {
             1 => bugs::Bug::SkipRemapOnPin,
             2 => bugs::Bug::IgnoreDirty,
+            4 => bugs::Bug::ReleaseCallerRange,
             _ => bugs::Bug::NoZerosPastEnd,
         };
         bugs::on(which)

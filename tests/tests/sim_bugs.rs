@@ -1,4 +1,4 @@
-//! The oracle bites: three deliberate client bugs, each caught by the
+//! The oracle bites: four deliberate client bugs, each caught by the
 //! simulation within the default seed budget.
 //!
 //! `cargo test --release -p wcfs-testkit --features sim-bugs --test sim_bugs -- --nocapture`
@@ -23,7 +23,12 @@ fn first_failure() -> Option<(u64, String)> {
 #[test]
 fn every_deliberate_bug_is_caught() {
     assert_eq!(first_failure(), None, "the simulation passes without bugs");
-    for bug in [Bug::SkipRemapOnPin, Bug::IgnoreDirty, Bug::NoZerosPastEnd] {
+    for bug in [
+        Bug::SkipRemapOnPin,
+        Bug::IgnoreDirty,
+        Bug::NoZerosPastEnd,
+        Bug::ReleaseCallerRange,
+    ] {
         set(bug);
         let caught = first_failure();
         set(Bug::None);
