@@ -461,13 +461,21 @@ fn compile(src: &Path, link: Link) -> PathBuf {
         }
     }
     run(&mut cc);
-    // Linked the way we asked: the shared build needs libwcfs.so, the static one not.
-    let ldd = run(Command::new("ldd").arg(&exe));
-    assert_eq!(
-        ldd.contains("libwcfs.so"),
-        matches!(link, Link::Shared),
-        "{link:?}: {ldd}"
-    );
+    // Linked the way we asked: the shared build loads the libwcfs.so built
+    // for this test (not one of another build found on a library path),
+    // the static one none.
+    let ldd = run(Command::new("ldd").env_remove("LD_LIBRARY_PATH").arg(&exe));
+    let so = ldd.lines().find(|l| l.contains("libwcfs.so"));
+    match link {
+        Link::Static => assert_eq!(so, None, "{ldd}"),
+        Link::Shared => {
+            let want = lib_dir().join("libwcfs.so");
+            assert!(
+                so.is_some_and(|l| l.contains(&format!("=> {} ", want.display()))),
+                "{ldd}"
+            );
+        }
+    }
     exe
 }
 
@@ -492,7 +500,10 @@ fn reference_scenario(link: Link) {
     join_link(&base, &zurl, srv.mountpoint());
     join_link(&base, other, srv.mountpoint());
 
+    // Without cargo's LD_LIBRARY_PATH (it lists target/<profile>, where a
+    // libwcfs.so of an earlier `cargo build` may lie): the rpath decides.
     let mut child = Command::new(&exe)
+        .env_remove("LD_LIBRARY_PATH")
         .arg(srv.mountpoint())
         .arg(&base)
         .args([zurl.as_str(), other, &at1.to_string(), &at2.to_string()])

@@ -192,12 +192,12 @@ int main(int argc, char **argv) {
   CHECK(res != MAP_FAILED, "reserve: %s", strerror(errno));
   char *ra = res + bs;
   FAILS(wcfs_file_mmap_at(fh, 2, 3, ra + 1, 3 * bs, &mbad), WCFS_ERR_BAD_ADDRESS,
-        "is not page-aligned");
+        "not page-aligned");
   FAILS(wcfs_file_mmap_at(fh, 2, 3, ra, 2 * bs, &mbad), WCFS_ERR_BAD_ADDRESS,
         "for a mapping of");
   FAILS(wcfs_file_mmap_at(fh, 2, 3, wcfs_mapping_addr(m), 3 * bs, &mbad), WCFS_ERR_BAD_ADDRESS,
         "overlaps a mapping of this connection");
-  FAILS(wcfs_file_mmap_at(fh, 2, 3, NULL, 3 * bs, &mbad), WCFS_ERR_BAD_ADDRESS, "");
+  FAILS(wcfs_file_mmap_at(fh, 2, 3, NULL, 3 * bs, &mbad), WCFS_ERR_BAD_ADDRESS, "bad address 0x0");
   CHECK(mbad == NULL && faults(ra) == 1, "a refused range was touched");
   OK(wcfs_file_mmap_at(fh, 2, 3, ra, 3 * bs, &ma));
   CHECK(wcfs_mapping_addr(ma) == ra && wcfs_mapping_len(ma) == 3 * bs, "mmap_at placement");
