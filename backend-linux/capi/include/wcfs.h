@@ -174,6 +174,12 @@ wcfs_result wcfs_head_at(const wcfs_wcfs *w, uint64_t *at);
 /* A connection viewing the database as of `at`; waits until head/at >= at. */
 wcfs_result wcfs_connect(const wcfs_wcfs *w, uint64_t at, wcfs_conn **out);
 
+/* wcfs_connect with limits: `rev_cache` @rev files kept open (clamped to
+ * 1..16; default 8), at most `max_pins_per_file` pins in force per file
+ * (more brings the connection down; default 4M); 0 keeps a default. */
+wcfs_result wcfs_connect_with(const wcfs_wcfs *w, uint64_t at, size_t rev_cache,
+                              size_t max_pins_per_file, wcfs_conn **out);
+
 /* ---- conn ---- */
 
 /* The revision the connection views (0 for NULL). */

@@ -485,6 +485,43 @@ pub unsafe extern "C" fn wcfs_connect(
     })
 }
 
+/// `wcfs_connect` with limits: `rev_cache` `@rev` files kept open (clamped
+/// to 1..=16), at most `max_pins_per_file` pins per file (more brings the
+/// connection down); 0 for either keeps its default.
+///
+/// # Safety
+///
+/// `w` NULL or live; `out` writable (the header's conventions).
+#[no_mangle]
+pub unsafe extern "C" fn wcfs_connect_with(
+    w: *const wcfs_wcfs,
+    at: u64,
+    rev_cache: usize,
+    max_pins_per_file: usize,
+    out: *mut *mut wcfs_conn,
+) -> wcfs_result {
+    boundary(|| {
+        // SAFETY: per the function's contract.
+        let (out, w) = unsafe { (out_ptr(out)?, handle(w, "wcfs")?) };
+        let d = wcfs_linux::Config::default();
+        let cfg = wcfs_linux::Config {
+            rev_cache: if rev_cache == 0 {
+                d.rev_cache
+            } else {
+                rev_cache
+            },
+            max_pins_per_file: if max_pins_per_file == 0 {
+                d.max_pins_per_file
+            } else {
+                max_pins_per_file
+            },
+            ..d
+        };
+        give(out, wcfs_conn(w.0.connect_with(Tid(at), cfg)?));
+        Ok(())
+    })
+}
+
 // ---- conn ----
 
 /// The revision the connection views; 0 for NULL.
@@ -986,6 +1023,7 @@ mod tests {
             assert_eq!(wcfs_head_at(null(), &mut at), WCFS_ERR_NULL);
             let mut c = null_mut();
             assert_eq!(wcfs_connect(null(), 1, &mut c), WCFS_ERR_NULL);
+            assert_eq!(wcfs_connect_with(null(), 1, 0, 0, &mut c), WCFS_ERR_NULL);
             let mut f = null_mut();
             assert_eq!(wcfs_conn_open(null(), 1, &mut f), WCFS_ERR_NULL);
             assert_eq!(wcfs_conn_resync(null(), 1), WCFS_ERR_NULL);

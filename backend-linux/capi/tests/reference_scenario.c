@@ -168,6 +168,17 @@ int main(int argc, char **argv) {
   FAILS(wcfs_join_under(base, NULL, &wbad), WCFS_ERR_NULL, "zurl is NULL");
   OK(wcfs_head_at(w, &head));
   CHECK(head == at2, "head %016" PRIx64 ", want at2 %016" PRIx64, head, at2);
+  {
+    /* A connection with limits of its own, as of at1 while head is at2. */
+    wcfs_conn *c2 = NULL;
+    OK(wcfs_connect_with(wo, at1, 1, 4, &c2));
+    CHECK(wcfs_conn_at(c2) == at1 && wcfs_conn_id(c2) > 0, "connect_with");
+    OK(wcfs_conn_close(c2));
+    OK(wcfs_conn_close(c2));
+    wcfs_file *fc = (wcfs_file *)&buf;
+    FAILS(wcfs_conn_open(c2, F, &fc), WCFS_ERR_CONN_CLOSED, "connection closed");
+    wcfs_conn_free(c2);
+  }
   wcfs_free(wo);
   printf("step 0 ok\n");
 
