@@ -21,6 +21,8 @@ const REVS: [Tid; 3] = [Tid(0x10), Tid(0x20), Tid(0x30)];
 enum Op {
     Open(u8),
     Mmap { file: u8, start: u8, len: u8 },
+    /// At a fresh reservation, or over a live mapping (`over`: refused).
+    MmapAt { file: u8, start: u8, len: u8, over: Option<u8> },
     Unmap(u8),
     Dirty { map: u8, blk: u8 },
     Remap { map: u8, blk: u8 },
@@ -64,6 +66,17 @@ fuzz_target!(|ops: Vec<Op>| {
             Op::Mmap { file, start, len } => {
                 if let Some(f) = pick(&files, file) {
                     if let Ok(op) = h.conn.mmap(f, u64::from(start % 8), u64::from(len % 6)) {
+                        ops_live.push(op);
+                    }
+                }
+            }
+            Op::MmapAt { file, start, len, over } => {
+                if let Some(f) = pick(&files, file) {
+                    let n = usize::from(len % 6) * BS as usize;
+                    let placed = over.and_then(|m| pick(&maps, m)).and_then(|m| h.conn.mapping(m)).map(|m| m.addr).filter(|&a| a != 0);
+                    let addr = placed.unwrap_or_else(|| h.be.reserve(n.max(1)));
+                    if let Ok(op) = h.conn.mmap_at(f, u64::from(start % 8), u64::from(len % 6), addr, n) {
+                        assert!(placed.is_none(), "mmap_at over a live mapping accepted");
                         ops_live.push(op);
                     }
                 }
