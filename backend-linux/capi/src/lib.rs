@@ -1094,6 +1094,22 @@ mod tests {
         let r = unsafe { wcfs_join_under(c"/nonexistent".as_ptr(), c"zeo://x".as_ptr(), &mut w) };
         assert_eq!(r, WCFS_ERR_NOT_MOUNTED);
         assert!(last_error().ends_with("no wcfs server mounted for zeo://x"));
+        // Where wendelin.core mounts: /dev/shm/wcfs/<sha1 of zurl>.
+        let zurl =
+            std::ffi::CString::new(format!("zeo://capi-test-{}", std::process::id())).unwrap();
+        // SAFETY: a live C string and a live local.
+        let r = unsafe { wcfs_join(zurl.as_ptr(), &mut w) };
+        assert_eq!(r, WCFS_ERR_NOT_MOUNTED);
+        assert!(w.is_null());
+        let e = last_error();
+        assert!(e.starts_with("wcfs /dev/shm/wcfs/"), "{e}");
+        assert!(
+            e.ends_with(&format!(
+                "no wcfs server mounted for {}",
+                zurl.to_str().unwrap()
+            )),
+            "{e}"
+        );
     }
 
     #[test]
