@@ -1,0 +1,310 @@
+/* wcfs.h: the C ABI of wcfs-rs, the client of WCFS (the FUSE filesystem of
+ * wendelin.core). Built by `cargo build --release -p wcfs-capi` as
+ * target/release/libwcfs.a and target/release/libwcfs.so.
+ *
+ * Conventions (for every function below)
+ * --------------------------------------
+ * Handles. `wcfs_wcfs`, `wcfs_conn`, `wcfs_file` and `wcfs_mapping` are
+ *   opaque. A function creating one stores it into its last parameter
+ *   `out` (set to NULL first, so on failure `*out == NULL`); the caller owns
+ *   it and releases it with the matching `_free` exactly once. `_free(NULL)`
+ *   does nothing. A handle keeps alive what it belongs to: a mapping keeps
+ *   its file and connection, a file its connection, so handles may be
+ *   freed in any order. Freeing the last handle of a mapping unmaps it; of
+ *   a file, closes it; of a connection (and of all its files and mappings),
+ *   closes it.
+ * Pointers in. A handle parameter (`const wcfs_conn *c`, ...) must be a live
+ *   handle from this library; NULL gives WCFS_ERR_NULL (functions returning
+ *   wcfs_result) or the documented default (getters). Strings are
+ *   NUL-terminated, read during the call only, never kept. `out`
+ *   parameters must point to writable storage; NULL gives WCFS_ERR_NULL.
+ *   A buffer `(buf, len)` may be NULL only with `len == 0`.
+ * Pointers out. No function returns memory the caller must free, apart
+ *   from handles. Strings returned (`wcfs_result_name`) are static.
+ *   `wcfs_mapping_addr` points into memory owned by the mapping: valid
+ *   until the mapping is unmapped (`wcfs_mapping_unmap`, or the last
+ *   `wcfs_mapping_free`); it faults (SIGSEGV/SIGBUS) once the file or
+ *   connection is closed or down, and in a fork child.
+ * Errors. A function returning wcfs_result returns WCFS_OK or an error
+ *   code; on error the full text (`wcfs <mnt>: conn<N> @<at>: ...`) is kept
+ *   per thread until the next failing call of that thread and copied out by
+ *   wcfs_last_error. Successful calls leave it unchanged.
+ * Threads. Every handle may be used from any thread, concurrently, except
+ *   that a `_free` must not race with another use of the same handle.
+ *   The library runs one thread per connection (the pin thread).
+ * Exit. Close every connection (wcfs_conn_close, or free all its handles)
+ *   before the process exits: the pin thread waits in a read of the
+ *   server's head/watch, and an exiting process waits for the server to
+ *   answer that read (the FUSE test server answers only at close).
+ * Panics. No Rust panic crosses into C: it becomes WCFS_ERR_PANIC (or a
+ *   getter's default) with the panic's text as the last error.
+ * Numbers. Revisions (tids) and oids are uint64_t, as in ZODB; blocks are
+ *   numbered from 0 and sized wcfs_file_blksize() bytes.
+ */
+#ifndef WCFS_H
+#define WCFS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* What a call did: WCFS_OK, or why it failed (the text: wcfs_last_error). */
+typedef enum wcfs_result {
+  WCFS_OK = 0,
+  /* A pointer the call needs was NULL. */
+  WCFS_ERR_NULL = 1,
+  /* An argument is malformed (a string not UTF-8, a length that overflows). */
+  WCFS_ERR_INVALID_ARG = 2,
+  /* The library panicked (a bug); the text says where. */
+  WCFS_ERR_PANIC = 3,
+  /* No WCFS is mounted for this database (wcfs_join). */
+  WCFS_ERR_NOT_MOUNTED = 4,
+  /* The mountpoint serves another database (wcfs_join). */
+  WCFS_ERR_ZURL_MISMATCH = 5,
+  /* The OS refused (opening the mountpoint, reading head/at, ...). */
+  WCFS_ERR_IO = 6,
+  /* The connection is closed or down. */
+  WCFS_ERR_CONN_CLOSED = 7,
+  /* The file handle was closed. */
+  WCFS_ERR_FILE_CLOSED = 8,
+  /* The mapping was unmapped. */
+  WCFS_ERR_NO_SUCH_MAPPING = 9,
+  /* A block range out of the file's addressable range or the mapping. */
+  WCFS_ERR_BAD_RANGE = 10,
+  /* resync to an older revision: forbidden, and the connection is down. */
+  WCFS_ERR_GOING_BACK = 11,
+  /* The watch link broke. */
+  WCFS_ERR_LINK = 12,
+  /* The server misbehaved or refused (its text in the error). */
+  WCFS_ERR_PROTOCOL = 13,
+  /* A syscall the connection made failed. */
+  WCFS_ERR_OS = 14,
+  /* The caller's buffer is too small (the call says how much it needs). */
+  WCFS_ERR_BUFFER_TOO_SMALL = 15,
+  /* A caller's range (wcfs_file_mmap_at) misaligned, of the wrong length,
+   * or overlapping a mapping of the connection; left untouched. */
+  WCFS_ERR_BAD_ADDRESS = 16,
+} wcfs_result;
+
+/* A mounted WCFS server. */
+typedef struct wcfs_wcfs wcfs_wcfs;
+/* A connection: a view of the database as of one revision. */
+typedef struct wcfs_conn wcfs_conn;
+/* An open bigfile of a connection. */
+typedef struct wcfs_file wcfs_file;
+/* A memory mapping of blocks of a file, bytes as of the connection's revision. */
+typedef struct wcfs_mapping wcfs_mapping;
+
+/* A pin in force: block `blk` shows revision `rev`. */
+typedef struct wcfs_pin {
+  uint64_t blk;
+  uint64_t rev;
+} wcfs_pin;
+
+/* Buckets of the pin handling time histogram of wcfs_conn_stats. */
+#define WCFS_PIN_TIME_BUCKETS 40
+
+/* A snapshot of a connection's statistics: counters since the connection
+ * was made (each exact, read one by one: they may be a few events apart)
+ * and the pin handling time histogram. */
+typedef struct wcfs_conn_stats {
+  /* Pins to a revision applied. */
+  uint64_t pins;
+  /* Pins back to head applied. */
+  uint64_t unpins;
+  /* ack lines sent. */
+  uint64_t acks;
+  /* nak lines sent. */
+  uint64_t naks;
+  /* @rev files opened. */
+  uint64_t rev_opens;
+  /* Pins whose @rev file was already open. */
+  uint64_t rev_hits;
+  /* Blocks remapped one by one (pins, remap_blk, pinned blocks of new
+   * mappings and resyncs). */
+  uint64_t remaps;
+  /* Resyncs completed. */
+  uint64_t resyncs;
+  /* Pins handled in [2^i, 2^(i+1)) ns, from reading the pin's line to
+   * writing its ack (bucket 0 also counts 0 ns; the last one everything
+   * longer). */
+  uint64_t pin_time_ns[WCFS_PIN_TIME_BUCKETS];
+} wcfs_conn_stats;
+
+/* ---- errors ---- */
+
+/* The name of a result code ("WCFS_ERR_GOING_BACK"); "WCFS_UNKNOWN" for a
+ * value that is no code. Static: never freed. */
+const char *wcfs_result_name(int result);
+
+/* Copies the text of this thread's last error into buf (NUL-terminated, cut
+ * to len - 1 bytes at a character boundary) and returns its full length
+ * without the NUL, like snprintf: call with (NULL, 0) to learn the size.
+ * "" (0) if no call of this thread failed yet. */
+size_t wcfs_last_error(char *buf, size_t len);
+
+/* ---- wcfs: a mounted server ---- */
+
+/* Opens the WCFS mounted at `mountpoint` (a path, any bytes). */
+wcfs_result wcfs_open(const char *mountpoint, wcfs_wcfs **out);
+
+/* The server of database `zurl` (UTF-8) where wendelin.core mounts it:
+ * /dev/shm/wcfs/<sha1 hex of zurl>, checked against its .wcfs/zurl. The
+ * same server for the same zurl within a process.
+ * WCFS_ERR_NOT_MOUNTED, WCFS_ERR_ZURL_MISMATCH. */
+wcfs_result wcfs_join(const char *zurl, wcfs_wcfs **out);
+
+/* wcfs_join with another directory of mountpoints than /dev/shm/wcfs. */
+wcfs_result wcfs_join_under(const char *base, const char *zurl, wcfs_wcfs **out);
+
+/* Releases a handle from wcfs_open/wcfs_join. */
+void wcfs_free(wcfs_wcfs *w);
+
+/* Copies the mountpoint into buf as wcfs_last_error does; returns its full
+ * length (0 for NULL w). */
+size_t wcfs_mountpoint(const wcfs_wcfs *w, char *buf, size_t len);
+
+/* Reads head/at, the newest revision the server shows, into *at. */
+wcfs_result wcfs_head_at(const wcfs_wcfs *w, uint64_t *at);
+
+/* A connection viewing the database as of `at`; waits until head/at >= at. */
+wcfs_result wcfs_connect(const wcfs_wcfs *w, uint64_t at, wcfs_conn **out);
+
+/* wcfs_connect with limits: `rev_cache` @rev files kept open (clamped to
+ * 1..16; default 8), at most `max_pins_per_file` pins in force per file
+ * (more brings the connection down; default 4M); 0 keeps a default. */
+wcfs_result wcfs_connect_with(const wcfs_wcfs *w, uint64_t at, size_t rev_cache,
+                              size_t max_pins_per_file, wcfs_conn **out);
+
+/* ---- conn ---- */
+
+/* The revision the connection views (0 for NULL). */
+uint64_t wcfs_conn_at(const wcfs_conn *c);
+
+/* The connection's number in its server (the N of "conn<N>"; 0 for NULL). */
+uint64_t wcfs_conn_id(const wcfs_conn *c);
+
+/* Opens bigfile `oid` (the same file again gives another handle on it). */
+wcfs_result wcfs_conn_open(const wcfs_conn *c, uint64_t oid, wcfs_file **out);
+
+/* Moves the view forward to `at`: every mapping shows the data as of `at`
+ * on return. Going back fails with WCFS_ERR_GOING_BACK and brings the
+ * connection down. */
+wcfs_result wcfs_conn_resync(const wcfs_conn *c, uint64_t at);
+
+/* Closes the connection: every mapping of it faults from now on; its
+ * handles stay to be freed. Closing twice is WCFS_OK. */
+wcfs_result wcfs_conn_close(const wcfs_conn *c);
+
+/* Copies why the connection is down into buf as wcfs_last_error does;
+ * returns the text's full length, 0 while the connection is up (or c is
+ * NULL). */
+size_t wcfs_conn_down_reason(const wcfs_conn *c, char *buf, size_t len);
+
+/* Copies the connection's statistics now into *out. Reads atomics: never
+ * waits for, nor stops, the pin thread. */
+wcfs_result wcfs_conn_get_stats(const wcfs_conn *c, wcfs_conn_stats *out);
+
+/* An upper bound (ns) of the q-quantile (q in [0, 1], e.g. 0.5, 0.99) of
+ * the pin handling time in *s: the end of the bucket holding it. 0 when no
+ * time was recorded, or s is NULL. */
+uint64_t wcfs_conn_stats_pin_time_quantile(const wcfs_conn_stats *s, double q);
+
+/* Releases a handle from wcfs_connect. */
+void wcfs_conn_free(wcfs_conn *c);
+
+/* ---- file ---- */
+
+/* The file's oid (0 for NULL). */
+uint64_t wcfs_file_oid(const wcfs_file *f);
+
+/* The file's block size in bytes (0 for NULL). */
+uint64_t wcfs_file_blksize(const wcfs_file *f);
+
+/* Maps blocks [blk_start, blk_start + blk_len) at an address the OS
+ * chooses; blocks past the file's end read as zeros. */
+wcfs_result wcfs_file_mmap(const wcfs_file *f, uint64_t blk_start, uint64_t blk_len,
+                           wcfs_mapping **out);
+
+/* Maps blocks [blk_start, blk_start + blk_len) over the caller's range
+ * [addr, addr + len) (MAP_FIXED), e.g. one reserved with
+ * mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0), and from
+ * then on manages it like wcfs_file_mmap's mappings (pins, zeros past the
+ * end, faulting after close). wcfs_mapping_addr(*out) == addr.
+ * Contract: the caller owns the range (memory it mapped itself that nothing
+ * else uses); `addr` is page-aligned and len == blk_len * blksize, else
+ * WCFS_ERR_BAD_ADDRESS with the range untouched (so also when it overlaps a
+ * mapping of this connection); while the mapping lives the caller neither
+ * unmaps nor remaps the range, except private pages over blocks it marked
+ * dirty (wcfs_mapping_mark_dirty).
+ * The range stays the caller's: when the mapping is unmapped (or its last
+ * handle freed), and when this call fails after touching it, the range is
+ * left reserved and inaccessible (an anonymous PROT_NONE mapping), never
+ * given back to the OS: map into it again, or munmap it. */
+wcfs_result wcfs_file_mmap_at(const wcfs_file *f, uint64_t blk_start, uint64_t blk_len,
+                              void *addr, size_t len, wcfs_mapping **out);
+
+/* Copies the pins in force (block -> revision, sorted by block) into
+ * pins[0..cap) and their count into *n; WCFS_ERR_BUFFER_TOO_SMALL (with *n
+ * set) when cap < *n. */
+wcfs_result wcfs_file_pinned(const wcfs_file *f, wcfs_pin *pins, size_t cap, size_t *n);
+
+/* Closes the file for every handle of it: its mappings fault from now on.
+ * Closing twice is WCFS_OK. */
+wcfs_result wcfs_file_close(const wcfs_file *f);
+
+/* Releases a handle from wcfs_conn_open. */
+void wcfs_file_free(wcfs_file *f);
+
+/* ---- mapping ---- */
+
+/* The first mapped byte (NULL for NULL). Read-only memory. */
+void *wcfs_mapping_addr(const wcfs_mapping *m);
+
+/* The mapping's length in bytes: blk_len * blksize (0 for NULL). */
+size_t wcfs_mapping_len(const wcfs_mapping *m);
+
+/* The first block mapped (0 for NULL). */
+uint64_t wcfs_mapping_blk_start(const wcfs_mapping *m);
+
+/* One past the last block mapped (0 for NULL). */
+uint64_t wcfs_mapping_blk_stop(const wcfs_mapping *m);
+
+/* Whether the mapping's memory faults now: file or connection closed or
+ * down, unmapped, or a fork child (true for NULL). */
+bool wcfs_mapping_is_faulting(const wcfs_mapping *m);
+
+/* Copies len bytes at `offset` of the mapping into buf; fails
+ * (WCFS_ERR_FILE_CLOSED) instead of faulting when the mapping is known to
+ * fault, WCFS_ERR_BAD_RANGE past its end. A close racing with the copy
+ * still faults, as with any read of wcfs_mapping_addr. */
+wcfs_result wcfs_mapping_read(const wcfs_mapping *m, size_t offset, void *buf, size_t len);
+
+/* For a VM layer: a private page is about to be laid over block `blk`;
+ * pins leave the block alone until wcfs_mapping_remap_blk. Call it before
+ * laying the page, so that no pin can replace it. */
+wcfs_result wcfs_mapping_mark_dirty(const wcfs_mapping *m, uint64_t blk);
+
+/* The private page over `blk` is gone: maps the block again per the pins in
+ * force, so it shows the data as of the connection's revision. */
+wcfs_result wcfs_mapping_remap_blk(const wcfs_mapping *m, uint64_t blk);
+
+/* Releases the mapping's memory now, for every handle of it; no thread may
+ * use that memory any more. A range of wcfs_file_mmap_at is not released
+ * but left reserved, inaccessible, to its owner. Unmapping twice is
+ * WCFS_OK. */
+wcfs_result wcfs_mapping_unmap(const wcfs_mapping *m);
+
+/* Releases a handle from wcfs_file_mmap or wcfs_file_mmap_at; the last
+ * one unmaps (as wcfs_mapping_unmap). */
+void wcfs_mapping_free(wcfs_mapping *m);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* WCFS_H */

@@ -1,0 +1,570 @@
+//! The C ABI (`backend-linux/capi`) as a C program sees it: the header
+//! matches what the library exports, and a C program compiled by the system
+//! C compiler against the header alone runs the reference scenario
+//! (PROTOCOL section 7) on the FUSE test server, linked statically and
+//! dynamically, with the flags of `wcfs.pc.in`.
+//!
+//! `wcfs-capi` is a dev-dependency of this crate, so cargo builds its
+//! `libwcfs.a` and `libwcfs.so` into the directory of this test binary.
+mod e2e_common;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use e2e_common::*;
+use wcfs_core::wire::Tid;
+use wcfs_testkit::require_fuse;
+
+fn capi_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../backend-linux/capi")
+}
+
+/// Where cargo put `libwcfs.{a,so}`: next to this test binary (`deps/`).
+fn lib_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    exe.ancestors()
+        .skip(1)
+        .find(|d| d.join("libwcfs.a").is_file() && d.join("libwcfs.so").is_file())
+        .unwrap_or_else(|| panic!("libwcfs.a/.so not built next to {}", exe.display()))
+        .to_path_buf()
+}
+
+fn out_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("wcfs-capi-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&d).expect("temp dir");
+    d
+}
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+// ---- the header against the library ----
+
+/// The function declarations of `wcfs.h`: name -> (return type, parameter types),
+/// types without spaces (`constwcfs_file*`).
+fn header_functions() -> BTreeMap<String, (String, Vec<String>)> {
+    let h = std::fs::read_to_string(capi_dir().join("include/wcfs.h")).expect("wcfs.h");
+    // Drop comments and preprocessor lines.
+    let mut text = String::new();
+    let mut rest = h.as_str();
+    while let Some(i) = rest.find("/*") {
+        text.push_str(&rest[..i]);
+        let j = rest[i..].find("*/").expect("unterminated comment");
+        rest = &rest[i + j + 2..];
+    }
+    text.push_str(rest);
+    let text: String = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#') && !l.contains("extern \"C\""))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut fns = BTreeMap::new();
+    for decl in text.split(';') {
+        let decl = decl.rsplit(['{', '}']).next().unwrap_or("").trim();
+        let Some(open) = decl.find('(') else { continue };
+        let close = decl.rfind(')').expect("unbalanced declaration");
+        let (ret_name, params) = (&decl[..open], &decl[open + 1..close]);
+        let name_at = ret_name
+            .rfind(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .map_or(0, |i| i + 1);
+        let (ret, name) = (ret_name[..name_at].to_string(), &ret_name[name_at..]);
+        let params: Vec<String> = params
+            .split(',')
+            .map(str::trim)
+            .filter(|p| *p != "void" && !p.is_empty())
+            .map(|p| {
+                // Drop the parameter's name: the last identifier.
+                let cut = p
+                    .rfind(|c: char| !(c.is_alphanumeric() || c == '_'))
+                    .map_or(0, |i| i + 1);
+                p[..cut].to_string()
+            })
+            .collect();
+        let squash = |s: &str| s.split_whitespace().collect::<String>();
+        let old = fns.insert(
+            name.to_string(),
+            (squash(&ret), params.iter().map(|p| squash(p)).collect()),
+        );
+        assert!(old.is_none(), "{name} declared twice");
+    }
+    fns
+}
+
+/// The C spelling of a Rust FFI type of `lib.rs`, without spaces.
+fn c_type(rust: &str) -> String {
+    let rust = rust.trim();
+    if let Some(t) = rust.strip_prefix("*const ") {
+        return format!("const{}*", c_type(t));
+    }
+    if let Some(t) = rust.strip_prefix("*mut ") {
+        return format!("{}*", c_type(t));
+    }
+    match rust {
+        "" => "void".into(),
+        "c_char" => "char".into(),
+        "c_int" => "int".into(),
+        "c_void" => "void".into(),
+        "u64" => "uint64_t".into(),
+        "u32" => "uint32_t".into(),
+        "f64" => "double".into(),
+        "usize" => "size_t".into(),
+        "bool" => "bool".into(),
+        t if t.starts_with("wcfs_") => t.into(),
+        t => panic!("no C spelling for Rust type {t:?}: a Rust type across the boundary?"),
+    }
+}
+
+/// The exported functions of `lib.rs`, in C spelling like `header_functions`.
+fn rust_functions() -> BTreeMap<String, (String, Vec<String>)> {
+    let src = std::fs::read_to_string(capi_dir().join("src/lib.rs")).expect("lib.rs");
+    let mut fns = BTreeMap::new();
+    for (i, _) in src.match_indices("extern \"C\" fn ") {
+        let rest = &src[i + "extern \"C\" fn ".len()..];
+        let open = rest.find('(').expect("(");
+        let name = rest[..open].trim();
+        let body = rest.find('{').expect("{");
+        let sig = &rest[open + 1..body];
+        let close = sig.rfind(')').expect(")");
+        let params = sig[..close]
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(|p| c_type(p.split_once(':').expect("name: type").1))
+            .collect();
+        let ret = c_type(sig[close + 1..].trim().trim_start_matches("->"));
+        fns.insert(name.to_string(), (ret, params));
+    }
+    fns
+}
+
+#[test]
+fn header_declares_exactly_what_the_library_exports() {
+    let header: Vec<String> = header_functions().into_keys().collect();
+    let so = lib_dir().join("libwcfs.so");
+    let nm = run(Command::new("nm").args(["-D", "--defined-only"]).arg(&so));
+    let mut exported: Vec<String> = nm
+        .lines()
+        .filter_map(|l| l.split_whitespace().collect::<Vec<_>>().get(2).copied())
+        .filter(|s| s.starts_with("wcfs_"))
+        .map(String::from)
+        .collect();
+    exported.sort();
+    assert!(
+        header.len() >= 30,
+        "too few declarations parsed: {header:?}"
+    );
+    assert_eq!(header, exported, "wcfs.h against nm -D {}", so.display());
+}
+
+#[test]
+fn header_signatures_match_the_rust_source() {
+    let (header, rust) = (header_functions(), rust_functions());
+    assert_eq!(
+        header.keys().collect::<Vec<_>>(),
+        rust.keys().collect::<Vec<_>>()
+    );
+    for (name, sig) in &header {
+        assert_eq!(sig, &rust[name], "{name}: wcfs.h against lib.rs");
+    }
+}
+
+#[test]
+fn the_signature_parsers_see_types() {
+    // A parser that dropped the types would make the test above pass vacuously.
+    let h = header_functions();
+    assert_eq!(
+        h["wcfs_file_mmap"],
+        (
+            "wcfs_result".into(),
+            vec![
+                "constwcfs_file*".into(),
+                "uint64_t".into(),
+                "uint64_t".into(),
+                "wcfs_mapping**".into()
+            ]
+        )
+    );
+    assert_eq!(
+        h["wcfs_last_error"],
+        ("size_t".into(), vec!["char*".into(), "size_t".into()])
+    );
+    assert_eq!(rust_functions()["wcfs_file_mmap"], h["wcfs_file_mmap"]);
+}
+
+/// The text between `{` and `}` after `start` in `src`, comments dropped.
+fn block<'a>(src: &'a str, start: &str) -> Vec<&'a str> {
+    let at = src
+        .find(start)
+        .unwrap_or_else(|| panic!("{start} not found"));
+    let body = &src[at..];
+    let (open, close) = (body.find('{').expect("{"), body.find('}').expect("}"));
+    body[open + 1..close]
+        .lines()
+        .map(str::trim)
+        .filter(|l| {
+            !l.is_empty() && !l.starts_with("/*") && !l.starts_with("*") && !l.starts_with("//")
+        })
+        .collect()
+}
+
+#[test]
+fn header_result_codes_match_the_rust_enum_and_their_names() {
+    let h = std::fs::read_to_string(capi_dir().join("include/wcfs.h")).expect("wcfs.h");
+    let rs = std::fs::read_to_string(capi_dir().join("src/lib.rs")).expect("lib.rs");
+    let codes = |lines: Vec<&str>| -> Vec<(String, i32)> {
+        lines
+            .iter()
+            .filter_map(|l| l.trim_end_matches(',').split_once(" = "))
+            .map(|(n, v)| (n.to_string(), v.parse().expect("code value")))
+            .collect()
+    };
+    let (hc, rc) = (
+        codes(block(&h, "typedef enum wcfs_result")),
+        codes(block(&rs, "pub enum wcfs_result")),
+    );
+    assert!(hc.len() >= 17, "{hc:?}");
+    assert_eq!(hc, rc, "wcfs_result: wcfs.h against lib.rs");
+    for (name, v) in &hc {
+        // SAFETY: wcfs_result_name returns a static NUL-terminated string.
+        let got = unsafe { std::ffi::CStr::from_ptr(wcfs::wcfs_result_name(*v)) };
+        assert_eq!(got.to_str(), Ok(name.as_str()));
+    }
+    // SAFETY: as above.
+    let unknown = unsafe { std::ffi::CStr::from_ptr(wcfs::wcfs_result_name(999)) };
+    assert_eq!(unknown.to_str(), Ok("WCFS_UNKNOWN"));
+}
+
+#[test]
+fn header_stats_struct_matches_the_rust_struct() {
+    let h = std::fs::read_to_string(capi_dir().join("include/wcfs.h")).expect("wcfs.h");
+    let rs = std::fs::read_to_string(capi_dir().join("src/lib.rs")).expect("lib.rs");
+    let hf: Vec<String> = block(&h, "typedef struct wcfs_conn_stats")
+        .iter()
+        .map(|l| {
+            let (ty, name) = l.trim_end_matches(';').split_once(' ').expect("field");
+            format!("{name}: {ty}")
+        })
+        .collect();
+    let rf: Vec<String> = block(&rs, "pub struct wcfs_conn_stats")
+        .iter()
+        .map(|l| {
+            let (name, ty) = l
+                .trim_start_matches("pub ")
+                .trim_end_matches(',')
+                .split_once(": ")
+                .expect("field");
+            match ty {
+                "u64" => format!("{name}: uint64_t"),
+                "[u64; WCFS_PIN_TIME_BUCKETS]" => {
+                    format!("{name}[WCFS_PIN_TIME_BUCKETS]: uint64_t")
+                }
+                t => panic!("field type {t}"),
+            }
+        })
+        .collect();
+    assert_eq!(hf.len(), 9, "{hf:?}");
+    assert_eq!(hf, rf, "wcfs_conn_stats: wcfs.h against lib.rs");
+    assert!(
+        h.contains(&format!(
+            "#define WCFS_PIN_TIME_BUCKETS {}\n",
+            wcfs_linux::PIN_TIME_BUCKETS
+        )),
+        "WCFS_PIN_TIME_BUCKETS"
+    );
+    assert_eq!(
+        std::mem::size_of::<wcfs::wcfs_conn_stats>(),
+        8 * (8 + wcfs_linux::PIN_TIME_BUCKETS)
+    );
+}
+
+// ---- building C programs ----
+
+#[derive(Clone, Copy, Debug)]
+enum Link {
+    Static,
+    Shared,
+}
+
+/// The system C compiler (`$CC`, else `cc`).
+fn cc() -> Command {
+    Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
+}
+
+/// `wcfs.pc` from `wcfs.pc.in` for the library as built here; its directory.
+fn pc_dir(out: &Path) -> PathBuf {
+    let tpl = std::fs::read_to_string(capi_dir().join("wcfs.pc.in")).expect("wcfs.pc.in");
+    let pc = tpl
+        .replace("@LIBDIR@", &lib_dir().display().to_string())
+        .replace(
+            "@INCLUDEDIR@",
+            &capi_dir().join("include").display().to_string(),
+        )
+        .replace("@VERSION@", env!("CARGO_PKG_VERSION"));
+    std::fs::write(out.join("wcfs.pc"), pc).expect("write wcfs.pc");
+    out.to_path_buf()
+}
+
+/// `pkg-config <args> wcfs` on our `wcfs.pc`. Without pkg-config on the
+/// machine, the same flags read from the file directly (for the `args`
+/// used here only).
+fn pkg_config(dir: &Path, args: &[&str]) -> Vec<String> {
+    let mut cmd = Command::new("pkg-config");
+    cmd.env("PKG_CONFIG_PATH", dir).args(args).arg("wcfs");
+    match cmd.output() {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            eprintln!("pkg-config not installed: reading wcfs.pc directly");
+            pc_fields(&dir.join("wcfs.pc"), args)
+        }
+        _ => run(&mut cmd).split_whitespace().map(String::from).collect(),
+    }
+}
+
+/// The flags `pkg-config <args>` would give for our `.pc` file.
+fn pc_fields(pc: &Path, args: &[&str]) -> Vec<String> {
+    let text = std::fs::read_to_string(pc).expect("wcfs.pc");
+    let mut vars: Vec<(String, String)> = Vec::new();
+    let mut fields = BTreeMap::new();
+    for l in text.lines().filter(|l| !l.starts_with('#')) {
+        let mut v = l.to_string();
+        for (k, x) in &vars {
+            v = v.replace(&format!("${{{k}}}"), x);
+        }
+        if let Some((k, x)) = v.split_once('=').filter(|(k, _)| !k.contains(':')) {
+            vars.push((k.trim().into(), x.trim().into()));
+        } else if let Some((k, x)) = v.split_once(':') {
+            fields.insert(k.trim().to_string(), x.trim().to_string());
+        }
+    }
+    let words = |k: &str| -> Vec<String> {
+        fields
+            .get(k)
+            .map(|v| v.split_whitespace().map(String::from).collect())
+            .unwrap_or_default()
+    };
+    match args {
+        ["--cflags"] => words("Cflags"),
+        ["--libs"] => words("Libs"),
+        ["--static", "--libs-only-l"] => words("Libs")
+            .into_iter()
+            .chain(words("Libs.private"))
+            .filter(|w| w.starts_with("-l"))
+            .collect(),
+        _ => panic!("pc_fields: {args:?}"),
+    }
+}
+
+#[test]
+fn pc_file_reads_like_pkg_config() {
+    let out = out_dir("pc");
+    let pc = pc_dir(&out);
+    let inc = format!("-I{}", capi_dir().join("include").display());
+    assert_eq!(pc_fields(&pc.join("wcfs.pc"), &["--cflags"]), [inc]);
+    let libs = pc_fields(&pc.join("wcfs.pc"), &["--static", "--libs-only-l"]);
+    assert_eq!(libs[0], "-lwcfs");
+    assert!(libs.contains(&"-lpthread".to_string()), "{libs:?}");
+    // Where pkg-config is installed, it agrees.
+    if Command::new("pkg-config").arg("--version").output().is_ok() {
+        for args in [
+            &["--cflags"][..],
+            &["--libs"],
+            &["--static", "--libs-only-l"],
+        ] {
+            let got = run(Command::new("pkg-config")
+                .env("PKG_CONFIG_PATH", &pc)
+                .args(args)
+                .arg("wcfs"));
+            let got: Vec<String> = got.split_whitespace().map(String::from).collect();
+            assert_eq!(got, pc_fields(&pc.join("wcfs.pc"), args), "{args:?}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn header_compiles_alone_as_c99_and_cpp() {
+    let out = out_dir("hdr");
+    let src = out.join("h.c");
+    std::fs::write(
+        &src,
+        "#include \"wcfs.h\"\nint main(void) { wcfs_conn_stats s; (void)s; \
+         return wcfs_last_error(0, 0) == 0 ? WCFS_OK : WCFS_ERR_IO; }\n",
+    )
+    .expect("write");
+    let inc = capi_dir().join("include");
+    run(Command::new("cc")
+        .args([
+            "-std=c99",
+            "-pedantic",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-fsyntax-only",
+        ])
+        .arg("-I")
+        .arg(&inc)
+        .arg(&src));
+    match Command::new("c++").arg("--version").output() {
+        Ok(_) => {
+            run(Command::new("c++")
+                .args([
+                    "-x",
+                    "c++",
+                    "-std=c++11",
+                    "-Wall",
+                    "-Wextra",
+                    "-Werror",
+                    "-fsyntax-only",
+                ])
+                .arg("-I")
+                .arg(&inc)
+                .arg(&src));
+        }
+        Err(_) => eprintln!("no c++ compiler: the header's C++ guards are not compiled"),
+    }
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+/// Compiles `src` with `cc` against `wcfs.h` and the library, flags from `wcfs.pc`.
+fn compile(src: &Path, link: Link) -> PathBuf {
+    let out = out_dir(&format!("{link:?}"));
+    let pc = pc_dir(&out);
+    let exe = out.join(src.file_stem().expect("name"));
+    let mut cc = cc();
+    cc.args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-O1"])
+        .args(pkg_config(&pc, &["--cflags"]))
+        .arg(src)
+        .arg("-o")
+        .arg(&exe);
+    match link {
+        Link::Static => {
+            cc.arg(lib_dir().join("libwcfs.a")).args(
+                pkg_config(&pc, &["--static", "--libs-only-l"])
+                    .into_iter()
+                    .filter(|l| l != "-lwcfs"),
+            );
+        }
+        Link::Shared => {
+            cc.args(pkg_config(&pc, &["--libs"]))
+                .arg(format!("-Wl,-rpath,{}", lib_dir().display()));
+        }
+    }
+    run(&mut cc);
+    // Linked the way we asked: the shared build loads the libwcfs.so built
+    // for this test (not one of another build found on a library path),
+    // the static one none.
+    let ldd = run(Command::new("ldd").env_remove("LD_LIBRARY_PATH").arg(&exe));
+    let so = ldd.lines().find(|l| l.contains("libwcfs.so"));
+    match link {
+        Link::Static => assert_eq!(so, None, "{ldd}"),
+        Link::Shared => {
+            let want = lib_dir().join("libwcfs.so");
+            assert!(
+                so.is_some_and(|l| l.contains(&format!("=> {} ", want.display()))),
+                "{ldd}"
+            );
+        }
+    }
+    exe
+}
+
+// ---- the reference scenario in C ----
+
+/// A symlink `<base>/<sha1 hex of zurl>` -> `mnt`, as `wcfs_join_under` looks for.
+fn join_link(base: &Path, zurl: &str, mnt: &Path) {
+    let name = sha1_smol::Sha1::from(zurl).digest().to_string();
+    std::os::unix::fs::symlink(mnt, base.join(name)).expect("symlink");
+}
+
+fn reference_scenario(link: Link) {
+    require_fuse!();
+    let exe = compile(&capi_dir().join("tests/reference_scenario.c"), link);
+    let srv = server();
+    srv.commit(&[change(F, 0, ""), change(F, 1, "")]);
+    let at1 = srv.commit(&[change(F, 2, "c1"), change(F, 3, "d1")]);
+    let at2 = srv.commit(&[change(F, 2, "c2")]);
+    let base = out_dir(&format!("{link:?}-join"));
+    let zurl = cfg().zurl;
+    let other = "test://another-db";
+    join_link(&base, &zurl, srv.mountpoint());
+    join_link(&base, other, srv.mountpoint());
+
+    // Without cargo's LD_LIBRARY_PATH (it lists target/<profile>, where a
+    // libwcfs.so of an earlier `cargo build` may lie): the rpath decides.
+    let mut child = Command::new(&exe)
+        .env_remove("LD_LIBRARY_PATH")
+        .arg(srv.mountpoint())
+        .arg(&base)
+        .args([zurl.as_str(), other, &at1.to_string(), &at2.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run the C program");
+    // A C program stuck on a fault must not hang the suite.
+    let pid = child.id() as libc::pid_t;
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        if done_rx.recv_timeout(Duration::from_secs(120)).is_err() {
+            // SAFETY: our own child, not yet reaped (we reap after this thread ends).
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    });
+    let mut stdin = child.stdin.take().expect("piped");
+    let mut lines = Vec::new();
+    for line in BufReader::new(child.stdout.take().expect("piped")).lines() {
+        let line = line.expect("C program output");
+        if let Some(changes) = line.strip_prefix("commit ") {
+            let w: Vec<&str> = changes.split(' ').collect();
+            let ch: Vec<_> = w
+                .chunks(2)
+                .map(|c| change(F, c[0].parse().expect("blk"), c[1]))
+                .collect();
+            let at: Tid = srv.commit(&ch);
+            writeln!(stdin, "{at}").expect("answer the C program");
+        }
+        lines.push(line);
+    }
+    let status = child.wait().expect("wait");
+    let _ = done_tx.send(());
+    watchdog.join().expect("watchdog");
+    let _ = std::fs::remove_dir_all(&base);
+    let _ = std::fs::remove_dir_all(exe.parent().expect("out dir"));
+    let out = lines.join("\n");
+    assert!(status.success(), "{link:?}: {status}\n{out}");
+    let steps: Vec<&String> = lines.iter().filter(|l| l.starts_with("step ")).collect();
+    assert_eq!(steps.len(), 8, "{out}");
+    assert_eq!(
+        lines.iter().filter(|l| *l == "commit 3 d3 4 e3").count(),
+        1,
+        "{out}"
+    );
+    assert_eq!(lines.last().map(String::as_str), Some("PASS"), "{out}");
+    // The statistics the C program read (checked there), for the log.
+    let stats = lines
+        .iter()
+        .find(|l| l.starts_with("stats "))
+        .expect("stats line");
+    eprintln!("{link:?}: {stats}");
+    assert!(srv.failures().is_empty(), "{:?}", srv.failures());
+}
+
+#[test]
+fn c_reference_scenario_static() {
+    reference_scenario(Link::Static);
+}
+
+#[test]
+fn c_reference_scenario_shared() {
+    reference_scenario(Link::Shared);
+}
