@@ -149,7 +149,7 @@ pub enum Error {
     BadBlksize(u64),
     /// The head file's size is not a multiple of its block size.
     BadSize { size: u64, blksize: u64 },
-    /// At resync the head file shrank or changed block size.
+    /// At resync the head file's block size changed.
     HeadChanged { size: u64, blksize: u64 },
     /// A pin for a file we do not watch.
     UnexpectedPin(Oid),
@@ -187,7 +187,7 @@ impl fmt::Display for Error {
             }
             Error::HeadChanged { size, blksize } => write!(
                 f,
-                "head file changed unexpectedly: size {size}, blksize {blksize}"
+                "head file changed unexpectedly: blksize is now {blksize} (size {size})"
             ),
             Error::UnexpectedPin(oid) => write!(f, "unexpected pin: f<{oid}> not watched"),
             Error::PinOutOfRange { oid, blk } => {
@@ -965,8 +965,14 @@ impl Conn {
         let Some((&fid, f)) = self.files.iter_mut().find(|(_, f)| f.fd == Some(fd)) else {
             return self.next_stat(op);
         };
-        if st.blksize != f.blksize || st.size < f.size || st.size % st.blksize != 0 {
+        if st.blksize != f.blksize {
             return self.go_down(Error::HeadChanged {
+                size: st.size,
+                blksize: st.blksize,
+            });
+        }
+        if st.size % st.blksize != 0 {
+            return self.go_down(Error::BadSize {
                 size: st.size,
                 blksize: st.blksize,
             });
@@ -974,12 +980,15 @@ impl Conn {
         let (old, new) = (f.nblk(), st.size / st.blksize);
         f.size = st.size;
         reserve_pins(f, self.cfg.max_pins_per_file);
-        if new > old {
-            // Blocks [old, new) showed zeros; head covers them now.
+        if new != old {
+            // Head grew: blocks [old, new) showed zeros, head covers them
+            // now. Head shrank (its last blocks were deleted): blocks
+            // [new, old) showed head, which faults there now; they show
+            // zeros. Pinned and dirty blocks keep their own source.
             let maps: Vec<(u64, MapId)> = f.maps.iter().copied().collect();
             let mut todo = Vec::new();
             for (_, mid) in maps {
-                self.map_range(fid, mid, old, new, &mut todo);
+                self.map_range(fid, mid, old.min(new), old.max(new), &mut todo);
             }
             self.op_mut(op).todo.extend(todo);
         }
@@ -1016,15 +1025,8 @@ impl Conn {
             while e < hi && m.remappable(e) && !f.pinned.contains_key(&e) {
                 e += 1;
             }
-            let src = if b < f.nblk() {
-                Src::File {
-                    fd: f.fd.expect("open file"),
-                    offset: b * f.blksize,
-                }
-            } else {
-                Src::Zeros
-            };
-            let e = if b < f.nblk() { e.min(f.nblk()) } else { e };
+            let src = f.unpinned_src(b);
+            let e = f.head_stop(b, e);
             self.actions.push_back(Action::Map {
                 addr: m.blk_addr(b),
                 len: ((e - b) * m.blksize) as usize,
@@ -1105,9 +1107,12 @@ impl Conn {
         let (fid, start, stop) = (m.file, m.blk_start, m.blk_stop());
         let f = self.files.get_mut(&fid).expect("mapped file");
         f.add_map(start, stop - start, map);
-        let nblk = f.nblk();
-        if stop > nblk && !crate::bug(3) {
-            let a = nblk.max(start);
+        // The new mapping shows head throughout; past head's end it shows zeros.
+        let a = match f.unpinned_src(start) {
+            Src::Zeros => start,
+            Src::File { .. } | Src::Fault => f.head_stop(start, stop),
+        };
+        if a < stop && !crate::bug(3) {
             let m = &self.maps[&map];
             self.actions.push_back(Action::Map {
                 addr: m.blk_addr(a),
@@ -1585,7 +1590,9 @@ fn reserve_pins(f: &mut File, max: usize) {
 }
 
 /// What block `blk` of file `f` shows: its pin's `@rev` file (zeros past
-/// that file's end), else head (zeros past head's known size). `Err(rev)`
+/// that file's end), else [`File::unpinned_src`]: head, or zeros past head's
+/// known size (also where head shrank: a pin or unpin there maps zeros, never
+/// head that would fault). `Err(rev)`
 /// when the `@rev` file must be opened first.
 fn block_src(
     f: &File,
@@ -1608,10 +1615,6 @@ fn block_src(
                 Src::Zeros
             })
         }
-        None if offset < f.size => Ok(Src::File {
-            fd: f.fd.expect("open file has fd"),
-            offset,
-        }),
-        None => Ok(Src::Zeros),
+        None => Ok(f.unpinned_src(blk)),
     }
 }
