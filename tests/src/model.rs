@@ -1090,7 +1090,12 @@ mod tests {
     fn deleting_the_last_blocks_shrinks_head() {
         let mut m = Model::new(cfg(PinRevChoice::Exact));
         let t0 = m
-            .commit(&[(F, 0, b("a")), (F, 1, b("b")), (F, 2, b("c")), (F, 3, b("d"))])
+            .commit(&[
+                (F, 0, b("a")),
+                (F, 1, b("b")),
+                (F, 2, b("c")),
+                (F, 3, b("d")),
+            ])
             .unwrap();
         m.open_head(F).unwrap();
         for blk in 0..4 {
@@ -1106,7 +1111,10 @@ mod tests {
         assert_eq!(m.data(F, t1, 3), vec![0; 16]);
         assert!(sent(&mut m).is_empty(), "no pin for the deleted block");
         assert!(matches!(m.read_head(F, 3), HeadRead::Ready(d) if d == vec![0; 16]));
-        assert!(sent(&mut m).is_empty(), "a read past head's end pins nobody");
+        assert!(
+            sent(&mut m).is_empty(),
+            "a read past head's end pins nobody"
+        );
         assert_eq!(
             recv(&mut m, l, &format!("3 watch {F} @{t1}")),
             ["3 ok"],

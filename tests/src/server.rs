@@ -797,7 +797,6 @@ impl TestServer {
         f(&self.sh.lock().model)
     }
 
-
     /// Clients that nak'ed or did not ack in time.
     pub fn failures(&self) -> Vec<(LinkId, String)> {
         self.sh.lock().failures.clone()

@@ -389,3 +389,52 @@ fn deleting_the_last_block_shrinks_head() {
     assert!(srv.failures().is_empty(), "{:?}", srv.failures());
     srv.unmount();
 }
+
+/// The control protocol of `wcfs-testserver` (`serve`): `commit`, `commitx`
+/// with a `-` deletion, `delete`, and refusals that leave the server up.
+#[test]
+fn control_commands_commit_and_delete() {
+    require_fuse!();
+    let srv = TestServer::start_temp(cfg()).unwrap();
+    let head = srv.mountpoint().join(format!("head/bigfile/{F}"));
+    let (in_r, mut in_w) = std::io::pipe().unwrap();
+    let (out_r, out_w) = std::io::pipe().unwrap();
+    let server =
+        std::thread::spawn(move || wcfs_testkit::server::serve(srv, BufReader::new(in_r), out_w));
+    let mut out = BufReader::new(out_r);
+    let mut ready = String::new();
+    out.read_line(&mut ready).unwrap();
+    assert!(ready.starts_with("ready "), "{ready}");
+    let mut call = |cmd: &str| {
+        writeln!(in_w, "{cmd}").unwrap();
+        let mut l = String::new();
+        out.read_line(&mut l).unwrap();
+        l.trim_end().to_string()
+    };
+    let size = |p: &std::path::Path| std::fs::metadata(p).unwrap().size();
+    assert!(call("head").starts_with("ok "));
+    let t1 = call(&format!("commit {F} 3 hello"));
+    assert!(t1.starts_with("ok "), "{t1}");
+    assert_eq!(size(&head), 4 * 4096);
+    let t2 = call(&format!("delete {F} 2"));
+    assert!(t2.starts_with("ok ") && t2 > t1, "{t2}");
+    assert_eq!(size(&head), 2 * 4096);
+    let r = call(&format!("commitx {F} 1 6869 {F} 1 -"));
+    assert!(r.starts_with("ok "), "{r}");
+    assert_eq!(size(&head), 4096, "deletions apply in order");
+    let r = call(&format!("commitx {F} 2 6869"));
+    assert!(r.starts_with("ok "), "{r}");
+    assert_eq!(size(&head), 3 * 4096, "grows back");
+    assert_eq!(
+        call("delete 0000000000000009 0"),
+        "error commit refused: BadBlock",
+        "no such file"
+    );
+    assert_eq!(
+        call(&format!("delete {F}")),
+        "error usage: delete <oid-hex16> <blk>"
+    );
+    assert!(call("head").starts_with("ok "), "still serving");
+    writeln!(in_w, "quit").unwrap();
+    server.join().unwrap();
+}
