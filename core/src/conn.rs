@@ -928,7 +928,8 @@ impl Conn {
             return self.finish(op, Err(Error::HeadBehind { head, at }));
         }
         // One stat at a time: a blocking action is always the last one queued.
-        let fds: Vec<Fd> = self.files.values().filter_map(|f| f.fd).collect();
+        let mut fds: Vec<Fd> = self.files.values().filter_map(|f| f.fd).collect();
+        fds.sort_unstable_by(|a, b| b.cmp(a)); // popped last first: in fd order
         if let OpKind::Resync { stats, .. } = &mut self.op_mut(op).kind {
             *stats = fds.len();
         }
@@ -1054,7 +1055,10 @@ impl Conn {
         let at = *at;
         self.at = at;
         self.close_revs();
-        let oids: Vec<Oid> = self.files.values().map(|f| f.oid).collect();
+        // In oid order: the same requests in the same order for the same
+        // files (the map's order changes from one instance to the next).
+        let mut oids: Vec<Oid> = self.files.values().map(|f| f.oid).collect();
+        oids.sort_unstable();
         let mut n = 0;
         for oid in oids {
             match self.link.watch(oid, at) {

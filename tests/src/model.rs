@@ -284,6 +284,14 @@ impl Model {
                 Change::DeleteFrom(_, blk) => {
                     let new = cur.min(blk.saturating_mul(bs));
                     f.set_size(at, new);
+                    // Deleted blocks are tracked from now on: a client
+                    // whose head size is shorter shows zeros there and
+                    // never reads them through head, so a watch whose `at`
+                    // has data there gets them pinned at setup. (Observed
+                    // on the real server for a deleted block read through
+                    // head before; for one never read the model takes the
+                    // only choice that keeps such a view exact.)
+                    f.accessed.extend(new / bs..cur / bs);
                     // A deleted block is a hole if the file grows again.
                     (new / bs..cur / bs)
                         .map(|b| (b, vec![0; bs as usize]))
@@ -542,6 +550,19 @@ impl Model {
     /// Whether a pin sent on `link` is still unacked.
     pub fn awaits_ack(&self, link: LinkId) -> bool {
         self.pins.keys().any(|k| k.0 == link)
+    }
+
+    /// Whether block `blk` of `oid` is pinned (not `@head`) on `link` and
+    /// the client acked that pin.
+    pub fn pin_acked(&self, link: LinkId, oid: Oid, blk: u64) -> bool {
+        self.links
+            .get(&link)
+            .and_then(|l| l.watches.get(&oid))
+            .is_some_and(|w| w.pinned.contains_key(&blk))
+            && !self
+                .pins
+                .iter()
+                .any(|(k, p)| k.0 == link && p.oid == oid && p.blk == blk)
     }
 
     // ---- internals ----
