@@ -530,7 +530,11 @@ impl Conn {
         Ok(op)
     }
 
-    /// Moves the view forward to `at`.
+    /// Moves the view forward to `at`. Each open file's head is re-stat'ed:
+    /// where it grew, head replaces the zeros of the tail; where it shrank
+    /// (its last blocks were deleted), zeros replace head past the new end
+    /// (pinned and dirty blocks keep theirs). A changed block size, or a
+    /// size that is no multiple of it, brings the connection down.
     pub fn resync(&mut self, at: Tid) -> Result<OpId, Error> {
         self.check_up()?;
         if at < self.at {

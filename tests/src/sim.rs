@@ -13,7 +13,13 @@
 //! * bytes: every block of every live mapping shows the data as of its
 //!   connection's `at` (zeros past the end); dirty blocks are the user's;
 //!   head pages are checked through the simulated page cache, so that a
-//!   read of an uncached head block goes to the server (and may pin);
+//!   read of an uncached head block goes to the server (and may pin).
+//!   Commits also delete files' last blocks (head shrinks). Memory of a
+//!   file past its end is SIGBUS and a client bug, except the server's
+//!   limit (README, "Known limit"): head past its new end in a view whose
+//!   client was told (last open/fstat) that the block exists; and zeros
+//!   where the client was told head ends but head grew back, unpinned,
+//!   before the watch. Both are counted in the report, never checked;
 //! * faults: every mapping of a closed file or connection, of a connection
 //!   that is down, or of a fork child faults;
 //! * pins: at quiescence the core's `pinned` equals what the model pinned;
