@@ -34,10 +34,7 @@ fn unpin_past_the_new_end_maps_zeros() {
     assert_eq!(pinned(&h, f), []);
     assert_eq!(reads(&h, m, 0..4), [ok("a"), ok("b"), ok("c"), ok("")]);
     let addr3 = h.conn.mapping(m).unwrap().blk_addr(3);
-    let last3 = fixed_maps(&h)
-        .into_iter()
-        .filter(|&(a, _, _)| a == addr3)
-        .next_back();
+    let last3 = fixed_maps(&h).into_iter().rfind(|&(a, _, _)| a == addr3);
     assert_eq!(
         last3,
         Some((addr3, BS as usize, Src::Zeros)),
