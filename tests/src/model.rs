@@ -4,6 +4,11 @@
 //!
 //! No threads, clocks or I/O: it is driven by calls (a client line, a head
 //! read, a commit) and answers with [`Output`]s drained by `poll_output`.
+//! A commit writes blocks and may delete a file's last blocks
+//! ([`Change::DeleteFrom`]): head shrinks as on the real server (PROTOCOL
+//! section 5, "Files can shrink"), with no pin for the deleted blocks to
+//! existing watchers, setup pins for them on a later watch at an older
+//! `at`, and no pins when they are written again.
 //! The simulation and the FUSE test server both drive it.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
