@@ -130,6 +130,9 @@ pub struct Report {
     pub commits: usize,
     /// Commits that deleted the last blocks of a file (head shrank).
     pub shrinks: usize,
+    /// Client opens and resyncs that found head shorter than they last
+    /// knew it (and the views stayed checked, byte-exact).
+    pub shrinks_followed: usize,
     /// Reads of head past its end in a view set up before the shrink: the
     /// server's limit (SIGBUS on Linux), not checked for data.
     pub server_limit_faults: usize,
@@ -146,6 +149,8 @@ pub struct ModelStore {
     /// `oid -> size` of `head/bigfile/<oid>` at this client's last open or
     /// fstat of it.
     pub told: BTreeMap<Oid, u64>,
+    /// Opens and fstats of head that told a smaller size than the last one.
+    pub shrunk: usize,
 }
 
 impl ModelStore {
@@ -153,6 +158,7 @@ impl ModelStore {
         ModelStore {
             model,
             told: BTreeMap::new(),
+            shrunk: 0,
         }
     }
 }
@@ -168,7 +174,9 @@ impl Store for ModelStore {
         let size = match path {
             Path::Head(oid) => {
                 let size = m.open_head(oid)?;
-                self.told.insert(oid, size);
+                if self.told.insert(oid, size).is_some_and(|was| size < was) {
+                    self.shrunk += 1;
+                }
                 size
             }
             Path::Rev(oid, rev) => {
@@ -1100,6 +1108,7 @@ impl World {
                         c.h.be.open_fds()
                     ));
                 }
+                self.report.shrinks_followed += c.h.be.store.shrunk;
                 self.log(format!("client {i} retired ({st:?})"));
                 self.reads.retain(|_, r| r.client != i);
                 self.clients[i] = None;
@@ -1247,6 +1256,9 @@ pub fn run(cfg: &SimConfig) -> Result<Report, Failure> {
     }
     w.report.steps = cfg.steps;
     w.report.trace_hash = w.hash;
+    for c in w.clients.iter().flatten() {
+        w.report.shrinks_followed += c.h.be.store.shrunk;
+    }
     LAST.with(|l| *l.borrow_mut() = w.events.iter().cloned().collect());
     Ok(w.report)
 }
@@ -1281,7 +1293,7 @@ pub fn summary(reports: &[Report], secs: f64) -> String {
     let mut s = String::new();
     let _ = write!(
         s,
-        "{} seeds, {steps} steps in {secs:.2}s: {:.0} seeds/s, {:.0} steps/s; {} reads checked, {} pins, {} commits ({} shrinking a file), {} server-limit SIGBUS reads, {} server-limit zero reads, {} faults injected",
+        "{} seeds, {steps} steps in {secs:.2}s: {:.0} seeds/s, {:.0} steps/s; {} reads checked, {} pins, {} commits ({} shrinking a file, followed by {} client opens/resyncs), {} server-limit SIGBUS reads, {} server-limit zero reads, {} faults injected",
         reports.len(),
         reports.len() as f64 / secs,
         steps as f64 / secs,
@@ -1289,6 +1301,7 @@ pub fn summary(reports: &[Report], secs: f64) -> String {
         reports.iter().map(|r| r.pins).sum::<usize>(),
         reports.iter().map(|r| r.commits).sum::<usize>(),
         reports.iter().map(|r| r.shrinks).sum::<usize>(),
+        reports.iter().map(|r| r.shrinks_followed).sum::<usize>(),
         reports.iter().map(|r| r.server_limit_faults).sum::<usize>(),
         reports.iter().map(|r| r.regrowth_zeros).sum::<usize>(),
         reports.iter().map(|r| r.faults_injected).sum::<usize>(),
