@@ -114,19 +114,71 @@ fn resync_maps_head_over_a_tail_that_grew() {
     assert_eq!(reads(&h, m, 0..3), [ok("a"), ok(""), ok("c")]);
 }
 
+/// A head file whose block size changed, or whose size is no multiple of
+/// it, is not a file the view can follow: the connection goes down and the
+/// mappings fault. (A head file that only shrank is followed: see
+/// `shrink_at_resync.rs`.)
 #[test]
-fn resync_refuses_a_head_file_that_shrank() {
-    let mut d = Db::default();
-    d.commit(AT, &[(F, 2, "a")]);
-    let mut h = harness(AT, d);
-    let f = open(&mut h, F, "ok").unwrap();
-    let m = mmap(&mut h, f, 0, 3);
-    h.be.store.commits.retain(|c| c.2 != 2);
-    h.be.store.commit(AT2, &[(F, 0, "x")]);
-    let rs = h.conn.resync(AT2).unwrap();
-    assert!(matches!(
-        h.poll(rs),
-        Some(Err(wcfs_core::Error::HeadChanged { .. }))
-    ));
-    assert!(read(&h, m, 0).is_err());
+fn resync_refuses_a_head_file_whose_blksize_changed_or_size_is_bad() {
+    use wcfs_core::{ConnState, Error, Stat};
+    use wcfs_mock::{Harness, Path, StatTable};
+    for (bad, want) in [
+        (
+            Stat {
+                size: 64,
+                blksize: 32,
+            },
+            Error::HeadChanged {
+                size: 64,
+                blksize: 32,
+            },
+        ),
+        (
+            Stat {
+                size: 40,
+                blksize: 16,
+            },
+            Error::BadSize {
+                size: 40,
+                blksize: 16,
+            },
+        ),
+    ] {
+        let mut st = StatTable {
+            head: AT,
+            ..Default::default()
+        };
+        let good = Stat {
+            size: 48,
+            blksize: 16,
+        };
+        st.files.insert(Path::Head(F), good);
+        let mut h = Harness::new(AT, cfg(), st);
+        let op = h.conn.open(F).unwrap();
+        assert_eq!(h.poll(op), None);
+        h.sent();
+        h.recv("1 ok");
+        let Some(Ok(OpOk::Opened(f))) = h.poll(op) else {
+            panic!("open")
+        };
+        let op = h.conn.mmap(f, 0, 3).unwrap();
+        let Some(Ok(OpOk::Mapped(m))) = h.poll(op) else {
+            panic!("mmap")
+        };
+        h.be.store.head = AT2;
+        h.be.store.files.insert(Path::Head(F), bad);
+        let rs = h.conn.resync(AT2).unwrap();
+        assert_eq!(h.poll(rs), Some(Err(want.clone())));
+        assert_eq!(h.conn.state(), ConnState::Down);
+        assert_eq!(h.conn.down_reason(), Some(&want));
+        let addr = h.conn.mapping(m).unwrap().blk_addr(0);
+        assert_eq!(h.be.at(addr), Some(wcfs_mock::Mem::Fault));
+        assert!(h.be.open_fds().is_empty());
+    }
+    assert!(Error::HeadChanged {
+        size: 64,
+        blksize: 32
+    }
+    .to_string()
+    .contains("blksize is now 32"));
 }

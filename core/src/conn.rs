@@ -161,7 +161,7 @@ pub enum Error {
     BadBlksize(u64),
     /// The head file's size is not a multiple of its block size.
     BadSize { size: u64, blksize: u64 },
-    /// At resync the head file shrank or changed block size.
+    /// At resync the head file's block size changed.
     HeadChanged { size: u64, blksize: u64 },
     /// A pin for a file we do not watch.
     UnexpectedPin(Oid),
@@ -210,7 +210,7 @@ impl fmt::Display for Error {
             }
             Error::HeadChanged { size, blksize } => write!(
                 f,
-                "head file changed unexpectedly: size {size}, blksize {blksize}"
+                "head file changed unexpectedly: blksize is now {blksize} (size {size})"
             ),
             Error::UnexpectedPin(oid) => write!(f, "unexpected pin: f<{oid}> not watched"),
             Error::PinOutOfRange { oid, blk } => {
@@ -671,7 +671,11 @@ impl Conn {
         Ok(op)
     }
 
-    /// Moves the view forward to `at`.
+    /// Moves the view forward to `at`. Each open file's head is re-stat'ed:
+    /// where it grew, head replaces the zeros of the tail; where it shrank
+    /// (its last blocks were deleted), zeros replace head past the new end
+    /// (pinned and dirty blocks keep theirs). A changed block size, or a
+    /// size that is no multiple of it, brings the connection down.
     pub fn resync(&mut self, at: Tid) -> Result<OpId, Error> {
         self.check_up()?;
         if at < self.at {
@@ -1117,7 +1121,8 @@ impl Conn {
             return self.finish(op, Err(Error::HeadBehind { head, at }));
         }
         // One stat at a time: a blocking action is always the last one queued.
-        let fds: Vec<Fd> = self.files.values().filter_map(|f| f.fd).collect();
+        let mut fds: Vec<Fd> = self.files.values().filter_map(|f| f.fd).collect();
+        fds.sort_unstable_by(|a, b| b.cmp(a)); // popped last first: in fd order
         if let OpKind::Resync { stats, .. } = &mut self.op_mut(op).kind {
             *stats = fds.len();
         }
@@ -1154,8 +1159,14 @@ impl Conn {
         let Some((&fid, f)) = self.files.iter_mut().find(|(_, f)| f.fd == Some(fd)) else {
             return self.next_stat(op);
         };
-        if st.blksize != f.blksize || st.size < f.size || st.size % st.blksize != 0 {
+        if st.blksize != f.blksize {
             return self.go_down(Error::HeadChanged {
+                size: st.size,
+                blksize: st.blksize,
+            });
+        }
+        if st.size % st.blksize != 0 {
+            return self.go_down(Error::BadSize {
                 size: st.size,
                 blksize: st.blksize,
             });
@@ -1163,12 +1174,15 @@ impl Conn {
         let (old, new) = (f.nblk(), st.size / st.blksize);
         f.size = st.size;
         reserve_pins(f, self.cfg.max_pins_per_file);
-        if new > old {
-            // Blocks [old, new) showed zeros; head covers them now.
+        if new != old {
+            // Head grew: blocks [old, new) showed zeros, head covers them
+            // now. Head shrank (its last blocks were deleted): blocks
+            // [new, old) showed head, which faults there now; they show
+            // zeros. Pinned and dirty blocks keep their own source.
             let maps: Vec<(u64, MapId)> = f.maps.iter().copied().collect();
             let mut todo = Vec::new();
             for (_, mid) in maps {
-                self.map_range(fid, mid, old, new, &mut todo);
+                self.map_range(fid, mid, old.min(new), old.max(new), &mut todo);
             }
             self.op_mut(op).todo.extend(todo);
         }
@@ -1205,15 +1219,8 @@ impl Conn {
             while e < hi && m.remappable(e) && !f.pinned.contains_key(&e) {
                 e += 1;
             }
-            let src = if b < f.nblk() {
-                Src::File {
-                    fd: f.fd.expect("open file"),
-                    offset: b * f.blksize,
-                }
-            } else {
-                Src::Zeros
-            };
-            let e = if b < f.nblk() { e.min(f.nblk()) } else { e };
+            let src = f.unpinned_src(b);
+            let e = f.head_stop(b, e);
             self.actions.push_back(Action::Map {
                 addr: m.blk_addr(b),
                 len: ((e - b) * m.blksize) as usize,
@@ -1241,7 +1248,10 @@ impl Conn {
         let at = *at;
         self.at = at;
         self.close_revs();
-        let oids: Vec<Oid> = self.files.values().map(|f| f.oid).collect();
+        // In oid order: the same requests in the same order for the same
+        // files (the map's order changes from one instance to the next).
+        let mut oids: Vec<Oid> = self.files.values().map(|f| f.oid).collect();
+        oids.sort_unstable();
         let mut n = 0;
         for oid in oids {
             match self.link.watch(oid, at) {
@@ -1301,9 +1311,12 @@ impl Conn {
         let f = self.files.get_mut(&fid).expect("mapped file");
         f.add_map(start, stop - start, map);
         reserve_pins(f, self.cfg.max_pins_per_file);
-        let nblk = f.nblk();
-        if stop > nblk && !crate::bug(3) {
-            let a = nblk.max(start);
+        // The new mapping shows head throughout; past head's end it shows zeros.
+        let a = match f.unpinned_src(start) {
+            Src::Zeros => start,
+            Src::File { .. } | Src::Fault => f.head_stop(start, stop),
+        };
+        if a < stop && !crate::bug(3) {
             let m = &self.maps[&map];
             self.actions.push_back(Action::Map {
                 addr: m.blk_addr(a),
@@ -1805,7 +1818,9 @@ fn reserve_pins(f: &mut File, max: usize) {
 }
 
 /// What block `blk` of file `f` shows: its pin's `@rev` file (zeros past
-/// that file's end), else head (zeros past head's known size). `Err(rev)`
+/// that file's end), else [`File::unpinned_src`]: head, or zeros past head's
+/// known size (also where head shrank: a pin or unpin there maps zeros, never
+/// head that would fault). `Err(rev)`
 /// when the `@rev` file must be opened first.
 fn block_src(
     f: &File,
@@ -1828,10 +1843,6 @@ fn block_src(
                 Src::Zeros
             })
         }
-        None if offset < f.size => Ok(Src::File {
-            fd: f.fd.expect("open file has fd"),
-            offset,
-        }),
-        None => Ok(Src::Zeros),
+        None => Ok(f.unpinned_src(blk)),
     }
 }

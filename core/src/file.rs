@@ -4,7 +4,7 @@ use alloc::collections::BTreeSet;
 
 use hashbrown::HashMap;
 
-use crate::action::Fd;
+use crate::action::{Fd, Src};
 use crate::mapping::MapId;
 use crate::wire::{Oid, Tid};
 
@@ -17,8 +17,10 @@ pub enum FileState {
     Closing,
 }
 
-/// Invariants: `fd`, `blksize` are set once the head file is open;
-/// `size % blksize == 0` and `size` never shrinks; `pinned` is non-empty only
+/// Invariants: `fd`, `blksize` are set once the head file is open and
+/// `blksize` never changes; `size % blksize == 0`; `size` is head's size as
+/// of the last open or resync, and may be smaller than before (a commit
+/// that deletes the last blocks shrinks head); `pinned` is non-empty only
 /// while `watched`; `maps` holds `(blk_start, id)` of every placed mapping
 /// of this file that is not faulting, and `max_map_len` bounds their lengths.
 #[derive(Debug)]
@@ -29,7 +31,8 @@ pub struct File {
     pub count: u32,
     pub fd: Option<Fd>,
     pub blksize: u64,
-    /// Head size known to this connection (as of its last open/resync).
+    /// Head size known to this connection (as of its last open/resync): it
+    /// grows and shrinks with head.
     pub size: u64,
     /// A `watch` for this file was sent and no `watch -` completed.
     pub watched: bool,
@@ -63,6 +66,32 @@ impl File {
     /// Blocks of the head file known to this connection.
     pub fn nblk(&self) -> u64 {
         self.size.checked_div(self.blksize).unwrap_or(0)
+    }
+
+    /// What block `blk` shows when no pin says otherwise: head while the
+    /// block lies within head's known size, zeros past it (touching head
+    /// there would fault: SIGBUS). Every mapping of head decides here, and
+    /// in [`File::head_stop`] for stretches.
+    pub fn unpinned_src(&self, blk: u64) -> Src {
+        if blk < self.nblk() {
+            Src::File {
+                fd: self.fd.expect("open file has fd"),
+                offset: blk * self.blksize,
+            }
+        } else {
+            Src::Zeros
+        }
+    }
+
+    /// End of the stretch from `blk` (exclusive, at most `stop`) whose
+    /// unpinned blocks all show the same source as `blk`: head up to
+    /// head's end, zeros past it.
+    pub fn head_stop(&self, blk: u64, stop: u64) -> u64 {
+        if blk < self.nblk() {
+            stop.min(self.nblk())
+        } else {
+            stop
+        }
     }
 
     /// Mappings whose range covers `blk`: `O(log n + k)` where `k` counts

@@ -4,6 +4,11 @@
 //!
 //! No threads, clocks or I/O: it is driven by calls (a client line, a head
 //! read, a commit) and answers with [`Output`]s drained by `poll_output`.
+//! A commit writes blocks and may delete a file's last blocks
+//! ([`Change::DeleteFrom`]): head shrinks as on the real server (PROTOCOL
+//! section 5, "Files can shrink"), with no pin for the deleted blocks to
+//! existing watchers, setup pins for them on a later watch at an older
+//! `at`, and no pins when they are written again.
 //! The simulation and the FUSE test server both drive it.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -57,8 +62,28 @@ pub enum Output {
 pub enum CommitError {
     /// Reads or watch setups wait for acks (the real server holds its head lock).
     Busy,
-    /// A block number or data length out of range.
+    /// A block number or data length out of range, or a deletion in a file
+    /// that does not exist.
     BadBlock,
+}
+
+/// One change of a commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Block `blk` of `oid` gets `data` (zero padded); the file grows to
+    /// cover it.
+    Write(Oid, u64, Vec<u8>),
+    /// The blocks of `oid` from `blk` on are deleted (the highest keys of
+    /// the ZBigFile's block table): head shrinks to `blk` blocks if it was
+    /// longer. Existing watchers get no pin for them (no head read can
+    /// reach them); `@rev` files before keep their size.
+    DeleteFrom(Oid, u64),
+}
+
+impl From<&(Oid, u64, Vec<u8>)> for Change {
+    fn from(c: &(Oid, u64, Vec<u8>)) -> Change {
+        Change::Write(c.0, c.1, c.2.clone())
+    }
 }
 
 pub enum HeadRead {
@@ -78,6 +103,16 @@ struct FileHist {
     known: bool,
     /// Blocks read through head (in the page cache, as the real server tracks).
     accessed: BTreeSet<u64>,
+}
+
+impl FileHist {
+    /// The size from `at` on (`at` is the newest revision).
+    fn set_size(&mut self, at: Tid, size: u64) {
+        match self.sizes.last_mut() {
+            Some(last) if last.0 == at => last.1 = size,
+            _ => self.sizes.push((at, size)),
+        }
+    }
 }
 
 struct Watch {
@@ -199,25 +234,42 @@ impl Model {
         tid: u64,
         changes: &[(Oid, u64, Vec<u8>)],
     ) -> Result<Tid, CommitError> {
+        let changes: Vec<Change> = changes.iter().map(Change::from).collect();
+        self.commit_changes_at(tid, &changes)
+    }
+
+    /// Commits writes and deletions, in order, as a new revision; returns it.
+    pub fn commit_changes(&mut self, changes: &[Change]) -> Result<Tid, CommitError> {
+        self.commit_changes_at(self.head().0 + TID_STEP, changes)
+    }
+
+    /// [`Model::commit_changes`] with an explicit tid (after head).
+    pub fn commit_changes_at(&mut self, tid: u64, changes: &[Change]) -> Result<Tid, CommitError> {
         if !self.can_commit() {
             return Err(CommitError::Busy);
         }
         let bs = self.cfg.blksize;
         let limit = (i64::MAX as u64) / bs;
-        if tid <= self.head().0
-            || changes
-                .iter()
-                .any(|c| c.1 >= limit || c.2.len() as u64 > bs)
-        {
+        let bad = |c: &Change| match c {
+            Change::Write(_, blk, data) => *blk >= limit || data.len() as u64 > bs,
+            Change::DeleteFrom(oid, _) => {
+                !self.files.contains_key(oid)
+                    && !changes
+                        .iter()
+                        .any(|w| matches!(w, Change::Write(o, ..) if o == oid))
+            }
+        };
+        if tid <= self.head().0 || changes.iter().any(bad) {
             return Err(CommitError::BadBlock);
         }
         let at = Tid(tid);
         let old_head = self.head();
         self.revs.push(at);
-        for (oid, blk, data) in changes {
-            let mut d = data.clone();
-            d.resize(bs as usize, 0);
-            let f = self.files.entry(*oid).or_insert_with(|| FileHist {
+        for change in changes {
+            let oid = match change {
+                Change::Write(oid, ..) | Change::DeleteFrom(oid, _) => *oid,
+            };
+            let f = self.files.entry(oid).or_insert_with(|| FileHist {
                 created: at,
                 sizes: vec![(at, 0)],
                 blocks: BTreeMap::new(),
@@ -225,22 +277,41 @@ impl Model {
                 accessed: BTreeSet::new(),
             });
             let existed = f.created <= old_head;
-            let size = f.sizes.last().expect("size").1.max((blk + 1) * bs);
-            if f.sizes.last().expect("size").0 == at {
-                f.sizes.last_mut().expect("size").1 = size;
-            } else {
-                f.sizes.push((at, size));
-            }
-            let h = f.blocks.entry(*blk).or_default();
-            match h.last_mut() {
-                Some(last) if last.0 == at => last.1 = d,
-                _ => h.push((at, d)),
-            }
-            if existed {
-                self.out.push_back(Output::Invalidate {
-                    oid: *oid,
-                    blk: *blk,
-                });
+            let cur = f.sizes.last().expect("size").1;
+            // Blocks whose head data changes.
+            let changed: Vec<(u64, Vec<u8>)> = match change {
+                Change::Write(_, blk, data) => {
+                    let mut d = data.clone();
+                    d.resize(bs as usize, 0);
+                    f.set_size(at, cur.max((blk + 1) * bs));
+                    vec![(*blk, d)]
+                }
+                Change::DeleteFrom(_, blk) => {
+                    let new = cur.min(blk.saturating_mul(bs));
+                    f.set_size(at, new);
+                    // Deleted blocks are tracked from now on: a client
+                    // whose head size is shorter shows zeros there and
+                    // never reads them through head, so a watch whose `at`
+                    // has data there gets them pinned at setup. (Observed
+                    // on the real server for a deleted block read through
+                    // head before; for one never read the model takes the
+                    // only choice that keeps such a view exact.)
+                    f.accessed.extend(new / bs..cur / bs);
+                    // A deleted block is a hole if the file grows again.
+                    (new / bs..cur / bs)
+                        .map(|b| (b, vec![0; bs as usize]))
+                        .collect()
+                }
+            };
+            for (blk, d) in changed {
+                let h = f.blocks.entry(blk).or_default();
+                match h.last_mut() {
+                    Some(last) if last.0 == at => last.1 = d,
+                    _ => h.push((at, d)),
+                }
+                if existed {
+                    self.out.push_back(Output::Invalidate { oid, blk });
+                }
             }
         }
         // Watches that waited for head to reach their at.
@@ -292,8 +363,14 @@ impl Model {
 
     /// A read of head block `blk` (a page-cache miss). Watchers whose view
     /// needs the old data are pinned first; the read then waits for acks.
+    /// A read past head's end never reaches the server (the kernel answers
+    /// it, or faults): it pins nobody and is not tracked.
     pub fn read_head(&mut self, oid: Oid, blk: u64) -> HeadRead {
         let head = self.head();
+        let bs = self.cfg.blksize;
+        if blk.saturating_mul(bs) >= self.size(oid, head).unwrap_or(0) {
+            return HeadRead::Ready(vec![0; bs as usize]);
+        }
         if let Some(f) = self.files.get_mut(&oid) {
             f.accessed.insert(blk);
         }
@@ -478,6 +555,19 @@ impl Model {
     /// Whether a pin sent on `link` is still unacked.
     pub fn awaits_ack(&self, link: LinkId) -> bool {
         self.pins.keys().any(|k| k.0 == link)
+    }
+
+    /// Whether block `blk` of `oid` is pinned (not `@head`) on `link` and
+    /// the client acked that pin.
+    pub fn pin_acked(&self, link: LinkId, oid: Oid, blk: u64) -> bool {
+        self.links
+            .get(&link)
+            .and_then(|l| l.watches.get(&oid))
+            .is_some_and(|w| w.pinned.contains_key(&blk))
+            && !self
+                .pins
+                .iter()
+                .any(|(k, p)| k.0 == link && p.oid == oid && p.blk == blk)
     }
 
     // ---- internals ----
@@ -1019,6 +1109,66 @@ mod tests {
         );
         assert_eq!(recv(&mut m, l, "8 ack"), ["5 ok"]);
         assert!(m.pinned(l, F).is_empty());
+    }
+
+    /// PROTOCOL section 5, "Files can shrink": the four observations.
+    #[test]
+    fn deleting_the_last_blocks_shrinks_head() {
+        let mut m = Model::new(cfg(PinRevChoice::Exact));
+        let t0 = m
+            .commit(&[
+                (F, 0, b("a")),
+                (F, 1, b("b")),
+                (F, 2, b("c")),
+                (F, 3, b("d")),
+            ])
+            .unwrap();
+        m.open_head(F).unwrap();
+        for blk in 0..4 {
+            assert!(matches!(m.read_head(F, blk), HeadRead::Ready(_)));
+        }
+        sent(&mut m);
+        let l = m.link_open();
+        assert_eq!(recv(&mut m, l, &format!("1 watch {F} @{t0}")), ["1 ok"]);
+
+        let t1 = m.commit_changes(&[Change::DeleteFrom(F, 3)]).unwrap();
+        assert_eq!(m.size(F, t0), Some(64));
+        assert_eq!(m.size(F, t1), Some(48));
+        assert_eq!(m.data(F, t1, 3), vec![0; 16]);
+        assert!(sent(&mut m).is_empty(), "no pin for the deleted block");
+        assert!(matches!(m.read_head(F, 3), HeadRead::Ready(d) if d == vec![0; 16]));
+        assert!(
+            sent(&mut m).is_empty(),
+            "a read past head's end pins nobody"
+        );
+        assert_eq!(
+            recv(&mut m, l, &format!("3 watch {F} @{t1}")),
+            ["3 ok"],
+            "re-watching at the new head: no pin or unpin"
+        );
+
+        let l2 = m.link_open();
+        assert_eq!(
+            recv(&mut m, l2, &format!("1 watch {F} @{t0}")),
+            [format!("2 pin {F} #3 @{t0}")],
+            "a new watch at an older at pins the deleted block at setup"
+        );
+        assert_eq!(recv(&mut m, l2, "2 ack"), ["1 ok"]);
+
+        let t2 = m.commit(&[(F, 3, b("d2"))]).unwrap();
+        assert_eq!(m.size(F, t2), Some(64));
+        assert!(sent(&mut m).is_empty(), "growing back pins nobody");
+        assert_eq!(&m.data(F, t2, 3)[..2], b"d2");
+
+        // A deleted block that is not written again reads as a hole.
+        m.commit_changes(&[Change::DeleteFrom(F, 2)]).unwrap();
+        let t4 = m.commit(&[(F, 3, b("e"))]).unwrap();
+        assert_eq!(m.data(F, t4, 2), vec![0; 16]);
+        assert_eq!(
+            m.commit_changes(&[Change::DeleteFrom(Oid(9), 0)]),
+            Err(CommitError::BadBlock),
+            "no deletion in a file that does not exist"
+        );
     }
 
     #[test]

@@ -29,7 +29,7 @@ use fuser::{
 };
 use wcfs_core::wire::{Oid, Tid};
 
-use crate::model::{HeadRead, LinkId, Model, ModelConfig, Output, ReadId};
+use crate::model::{Change, CommitError, HeadRead, LinkId, Model, ModelConfig, Output, ReadId};
 
 /// Whether this machine can mount FUSE filesystems (`/dev/fuse` and `fusermount3`, or root).
 pub fn fuse_available() -> Result<(), String> {
@@ -754,11 +754,25 @@ impl TestServer {
     /// Commits once no read or watch setup waits for acks, then drops the
     /// changed head blocks from the kernel page cache.
     pub fn commit(&self, changes: &[(Oid, u64, Vec<u8>)]) -> Tid {
+        let changes: Vec<Change> = changes.iter().map(Change::from).collect();
+        self.commit_changes(&changes)
+    }
+
+    /// [`TestServer::commit`] of writes and deletions of last blocks. A
+    /// deletion shrinks head: its blocks are dropped from the page cache and
+    /// the kernel learns the new size at the next `stat` (the inode's
+    /// attributes are invalidated with them), as with the real server.
+    pub fn commit_changes(&self, changes: &[Change]) -> Tid {
+        self.try_commit_changes(changes).expect("commit")
+    }
+
+    /// [`TestServer::commit_changes`] that reports a change the store refuses.
+    pub fn try_commit_changes(&self, changes: &[Change]) -> Result<Tid, CommitError> {
         let mut st = self.sh.lock();
         while !st.model.can_commit() || st.reads_in_flight > 0 {
             st = self.sh.wait(st);
         }
-        let at = st.model.commit(changes).expect("commit");
+        let at = st.model.commit_changes(changes)?;
         pump(&self.sh, &mut st);
         let inval = std::mem::take(&mut st.invalidate);
         let inos: Vec<(u64, u64)> = inval
@@ -775,7 +789,7 @@ impl TestServer {
         for (ino, blk) in inos {
             let _ = self.notifier.inval_inode(INodeNo(ino), blk as i64 * bs, bs);
         }
-        at
+        Ok(at)
     }
 
     /// Runs `f` on the model (for oracles).
@@ -891,6 +905,10 @@ pub fn serve(srv: TestServer, input: impl io::BufRead, mut output: impl io::Writ
             .map(|i| s.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
             .collect()
     };
+    let committed = |r: Result<Tid, CommitError>| match r {
+        Ok(at) => format!("ok {at}"),
+        Err(e) => format!("error commit refused: {e:?}"),
+    };
     let _ = writeln!(output, "ready {}", srv.head());
     let _ = output.flush();
     for line in input.lines() {
@@ -917,16 +935,28 @@ pub fn serve(srv: TestServer, input: impl io::BufRead, mut output: impl io::Writ
                 let changes: Option<Vec<_>> = parts
                     .chunks(3)
                     .map(|c| {
-                        Some((
-                            Oid::parse(c.first()?).ok()?,
-                            c.get(1)?.parse().ok()?,
-                            hex(c.get(2)?)?,
-                        ))
+                        let (oid, blk) = (Oid::parse(c.first()?).ok()?, c.get(1)?.parse().ok()?);
+                        Some(match *c.get(2)? {
+                            "-" => Change::DeleteFrom(oid, blk),
+                            data => Change::Write(oid, blk, hex(data)?),
+                        })
                     })
                     .collect();
                 match changes {
-                    Some(ch) if !ch.is_empty() => format!("ok {}", srv.commit(&ch)),
-                    _ => "error usage: commitx <oid> <blk> <hex>...".into(),
+                    Some(ch) if !ch.is_empty() => committed(srv.try_commit_changes(&ch)),
+                    _ => "error usage: commitx <oid> <blk> <hex>|- ...".into(),
+                }
+            }
+            Some("delete") => {
+                let (oid, blk) = (
+                    w.next().and_then(|o| Oid::parse(o).ok()),
+                    w.next().and_then(|b| b.parse().ok()),
+                );
+                match (oid, blk, w.next()) {
+                    (Some(oid), Some(blk), None) => {
+                        committed(srv.try_commit_changes(&[Change::DeleteFrom(oid, blk)]))
+                    }
+                    _ => "error usage: delete <oid-hex16> <blk>".into(),
                 }
             }
             Some("failures") => {
@@ -1123,25 +1153,45 @@ impl ServerProcess {
 
     /// Commits; returns the new head (the same as the replica's).
     pub fn commit(&self, changes: &[(Oid, u64, Vec<u8>)]) -> Tid {
+        let changes: Vec<Change> = changes.iter().map(Change::from).collect();
+        self.commit_changes(&changes)
+    }
+
+    /// Deletes the blocks of `oid` from `blk` on (head shrinks); returns the new head.
+    pub fn delete_from(&self, oid: Oid, blk: u64) -> Tid {
+        self.commit_changes(&[Change::DeleteFrom(oid, blk)])
+    }
+
+    /// Commits writes and deletions (`commitx`, `-` for a deletion);
+    /// returns the new head (the same as the replica's).
+    pub fn commit_changes(&self, changes: &[Change]) -> Tid {
         let mut cmd = String::from("commitx");
-        for (oid, blk, data) in changes {
-            let hex: String = data.iter().map(|b| format!("{b:02x}")).collect();
-            cmd.push_str(&format!(
-                " {oid} {blk} {}",
-                if hex.is_empty() { "00".into() } else { hex }
-            ));
+        for c in changes {
+            match c {
+                Change::Write(oid, blk, data) => {
+                    let hex: String = data.iter().map(|b| format!("{b:02x}")).collect();
+                    cmd.push_str(&format!(
+                        " {oid} {blk} {}",
+                        if hex.is_empty() { "00".into() } else { hex }
+                    ));
+                }
+                Change::DeleteFrom(oid, blk) => cmd.push_str(&format!(" {oid} {blk} -")),
+            }
         }
         // The replica first: a reader may learn of the new head from the
         // server and ask the replica for it at once.
-        let padded: Vec<_> = changes
+        let padded: Vec<Change> = changes
             .iter()
-            .map(|(o, b, d)| (*o, *b, if d.is_empty() { vec![0] } else { d.clone() }))
+            .map(|c| match c {
+                Change::Write(o, b, d) if d.is_empty() => Change::Write(*o, *b, vec![0]),
+                c => c.clone(),
+            })
             .collect();
         let at = self
             .replica
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .commit(&padded)
+            .commit_changes(&padded)
             .expect("replica commit");
         let got = self.call(&cmd);
         assert_eq!(got, format!("ok {at}"), "replica diverged from the server");

@@ -13,7 +13,13 @@
 //! * bytes: every block of every live mapping shows the data as of its
 //!   connection's `at` (zeros past the end); dirty blocks are the user's;
 //!   head pages are checked through the simulated page cache, so that a
-//!   read of an uncached head block goes to the server (and may pin);
+//!   read of an uncached head block goes to the server (and may pin).
+//!   Commits also delete files' last blocks (head shrinks). Memory of a
+//!   file past its end is SIGBUS and a client bug, except the server's
+//!   limit (README, "Known limit"): head past its new end in a view whose
+//!   client was told (last open/fstat) that the block exists; and zeros
+//!   where the client was told head ends but head grew back, unpinned,
+//!   before the watch. Both are counted in the report, never checked;
 //! * faults: every mapping of a closed file or connection, of a connection
 //!   that is down, or of a fork child faults;
 //! * pins: at quiescence the core's `pinned` equals what the model pinned;
@@ -30,7 +36,7 @@ use wcfs_core::wire::{Oid, Tid};
 use wcfs_core::{Config, ConnState, Error, FileId, MapId, OpId, OpOk, Stat};
 use wcfs_mock::{Harness, Mem, Path, Store};
 
-use crate::model::{HeadRead, LinkId, Model, ModelConfig, Output, PinRevChoice, ReadId};
+use crate::model::{Change, HeadRead, LinkId, Model, ModelConfig, Output, PinRevChoice, ReadId};
 
 /// splitmix64: small, fast, and the same everywhere.
 #[derive(Clone, Debug)]
@@ -124,22 +130,57 @@ pub struct Report {
     pub commits: usize,
     /// Mappings placed at a range the user reserved.
     pub fixed_maps: usize,
+    /// Commits that deleted the last blocks of a file (head shrank).
+    pub shrinks: usize,
+    /// Client opens and resyncs that found head shorter than they last
+    /// knew it (and the views stayed checked, byte-exact).
+    pub shrinks_followed: usize,
+    /// Reads of head past its end in a view set up before the shrink: the
+    /// server's limit (SIGBUS on Linux), not checked for data.
+    pub server_limit_faults: usize,
+    /// Reads of zeros where head grew back, unpinned, between the client's
+    /// stat and its watch (the same limit: see `regrowth_race`).
+    pub regrowth_zeros: usize,
 }
 
-/// The mock OS's view of the filesystem, answered by the model.
+/// The mock OS's view of the filesystem, answered by the model. One per
+/// client: it remembers the head size it last told that client.
 #[derive(Clone)]
-pub struct ModelStore(pub Rc<RefCell<Model>>);
+pub struct ModelStore {
+    pub model: Rc<RefCell<Model>>,
+    /// `oid -> size` of `head/bigfile/<oid>` at this client's last open or
+    /// fstat of it.
+    pub told: BTreeMap<Oid, u64>,
+    /// Opens and fstats of head that told a smaller size than the last one.
+    pub shrunk: usize,
+}
+
+impl ModelStore {
+    pub fn new(model: Rc<RefCell<Model>>) -> ModelStore {
+        ModelStore {
+            model,
+            told: BTreeMap::new(),
+            shrunk: 0,
+        }
+    }
+}
 
 impl Store for ModelStore {
     fn head_at(&mut self) -> Tid {
-        self.0.borrow().head()
+        self.model.borrow().head()
     }
 
     fn stat(&mut self, path: Path) -> Option<Stat> {
-        let mut m = self.0.borrow_mut();
+        let mut m = self.model.borrow_mut();
         let blksize = m.config().blksize;
         let size = match path {
-            Path::Head(oid) => m.open_head(oid)?,
+            Path::Head(oid) => {
+                let size = m.open_head(oid)?;
+                if self.told.insert(oid, size).is_some_and(|was| size < was) {
+                    self.shrunk += 1;
+                }
+                size
+            }
             Path::Rev(oid, rev) => {
                 if !m.revs().contains(&rev) {
                     return None;
@@ -395,14 +436,37 @@ impl World {
         };
         let what = self.clients[i].as_ref().expect("client").h.be.at(addr);
         let bs = self.blksize;
-        // Memory of a file past its end is SIGBUS, as on Linux.
+        // Memory of a file past its end is SIGBUS, as on Linux. (A dirty
+        // block is the user's private page: it never faults.)
         if let Some(Mem::File { path, offset }) = what {
             let m = self.model.borrow();
             let size = match path {
                 Path::Head(o) => m.size(o, m.head()),
                 Path::Rev(o, rev) => m.size(o, rev),
             };
-            if live && offset >= size.unwrap_or(0) {
+            if live && !dirty && offset >= size.unwrap_or(0) {
+                // The server's limit (PROTOCOL section 5, "Files can
+                // shrink"): head lost this block after the client was told
+                // it exists (its last open/fstat of head), and the server
+                // pins no deleted block, so the view still maps head there
+                // until the client resyncs. On Linux this read is SIGBUS;
+                // no client can avoid it, so it is not the client's bug.
+                // Head mapped past what the client was told is.
+                let told = match path {
+                    Path::Head(o) => {
+                        let c = self.clients[i].as_ref().expect("client");
+                        c.h.be.store.told.get(&o).copied().unwrap_or(0)
+                    }
+                    Path::Rev(..) => 0,
+                };
+                if offset < told {
+                    drop(m);
+                    self.report.server_limit_faults += 1;
+                    self.log(format!(
+                        "client {i}: #{blk} is {path} past its new end: SIGBUS (server limit)"
+                    ));
+                    return Ok(());
+                }
                 return Err(format!("client {i}: #{blk} is {path} past its end: SIGBUS"));
             }
         }
@@ -424,6 +488,18 @@ impl World {
                 path: Path::Rev(o, rev),
                 offset,
             }) => self.model.borrow().data(o, rev, offset / bs),
+            Some(Mem::File {
+                path: Path::Head(o),
+                offset,
+            }) if {
+                let m = self.model.borrow();
+                offset >= m.size(o, m.head()).unwrap_or(0)
+            } =>
+            {
+                // Past head's end (a dirty block's original mapping): the
+                // kernel answers without the server, and caches nothing.
+                vec![0; bs as usize]
+            }
             Some(Mem::File {
                 path: Path::Head(o),
                 offset,
@@ -461,6 +537,13 @@ impl World {
         }
         let oid = oid.ok_or_else(|| format!("client {i}: live mapping of a file that is gone"))?;
         let want = self.model.borrow().data(oid, at, blk);
+        if got != want && what == Some(Mem::Zeros) && self.regrowth_race(i, oid, blk) {
+            self.report.regrowth_zeros += 1;
+            self.log(format!(
+                "client {i}: #{blk} shows zeros, head regrew it unpinned (server limit)"
+            ));
+            return Ok(());
+        }
         if got != want {
             return Err(format!(
                 "client {i} @{at}: f<{oid}> #{blk} shows {:?} ({what:?}), want {:?}",
@@ -469,6 +552,20 @@ impl World {
             ));
         }
         Ok(())
+    }
+
+    /// The other face of the server's limit on shrinking files: the
+    /// client was told (at its last open/fstat of head) that head has no
+    /// block `blk`, so it shows zeros there; the block has data at the
+    /// view's `at` (it was deleted after `at`), and head grew back over it
+    /// with that same data before the watch was set up, so the server,
+    /// which pins only blocks whose data differ from head's, never pinned
+    /// it. Zeros until the next resync maps head there. A pin the client
+    /// acked rules this out.
+    fn regrowth_race(&self, i: usize, oid: Oid, blk: u64) -> bool {
+        let c = self.clients[i].as_ref().expect("client");
+        let told = c.h.be.store.told.get(&oid).copied().unwrap_or(0);
+        blk * self.blksize >= told && !self.model.borrow().pin_acked(c.link, oid, blk)
     }
 
     /// Checks every block of every mapping that can be checked without a server read.
@@ -561,7 +658,7 @@ impl World {
         self.clients.push(Some(Client {
             name: format!("client {i} (proc {proc_id})"),
             proc_id,
-            h: Harness::new(at, cfg, ModelStore(self.model.clone())),
+            h: Harness::new(at, cfg, ModelStore::new(self.model.clone())),
             link,
             link_closed: false,
             inbox: VecDeque::new(),
@@ -593,16 +690,36 @@ impl World {
             let tag = self.rng.below(1000);
             let mut d = format!("{oid}#{blk}:{tag}").into_bytes();
             d.truncate(self.blksize as usize);
-            changes.push((oid, blk, d));
+            changes.push(Change::Write(oid, blk, d));
         }
-        let at = self.model.borrow_mut().commit(&changes);
+        // Some commits delete a file's last blocks: head shrinks.
+        let mut shrinks = false;
+        if self.rng.chance(25) {
+            let oid = self.rng.pick(&self.oids).expect("oids");
+            let nblk = {
+                let m = self.model.borrow();
+                m.size(oid, m.head()).unwrap_or(0) / self.blksize
+            };
+            if nblk > 0 {
+                let from = self.rng.below(nblk);
+                let pos = self.rng.below(changes.len() as u64 + 1) as usize;
+                changes.insert(pos, Change::DeleteFrom(oid, from));
+                shrinks = true;
+            }
+        }
+        let at = self.model.borrow_mut().commit_changes(&changes);
         match at {
             Ok(at) => {
                 self.report.commits += 1;
-                self.log(format!(
-                    "commit @{at}: {:?}",
-                    changes.iter().map(|c| (c.0 .0, c.1)).collect::<Vec<_>>()
-                ));
+                self.report.shrinks += usize::from(shrinks);
+                let what: Vec<String> = changes
+                    .iter()
+                    .map(|c| match c {
+                        Change::Write(o, b, _) => format!("{}#{b}", o.0),
+                        Change::DeleteFrom(o, b) => format!("{}#{b}..:deleted", o.0),
+                    })
+                    .collect();
+                self.log(format!("commit @{at}: {what:?}"));
                 self.pump()
             }
             Err(e) => Err(format!("commit refused: {e:?}")),
@@ -1107,6 +1224,7 @@ impl World {
                         c.h.be.open_fds()
                     ));
                 }
+                self.report.shrinks_followed += c.h.be.store.shrunk;
                 self.log(format!("client {i} retired ({st:?})"));
                 self.reads.retain(|_, r| r.client != i);
                 self.clients[i] = None;
@@ -1254,6 +1372,9 @@ pub fn run(cfg: &SimConfig) -> Result<Report, Failure> {
     }
     w.report.steps = cfg.steps;
     w.report.trace_hash = w.hash;
+    for c in w.clients.iter().flatten() {
+        w.report.shrinks_followed += c.h.be.store.shrunk;
+    }
     LAST.with(|l| *l.borrow_mut() = w.events.iter().cloned().collect());
     Ok(w.report)
 }
@@ -1288,13 +1409,17 @@ pub fn summary(reports: &[Report], secs: f64) -> String {
     let mut s = String::new();
     let _ = write!(
         s,
-        "{} seeds, {steps} steps in {secs:.2}s: {:.0} seeds/s, {:.0} steps/s; {} reads checked, {} pins, {} commits, {} faults injected, {} fixed maps",
+        "{} seeds, {steps} steps in {secs:.2}s: {:.0} seeds/s, {:.0} steps/s; {} reads checked, {} pins, {} commits ({} shrinking a file, followed by {} client opens/resyncs), {} server-limit SIGBUS reads, {} server-limit zero reads, {} faults injected, {} fixed maps",
         reports.len(),
         reports.len() as f64 / secs,
         steps as f64 / secs,
         reports.iter().map(|r| r.reads_checked).sum::<usize>(),
         reports.iter().map(|r| r.pins).sum::<usize>(),
         reports.iter().map(|r| r.commits).sum::<usize>(),
+        reports.iter().map(|r| r.shrinks).sum::<usize>(),
+        reports.iter().map(|r| r.shrinks_followed).sum::<usize>(),
+        reports.iter().map(|r| r.server_limit_faults).sum::<usize>(),
+        reports.iter().map(|r| r.regrowth_zeros).sum::<usize>(),
         reports.iter().map(|r| r.faults_injected).sum::<usize>(),
         reports.iter().map(|r| r.fixed_maps).sum::<usize>(),
     );

@@ -312,3 +312,129 @@ fn unmounts_on_drop_after_a_panic() {
     let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
     assert!(!mounts.contains(m.to_str().unwrap()), "still mounted");
 }
+
+/// PROTOCOL section 5, "Files can shrink", with the real server's 2 MiB
+/// blocks and the four observations of issue 14: the head file shrinks and
+/// `@rev` files keep their size; a watcher already at the old `at` gets no
+/// pin for the deleted block, and re-watching at the new `at` is a bare
+/// `ok`; a new watch at the old `at` after the deletion pins it at setup;
+/// appending it again grows head back with no pin to anyone.
+#[test]
+fn deleting_the_last_block_shrinks_head() {
+    use wcfs_testkit::model::Change;
+    require_fuse!();
+    const BS: u64 = 2 * 1024 * 1024;
+    let srv = TestServer::start_temp(ModelConfig {
+        blksize: BS,
+        ..cfg()
+    })
+    .unwrap();
+    let t0 = srv.commit(&[
+        (F, 0, b"b0".to_vec()),
+        (F, 1, b"b1".to_vec()),
+        (F, 2, b"b2".to_vec()),
+        (F, 3, b"b3".to_vec()),
+    ]);
+    let m = srv.mountpoint();
+    let head = m.join(format!("head/bigfile/{F}"));
+    let size = |p: &std::path::Path| std::fs::metadata(p).unwrap().size();
+    assert_eq!(size(&head), 8388608);
+    // Every block read through head.
+    let data = std::fs::read(&head).unwrap();
+    assert_eq!(data.len(), 8388608);
+    assert_eq!(&data[3 * BS as usize..3 * BS as usize + 2], b"b3");
+    let mut w1 = Watch::open(&srv);
+    assert_eq!(w1.exchange(&format!("1 watch {F} @{t0}")), "1 ok");
+    // An unwatch of a file not watched answers `ok` at once: the next line
+    // proves no pin was queued before it.
+    let probe = |w: &mut Watch, stream: u32| {
+        assert_eq!(
+            w.exchange(&format!("{stream} watch 0000000000000002 -")),
+            format!("{stream} ok"),
+            "no pin before the reply"
+        );
+    };
+
+    let t1 = srv.commit_changes(&[Change::DeleteFrom(F, 3)]);
+    assert_eq!(size(&head), 6291456, "head shrank");
+    assert_eq!(size(&m.join(format!("@{t0}/bigfile/{F}"))), 8388608);
+    assert_eq!(size(&m.join(format!("@{t1}/bigfile/{F}"))), 6291456);
+    let data = std::fs::read(&head).unwrap();
+    assert_eq!(data.len(), 6291456, "blocks 0..3 read through head again");
+    probe(&mut w1, 3);
+    assert_eq!(
+        w1.exchange(&format!("5 watch {F} @{t1}")),
+        "5 ok",
+        "re-watching at the new at: no pin or unpin"
+    );
+
+    let mut w2 = Watch::open(&srv);
+    assert_eq!(
+        w2.exchange(&format!("1 watch {F} @{t0}")),
+        format!("2 pin {F} #3 @{t0}"),
+        "a new watch at the old at pins the deleted block at setup"
+    );
+    assert_eq!(w2.exchange("2 ack"), "1 ok");
+
+    let t2 = srv.commit(&[(F, 3, b"c3".to_vec())]);
+    assert_eq!(size(&head), 8388608, "head grew back");
+    assert_eq!(size(&m.join(format!("@{t2}/bigfile/{F}"))), 8388608);
+    probe(&mut w1, 7);
+    probe(&mut w2, 3);
+    drop((w1, w2));
+    let data = std::fs::read(&head).unwrap();
+    assert_eq!(&data[3 * BS as usize..3 * BS as usize + 2], b"c3");
+    let old = std::fs::read(m.join(format!("@{t0}/bigfile/{F}"))).unwrap();
+    assert_eq!(&old[3 * BS as usize..3 * BS as usize + 2], b"b3");
+    assert!(srv.failures().is_empty(), "{:?}", srv.failures());
+    srv.unmount();
+}
+
+/// The control protocol of `wcfs-testserver` (`serve`): `commit`, `commitx`
+/// with a `-` deletion, `delete`, and refusals that leave the server up.
+#[test]
+fn control_commands_commit_and_delete() {
+    require_fuse!();
+    let srv = TestServer::start_temp(cfg()).unwrap();
+    let head = srv.mountpoint().join(format!("head/bigfile/{F}"));
+    let (in_r, mut in_w) = std::io::pipe().unwrap();
+    let (out_r, out_w) = std::io::pipe().unwrap();
+    let server =
+        std::thread::spawn(move || wcfs_testkit::server::serve(srv, BufReader::new(in_r), out_w));
+    let mut out = BufReader::new(out_r);
+    let mut ready = String::new();
+    out.read_line(&mut ready).unwrap();
+    assert!(ready.starts_with("ready "), "{ready}");
+    let mut call = |cmd: &str| {
+        writeln!(in_w, "{cmd}").unwrap();
+        let mut l = String::new();
+        out.read_line(&mut l).unwrap();
+        l.trim_end().to_string()
+    };
+    let size = |p: &std::path::Path| std::fs::metadata(p).unwrap().size();
+    assert!(call("head").starts_with("ok "));
+    let t1 = call(&format!("commit {F} 3 hello"));
+    assert!(t1.starts_with("ok "), "{t1}");
+    assert_eq!(size(&head), 4 * 4096);
+    let t2 = call(&format!("delete {F} 2"));
+    assert!(t2.starts_with("ok ") && t2 > t1, "{t2}");
+    assert_eq!(size(&head), 2 * 4096);
+    let r = call(&format!("commitx {F} 1 6869 {F} 1 -"));
+    assert!(r.starts_with("ok "), "{r}");
+    assert_eq!(size(&head), 4096, "deletions apply in order");
+    let r = call(&format!("commitx {F} 2 6869"));
+    assert!(r.starts_with("ok "), "{r}");
+    assert_eq!(size(&head), 3 * 4096, "grows back");
+    assert_eq!(
+        call("delete 0000000000000009 0"),
+        "error commit refused: BadBlock",
+        "no such file"
+    );
+    assert_eq!(
+        call(&format!("delete {F}")),
+        "error usage: delete <oid-hex16> <blk>"
+    );
+    assert!(call("head").starts_with("ok "), "still serving");
+    writeln!(in_w, "quit").unwrap();
+    server.join().unwrap();
+}

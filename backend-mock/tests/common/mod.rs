@@ -13,6 +13,8 @@ pub const G: Oid = Oid(2);
 pub struct Db {
     /// (tid, oid, blk, tag), in commit order.
     pub commits: Vec<(Tid, Oid, u64, &'static str)>,
+    /// (tid, oid, blk): blocks `blk..` of `oid` deleted at `tid` (head shrinks).
+    pub deletes: Vec<(Tid, Oid, u64)>,
     pub head: Tid,
 }
 
@@ -24,19 +26,40 @@ impl Db {
         self.head = at;
     }
 
-    pub fn size(&self, oid: Oid, at: Tid) -> Option<u64> {
-        self.commits
+    /// Deletes the blocks of `oid` from `blk` on at `at`: the file shrinks to `blk` blocks.
+    pub fn delete_from(&mut self, at: Tid, oid: Oid, blk: u64) {
+        self.deletes.push((at, oid, blk));
+        self.head = at;
+    }
+
+    /// When block `blk` of `oid` was last deleted at or before `at`.
+    fn deleted(&self, oid: Oid, at: Tid, blk: u64) -> Option<Tid> {
+        self.deletes
             .iter()
-            .filter(|c| c.0 <= at && c.1 == oid)
-            .map(|c| (c.2 + 1) * BS)
+            .filter(|d| d.0 <= at && d.1 == oid && d.2 <= blk)
+            .map(|d| d.0)
             .max()
     }
 
+    pub fn size(&self, oid: Oid, at: Tid) -> Option<u64> {
+        let mut any = false;
+        let mut size = 0;
+        for c in self.commits.iter().filter(|c| c.0 <= at && c.1 == oid) {
+            any = true;
+            if self.deleted(oid, at, c.2).is_none_or(|d| d < c.0) {
+                size = size.max((c.2 + 1) * BS);
+            }
+        }
+        any.then_some(size)
+    }
+
     pub fn tag(&self, oid: Oid, at: Tid, blk: u64) -> &'static str {
+        let deleted = self.deleted(oid, at, blk);
         self.commits
             .iter()
             .rev()
             .find(|c| c.0 <= at && c.1 == oid && c.2 == blk)
+            .filter(|c| deleted.is_none_or(|d| d < c.0))
             .map_or("", |c| c.3)
     }
 
@@ -77,9 +100,17 @@ pub fn harness(at: Tid, db: Db) -> H {
     Harness::new(at, cfg(), db)
 }
 
-/// Reads block `blk` of mapping `m` as its tag ("" for zeros); `Err` on a fault.
+/// Reads block `blk` of mapping `m` as its tag ("" for zeros); `Err` on a
+/// fault, also where the memory shows a file past its end (SIGBUS on Linux).
 pub fn read(h: &H, m: MapId, blk: u64) -> Result<String, usize> {
     let map = h.conn.mapping(m).expect("mapping");
+    let addr = map.blk_addr(blk);
+    if let Some(wcfs_mock::Mem::File { path, offset }) = h.be.at(addr) {
+        let (oid, at) = h.be.store.path_at(path);
+        if offset >= h.be.store.size(oid, at).unwrap_or(0) {
+            return Err(addr);
+        }
+    }
     let mut buf = vec![0u8; BS as usize];
     h.be.read(map.blk_addr(blk), &mut buf, |p, off, dst| {
         let (oid, at) = h.be.store.path_at(p);
@@ -143,4 +174,35 @@ pub fn close_file(h: &mut H, f: FileId) -> Result<OpOk, Error> {
     let stream = sent[0].split(' ').next().unwrap().to_string();
     h.recv(&format!("{stream} ok"));
     h.poll(op).expect("close done")
+}
+
+/// Resyncs to `at` with one file open: expects its `watch <oid> @<at>`,
+/// feeds `lines` (pins) from the server, then `ok`; returns the result and
+/// what the client answered to `lines`.
+pub fn resync_one(h: &mut H, at: Tid, lines: &[String]) -> (Result<OpOk, Error>, Vec<String>) {
+    let op = h.conn.resync(at).unwrap();
+    if let Some(r) = h.poll(op) {
+        return (r, h.sent());
+    }
+    let sent = h.sent();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    let stream = sent[0].split(' ').next().unwrap().to_string();
+    assert!(sent[0].ends_with(&format!(" @{at}")), "{sent:?}");
+    for l in lines {
+        h.recv(l);
+    }
+    let acks = h.sent();
+    h.recv(&format!("{stream} ok"));
+    (h.poll(op).expect("resync done"), acks)
+}
+
+/// The fixed maps the client performed since the trace was cleared: `(addr, len, src)`.
+pub fn fixed_maps(h: &H) -> Vec<(usize, usize, wcfs_core::Src)> {
+    h.be.trace()
+        .iter()
+        .filter_map(|c| match *c {
+            wcfs_mock::Call::MapFixed { addr, len, src } => Some((addr, len, src)),
+            _ => None,
+        })
+        .collect()
 }

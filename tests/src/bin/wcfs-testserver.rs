@@ -5,7 +5,9 @@
 //!
 //! ```text
 //! commit <oid-hex16> <blk> <text>             commit one block; prints the new tid
-//! commitx <oid> <blk> <hex> [<oid> <blk> <hex>]...   several blocks, data in hex
+//! commitx <oid> <blk> <hex>|- [<oid> <blk> <hex>|-]...   several changes, data in hex;
+//!                                             `-` deletes the blocks from <blk> on
+//! delete <oid-hex16> <blk>                    delete the blocks from <blk> on: head shrinks
 //! head                                        prints head/at
 //! failures                                    prints the clients that nak'ed or timed out
 //! quit                                        unmounts and exits (so does EOF, SIGINT, SIGTERM)
