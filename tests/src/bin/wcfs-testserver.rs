@@ -1,4 +1,4 @@
-//! `wcfs-testserver <mountpoint> [--blksize N] [--pintimeout SECS] [--zurl URL] [--history TIDS]`
+//! `wcfs-testserver <mountpoint> [--blksize N] [--pintimeout SECS] [--zurl URL] [--history TIDS] [--rmdir]`
 //!
 //! Mounts the WCFS test server and reads commands on stdin, one per line,
 //! answering `ok ...` or `error ...` on stdout:
@@ -8,19 +8,27 @@
 //! commitx <oid> <blk> <hex> [<oid> <blk> <hex>]...   several blocks, data in hex
 //! head                                        prints head/at
 //! failures                                    prints the clients that nak'ed or timed out
-//! quit                                        unmounts and exits (so does EOF, SIGINT, SIGTERM)
+//! stats                                       pin round trips: count, median ns, p99 ns
+//! panic                                       panics (tests of how the server ends)
+//! quit                                        unmounts and exits (so does EOF)
 //! ```
+//!
+//! However it ends (`quit`, EOF, SIGINT, SIGTERM, SIGHUP, a panic), it
+//! unmounts, and with `--rmdir` removes the mountpoint directory; it says
+//! so on stderr, with the path, when it cannot.
 use std::path::PathBuf;
 
 use wcfs_testkit::model::{ModelConfig, PinRevChoice};
-use wcfs_testkit::server::TestServer;
+use wcfs_testkit::server::{block_end_signals, end_cleanly, TestServer};
 
 fn usage() -> ! {
-    eprintln!("usage: wcfs-testserver <mountpoint> [--blksize N] [--pintimeout SECS] [--zurl URL] [--history TIDS]");
+    eprintln!("usage: wcfs-testserver <mountpoint> [--blksize N] [--pintimeout SECS] [--zurl URL] [--history TIDS] [--rmdir]");
     std::process::exit(2)
 }
 
 fn main() {
+    // Before any thread starts: the signal thread of `end_cleanly` takes them.
+    let set = block_end_signals();
     let mut args = std::env::args().skip(1);
     let Some(mnt) = args.next().map(PathBuf::from) else {
         usage()
@@ -32,7 +40,12 @@ fn main() {
         zurl: format!("testserver://{}", mnt.display()),
         pintimeout_secs: 30.0,
     };
+    let mut rmdir = false;
     while let Some(a) = args.next() {
+        if a == "--rmdir" {
+            rmdir = true;
+            continue;
+        }
         let v = args.next().unwrap_or_else(|| usage());
         match a.as_str() {
             "--blksize" => cfg.blksize = v.parse().unwrap_or_else(|_| usage()),
@@ -42,47 +55,13 @@ fn main() {
             _ => usage(),
         }
     }
-    // SIGINT/SIGTERM: handled by one thread with sigwait, so block them
-    // everywhere before any thread starts.
-    // SAFETY: plain signal-mask calls on a set we own.
-    let set = unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        libc::sigaddset(&mut set, libc::SIGINT);
-        libc::sigaddset(&mut set, libc::SIGTERM);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
-        set
-    };
-    let srv = match TestServer::mount(&mnt, cfg) {
+    let srv = match TestServer::mount_model(&mnt, wcfs_testkit::model::Model::new(cfg), rmdir) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("wcfs-testserver: mount {}: {e}", mnt.display());
             std::process::exit(1)
         }
     };
-    {
-        let mnt = mnt.clone();
-        std::thread::spawn(move || {
-            let mut sig = 0;
-            // SAFETY: waits for one of the signals blocked above.
-            unsafe { libc::sigwait(&set, &mut sig) };
-            detach(&mnt);
-            std::process::exit(0);
-        });
-    }
+    end_cleanly(set, &mnt, rmdir);
     wcfs_testkit::server::serve(srv, std::io::stdin().lock(), std::io::stdout());
-}
-
-/// Unmounts at once (lazily), whatever the threads serving it are doing.
-fn detach(mnt: &std::path::Path) {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(mnt.as_os_str().as_bytes()).expect("path");
-    // SAFETY: umount2 of a path we mounted; MNT_DETACH never blocks on users.
-    if unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) } != 0 {
-        let _ = std::process::Command::new("fusermount3")
-            .arg("-u")
-            .arg("-z")
-            .arg(mnt)
-            .status();
-    }
 }
