@@ -12,6 +12,7 @@
 //! * [`conn`]: the state machine of one connection, its files
 //!   ([`file`]) and mappings ([`mapping`]).
 //! * [`action`]: what the core asks of the OS, and the [`Backend`] trait.
+//! * [`zurl`]: database URLs normalized, as they name a WCFS mountpoint.
 //!
 //! See [`conn`] for the contract a driver follows.
 #![no_std]
@@ -27,6 +28,7 @@ pub mod file;
 pub mod link;
 pub mod mapping;
 pub mod wire;
+pub mod zurl;
 
 /// Deliberate bugs for the simulation to catch (feature `sim-bugs`).
 #[cfg(feature = "sim-bugs")]
