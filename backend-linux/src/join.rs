@@ -443,9 +443,9 @@ impl MountEntry {
         let want = path.to_string_lossy();
         table
             .lines()
+            .rev()
             .filter_map(MountEntry::parse)
-            .filter(|e| e.mount_point == want)
-            .last()
+            .find(|e| e.mount_point == want)
     }
 
     /// [`MountEntry::find`] in `/proc/self/mountinfo`.
