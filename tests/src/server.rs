@@ -137,6 +137,10 @@ struct State {
     rtts: Vec<Duration>,
     invalidate: Vec<(Oid, u64)>,
     stopping: bool,
+    /// Open watch links and bigfile handles: the clients, for `-autoexit`.
+    clients: usize,
+    /// Whether a client ever came.
+    had_client: bool,
 }
 
 struct Shared {
@@ -350,10 +354,15 @@ impl Filesystem for Fs {
                 if st.model.open_head(oid).is_none() {
                     return reply.error(Errno::ENOENT);
                 }
+                client_came(&self.sh, &mut st);
                 reply.opened(FileHandle(0), FopenFlags::FOPEN_KEEP_CACHE)
             }
-            Node::RevFile(..) => reply.opened(FileHandle(0), FopenFlags::FOPEN_KEEP_CACHE),
+            Node::RevFile(..) => {
+                client_came(&self.sh, &mut st);
+                reply.opened(FileHandle(0), FopenFlags::FOPEN_KEEP_CACHE)
+            }
             Node::Watch => {
+                client_came(&self.sh, &mut st);
                 let link = st.model.link_open();
                 st.links.insert(link, LinkIo::default());
                 reply.opened(
@@ -545,10 +554,15 @@ impl Filesystem for Fs {
         reply: ReplyEmpty,
     ) {
         let mut st = self.sh.lock();
-        if st.nodes.node(ino.0) == Some(Node::Watch) {
+        let node = st.nodes.node(ino.0);
+        if node == Some(Node::Watch) {
             st.model.link_close(fh.0);
             st.links.remove(&fh.0);
             pump(&self.sh, &mut st);
+        }
+        if let Some(Node::Watch | Node::HeadFile(_) | Node::RevFile(..)) = node {
+            st.clients = st.clients.saturating_sub(1);
+            self.sh.cv.notify_all();
         }
         reply.ok()
     }
@@ -667,6 +681,12 @@ fn blocks(
     assemble(&got, bs, offset, end)
 }
 
+fn client_came(sh: &Shared, st: &mut State) {
+    st.clients += 1;
+    st.had_client = true;
+    sh.cv.notify_all();
+}
+
 fn done_read(sh: &Shared) {
     let mut st = sh.lock();
     st.reads_in_flight -= 1;
@@ -714,16 +734,28 @@ impl TestServer {
                 rtts: Vec::new(),
                 invalidate: Vec::new(),
                 stopping: false,
+                clients: 0,
+                had_client: false,
             }),
             cv: Condvar::new(),
             blksize,
             pintimeout,
         });
         sh.lock().nodes.ino(Node::Root);
+        // As the real server: type `fuse.wcfs`, source the zurl (`join`
+        // checks both). `subtype=` as a kernel option reaches mount(2) as
+        // well as fusermount3; fusermount3 splits its options at commas
+        // unless escaped, mount(2) takes the source as is.
+        let zurl = sh.lock().model.config().zurl.clone();
         let mut cfg = Config::default();
         cfg.mount_options = vec![
-            MountOption::FSName("wcfs".into()),
-            MountOption::Subtype("wcfs-testserver".into()),
+            // SAFETY: geteuid has no preconditions.
+            MountOption::FSName(if unsafe { libc::geteuid() } == 0 {
+                zurl
+            } else {
+                zurl.replace('\\', "\\\\").replace(',', "\\,")
+            }),
+            MountOption::CUSTOM("subtype=wcfs".into()),
         ];
         cfg.n_threads = Some(4);
         let session = fuser::spawn_mount(Fs { sh: sh.clone() }, mountpoint, &cfg)?;
@@ -791,6 +823,36 @@ impl TestServer {
     /// Pin round trips measured so far (pin queued -> ack received).
     pub fn pin_rtts(&self) -> Vec<Duration> {
         self.sh.lock().rtts.clone()
+    }
+
+    /// Waits for `-autoexit`'s moment: a client came, and none has been
+    /// left for `idle` (a client reconnecting at once keeps the server);
+    /// or none came within `first` of the start.
+    pub fn wait_autoexit(&self, idle: Duration, first: Duration) {
+        let start = Instant::now();
+        let mut idle_since: Option<Instant> = None;
+        let mut st = self.sh.lock();
+        loop {
+            let now = Instant::now();
+            if !st.had_client {
+                if now.duration_since(start) >= first {
+                    return;
+                }
+            } else if st.clients == 0 {
+                let since = *idle_since.get_or_insert(now);
+                if now.duration_since(since) >= idle {
+                    return;
+                }
+            } else {
+                idle_since = None;
+            }
+            st = self
+                .sh
+                .cv
+                .wait_timeout(st, Duration::from_millis(50))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
     }
 
     /// Unmounts (waking every blocked read first).
@@ -1005,34 +1067,7 @@ pub fn detach(mnt: &Path) -> io::Result<()> {
 
 /// Whether `path` is a mount point in this process's mount table.
 pub fn is_mountpoint(path: &Path) -> bool {
-    let Ok(table) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return false;
-    };
-    let want = path.to_string_lossy();
-    table
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .any(|m| unescape_mount_path(m) == want)
-}
-
-/// `/proc/self/mountinfo` writes space, tab, newline and `\` as `\ooo`.
-fn unescape_mount_path(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 4 <= b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    matches!(wcfs_linux::MountEntry::lookup(path), Ok(Some(_)))
 }
 
 /// Removes a mountpoint directory the server was given to own; says so on

@@ -1,7 +1,13 @@
-//! `wcfs-testserver <mountpoint> [--blksize N] [--pintimeout SECS] [--zurl URL] [--history TIDS] [--rmdir]`
+//! The WCFS test server, in one of two command-line shapes:
 //!
-//! Mounts the WCFS test server and reads commands on stdin, one per line,
-//! answering `ok ...` or `error ...` on stdout:
+//! ```text
+//! wcfs-testserver <mountpoint> [--blksize N] [--pintimeout SECS] [--zurl URL] [--history TIDS] [--rmdir]
+//! wcfs-testserver [-autoexit] [--blksize N] [--pintimeout SECS] [--history TIDS] <zurl> <mountpoint>
+//! ```
+//!
+//! The first, for tests and for trying a runtime by hand, mounts and reads
+//! commands on stdin, one per line, answering `ok ...` or `error ...` on
+//! stdout:
 //!
 //! ```text
 //! commit <oid-hex16> <blk> <text>             commit one block; prints the new tid
@@ -13,49 +19,77 @@
 //! quit                                        unmounts and exits (so does EOF)
 //! ```
 //!
-//! However it ends (`quit`, EOF, SIGINT, SIGTERM, SIGHUP, a panic), it
-//! unmounts, and with `--rmdir` removes the mountpoint directory; it says
-//! so on stderr, with the path, when it cannot.
+//! The second is the real server's (`wcfs [options] <zurl> <mountpoint>`),
+//! as `Wcfs::join` autostarts it: no control channel; with `-autoexit` it
+//! unmounts and exits once its last client (watch link or open bigfile) is
+//! gone, after at least one came (or when none came within a minute).
+//!
+//! However it ends (`quit`, EOF, `-autoexit`, SIGINT, SIGTERM, SIGHUP, a
+//! panic), it unmounts, removes the mountpoint directory with `--rmdir` (in
+//! the second shape, always), and says on stderr, with the path, what it
+//! could not do.
 use std::path::PathBuf;
+use std::time::Duration;
 
-use wcfs_testkit::model::{ModelConfig, PinRevChoice};
+use wcfs_testkit::model::{Model, ModelConfig, PinRevChoice};
 use wcfs_testkit::server::{block_end_signals, end_cleanly, TestServer};
 
+/// How long `-autoexit` waits, once the last client is gone, for another.
+const AUTOEXIT_IDLE: Duration = Duration::from_millis(500);
+/// How long `-autoexit` waits for a first client.
+const AUTOEXIT_FIRST: Duration = Duration::from_secs(60);
+
 fn usage() -> ! {
-    eprintln!("usage: wcfs-testserver <mountpoint> [--blksize N] [--pintimeout SECS] [--zurl URL] [--history TIDS] [--rmdir]");
+    eprintln!(
+        "usage: wcfs-testserver <mountpoint> [--blksize N] [--pintimeout SECS] [--zurl URL] [--history TIDS] [--rmdir]\n\
+         \x20      wcfs-testserver [-autoexit] [--blksize N] [--pintimeout SECS] [--history TIDS] <zurl> <mountpoint>"
+    );
     std::process::exit(2)
 }
 
 fn main() {
     // Before any thread starts: the signal thread of `end_cleanly` takes them.
     let set = block_end_signals();
-    let mut args = std::env::args().skip(1);
-    let Some(mnt) = args.next().map(PathBuf::from) else {
-        usage()
-    };
     let mut cfg = ModelConfig {
         blksize: 2 * 1024 * 1024,
         history: 0x0000_0001_0000_0000, // about one minute of ZODB time
         pin_rev: PinRevChoice::Exact,
-        zurl: format!("testserver://{}", mnt.display()),
+        zurl: String::new(),
         pintimeout_secs: 30.0,
     };
-    let mut rmdir = false;
+    let (mut rmdir, mut autoexit, mut zurl) = (false, false, None);
+    let mut positional = Vec::new();
+    let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
-        if a == "--rmdir" {
-            rmdir = true;
-            continue;
-        }
-        let v = args.next().unwrap_or_else(|| usage());
         match a.as_str() {
-            "--blksize" => cfg.blksize = v.parse().unwrap_or_else(|_| usage()),
-            "--pintimeout" => cfg.pintimeout_secs = v.parse().unwrap_or_else(|_| usage()),
-            "--zurl" => cfg.zurl = v,
-            "--history" => cfg.history = v.parse().unwrap_or_else(|_| usage()),
-            _ => usage(),
+            "--rmdir" => rmdir = true,
+            "-autoexit" | "--autoexit" => autoexit = true,
+            "--blksize" | "--pintimeout" | "--zurl" | "--history" => {
+                let v = args.next().unwrap_or_else(|| usage());
+                match a.as_str() {
+                    "--blksize" => cfg.blksize = v.parse().unwrap_or_else(|_| usage()),
+                    "--pintimeout" => cfg.pintimeout_secs = v.parse().unwrap_or_else(|_| usage()),
+                    "--history" => cfg.history = v.parse().unwrap_or_else(|_| usage()),
+                    _ => zurl = Some(v),
+                }
+            }
+            _ if a.starts_with('-') => usage(),
+            _ => positional.push(a),
         }
     }
-    let srv = match TestServer::mount_model(&mnt, wcfs_testkit::model::Model::new(cfg), rmdir) {
+    let (mnt, real_shape) = match positional.as_slice() {
+        [mnt] if !autoexit => {
+            cfg.zurl = zurl.unwrap_or_else(|| format!("testserver://{mnt}"));
+            (PathBuf::from(mnt), false)
+        }
+        [z, mnt] if zurl.is_none() => {
+            cfg.zurl = z.clone();
+            rmdir = true;
+            (PathBuf::from(mnt), true)
+        }
+        _ => usage(),
+    };
+    let srv = match TestServer::mount_model(&mnt, Model::new(cfg), rmdir) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("wcfs-testserver: mount {}: {e}", mnt.display());
@@ -63,5 +97,15 @@ fn main() {
         }
     };
     end_cleanly(set, &mnt, rmdir);
-    wcfs_testkit::server::serve(srv, std::io::stdin().lock(), std::io::stdout());
+    if !real_shape {
+        return wcfs_testkit::server::serve(srv, std::io::stdin().lock(), std::io::stdout());
+    }
+    if autoexit {
+        srv.wait_autoexit(AUTOEXIT_IDLE, AUTOEXIT_FIRST);
+        srv.unmount();
+    } else {
+        loop {
+            std::thread::park(); // until a signal ends the process
+        }
+    }
 }
