@@ -217,7 +217,10 @@ fn attach(mnt: &Path, zurl: &str, norm: &str) -> Result<Attach, Error> {
         context: ctx(),
         kind,
     })?;
-    let w = Wcfs::open(mnt)?;
+    let w = Wcfs::open(mnt).map_err(|e| Error {
+        context: ctx(),
+        kind: e.kind,
+    })?;
     let mut buf = [0u8; 4096];
     let n = match w.inner.mount.read_text(".wcfs/zurl", &mut buf) {
         Ok(n) => n,
@@ -621,6 +624,15 @@ mod tests {
         assert_eq!(
             mountpoint_for("neos://db@m2,m1?ca=/a&cert=/b&key=/c").unwrap(),
             mountpoint_for("neo://db@m1,m2?key=/z&compress=true").unwrap()
+        );
+        // The README's example.
+        assert_eq!(
+            mountpoint_for("neos://prod@10.0.0.2:2051,10.0.0.1:2051?ca=/etc/neo/ca.crt&cert=/etc/neo/a.crt&key=/etc/neo/a.key").unwrap(),
+            mountpoint_for("neo://prod@10.0.0.1:2051,10.0.0.2:2051?key=/home/b/neo.key&compress=false").unwrap()
+        );
+        assert_eq!(
+            mountpoint_for("neo://prod@10.0.0.1:2051,10.0.0.2:2051?key=/home/b/neo.key").unwrap(),
+            mountpoint_for("neos://prod@10.0.0.1:2051,10.0.0.2:2051").unwrap()
         );
         assert!(mountpoint_for("http://x").is_err());
     }
