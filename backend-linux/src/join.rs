@@ -307,8 +307,7 @@ fn start_server(
         delay = (delay * 2).min(Duration::from_millis(20));
     };
     if outcome.is_err() {
-        let _ = child.kill();
-        let _ = child.wait();
+        stop_server(child, mnt);
         return outcome;
     }
     // The server outlives this call (and maybe this process): reap it when
@@ -317,6 +316,31 @@ fn start_server(
         .name("wcfs-reaper".into())
         .spawn(move || child.wait());
     outcome
+}
+
+/// Stops a server we started and will not use: SIGTERM (it unmounts), then
+/// SIGKILL after 5 s; a mount it left behind dead is detached.
+fn stop_server(mut child: std::process::Child, mnt: &Path) {
+    let pid = child.id() as libc::pid_t;
+    // SAFETY: signals our own child, not yet reaped (its pid is still ours).
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match child.try_wait() {
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break;
+            }
+            _ => break,
+        }
+    }
+    let dead = std::fs::metadata(mnt.join(".wcfs"))
+        .is_err_and(|e| e.raw_os_error() == Some(libc::ENOTCONN));
+    if dead {
+        let _ = detach(mnt);
+    }
 }
 
 /// `$WENDELIN_CORE_WCFS_AUTOSTART`: unset or `yes` starts, `no` does not;

@@ -142,6 +142,31 @@ fn autostart_shares_and_autoexits() {
     let _ = std::fs::remove_dir_all(&b);
 }
 
+/// An autostarted server that exits, or serves another database, fails
+/// the join, and leaves nothing mounted.
+fn autostart_failures() {
+    let b = base(6);
+    let zurl = "zeo://fail.example:1";
+    let mut o = opts(&b, Autostart::Yes);
+    o.options = vec!["--no-such-option".into()];
+    let e = Wcfs::join_with(zurl, &o).unwrap_err();
+    match &e.kind {
+        ErrorKind::ServerExited { status, .. } => assert_eq!(status.code(), Some(2), "{e}"),
+        _ => panic!("{e}"),
+    }
+    let mnt = mountpoint_under(&b.canonicalize().unwrap(), zurl).unwrap();
+    assert!(
+        e.to_string().contains(zurl) && e.to_string().contains(&*mnt.to_string_lossy()),
+        "{e}"
+    );
+    o.options = vec!["--zurl".into(), "zeo://other.example:1".into()];
+    let e = Wcfs::join_with(zurl, &o).unwrap_err();
+    assert!(matches!(e.kind, ErrorKind::ZurlMismatch { .. }), "{e}");
+    assert!(e.to_string().contains("zeo://other.example:1"), "{e}");
+    assert_gone("refused autostarted server", &mnt);
+    let _ = std::fs::remove_dir_all(&b);
+}
+
 /// Re-executed: joins, connects, says `joined`, waits for a line on stdin.
 fn joiner_role() {
     let base = PathBuf::from(std::env::var(BASE).unwrap());
@@ -441,6 +466,7 @@ fn main() {
         ),
         ("environment", environment),
         ("dead_mount_is_replaced", dead_mount_is_replaced),
+        ("autostart_failures", autostart_failures),
     ]);
     for (name, f) in cases {
         print!("test {name} ... ");

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! wcfs-testserver <mountpoint> [--blksize N] [--pintimeout SECS] [--zurl URL] [--history TIDS] [--rmdir]
-//! wcfs-testserver [-autoexit] [--blksize N] [--pintimeout SECS] [--history TIDS] <zurl> <mountpoint>
+//! wcfs-testserver [-autoexit] [--blksize N] [--pintimeout SECS] [--history TIDS] [--zurl URL] <zurl> <mountpoint>
 //! ```
 //!
 //! The first, for tests and for trying a runtime by hand, mounts and reads
@@ -42,7 +42,7 @@ const AUTOEXIT_FIRST: Duration = Duration::from_secs(60);
 fn usage() -> ! {
     eprintln!(
         "usage: wcfs-testserver <mountpoint> [--blksize N] [--pintimeout SECS] [--zurl URL] [--history TIDS] [--rmdir]\n\
-         \x20      wcfs-testserver [-autoexit] [--blksize N] [--pintimeout SECS] [--history TIDS] <zurl> <mountpoint>"
+         \x20      wcfs-testserver [-autoexit] [--blksize N] [--pintimeout SECS] [--history TIDS] [--zurl URL] <zurl> <mountpoint>"
     );
     std::process::exit(2)
 }
@@ -82,8 +82,10 @@ fn main() {
             cfg.zurl = zurl.unwrap_or_else(|| format!("testserver://{mnt}"));
             (PathBuf::from(mnt), false)
         }
-        [z, mnt] if zurl.is_none() => {
-            cfg.zurl = z.clone();
+        [z, mnt] => {
+            // `--zurl` here serves another database than the one named:
+            // for tests of what `join` refuses.
+            cfg.zurl = zurl.unwrap_or_else(|| z.clone());
             rmdir = true;
             (PathBuf::from(mnt), true)
         }
