@@ -431,6 +431,10 @@ fn detach(mnt: &Path) -> io::Result<()> {
 /// One line of `/proc/self/mountinfo` (paths unescaped).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MountEntry {
+    /// The device of the mount (for FUSE, `minor` numbers its connection
+    /// in `/sys/fs/fuse/connections`).
+    pub major: u32,
+    pub minor: u32,
     pub mount_point: String,
     /// `fuse.wcfs` for a WCFS.
     pub fstype: String,
@@ -444,12 +448,16 @@ impl MountEntry {
     /// Parses `id parent maj:min root mount_point options [optional...] - type source super_options`.
     pub fn parse(line: &str) -> Option<MountEntry> {
         let (left, right) = line.split_once(" - ")?;
-        let mount_point = left.split(' ').nth(4)?;
+        let mut l = left.split(' ');
+        let (major, minor) = l.nth(2)?.split_once(':')?;
+        let mount_point = l.nth(1)?;
         let mut r = right.split(' ');
         let fstype = r.next()?;
         let source = r.next()?;
         let super_options = r.next().unwrap_or("");
         Some(MountEntry {
+            major: major.parse().ok()?,
+            minor: minor.parse().ok()?,
             mount_point: unescape(mount_point),
             fstype: unescape(fstype),
             source: unescape(source),
@@ -549,6 +557,7 @@ mod tests {
         assert_eq!(e.fstype, "fuse.wcfs");
         assert_eq!(e.source, "zeo://db.example:8100");
         assert_eq!(e.user_id(), Some(1000));
+        assert_eq!((e.major, e.minor), (0, 52));
         // No optional fields, escapes in the mount point and source.
         let e = MountEntry::parse(
             r"70 25 0:60 / /tmp/a\040b\134c rw - fuse.wcfs neo://c@m1?x=a\040b rw,user_id=0,group_id=0",

@@ -901,10 +901,9 @@ pub const WATCHDOG: Duration = Duration::from_secs(240);
 /// itself (threads wait in the kernel for answers nobody will send). Past
 /// [`WATCHDOG`] abort the FUSE connection, say so, and exit.
 fn watchdog(sh: Arc<Shared>, mountpoint: &Path) {
-    use std::os::unix::fs::MetadataExt;
-    let Ok(dev) = std::fs::metadata(mountpoint).map(|m| m.dev()) else {
-        return;
-    };
+    // The FUSE connection's number from the mount table, not from a stat of
+    // the mountpoint: a server process must not wait on its own mount (a
+    // signal ending it then leaves that thread waiting forever).
     let mnt = mountpoint.to_path_buf();
     std::thread::spawn(move || {
         let start = Instant::now();
@@ -915,8 +914,10 @@ fn watchdog(sh: Arc<Shared>, mountpoint: &Path) {
                     "watchdog: FUSE test server at {} hung for {WATCHDOG:?}: aborting",
                     mnt.display()
                 );
-                let minor = (dev & 0xff) | ((dev >> 12) & 0xfff00);
-                let _ = std::fs::write(format!("/sys/fs/fuse/connections/{minor}/abort"), "1");
+                if let Ok(Some(e)) = wcfs_linux::MountEntry::lookup(&mnt) {
+                    let minor = e.minor;
+                    let _ = std::fs::write(format!("/sys/fs/fuse/connections/{minor}/abort"), "1");
+                }
                 if let Err(e) = detach(&mnt) {
                     eprintln!("watchdog: cannot unmount {}: {e}", mnt.display());
                 }
