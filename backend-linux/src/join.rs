@@ -258,6 +258,16 @@ fn start_server(
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
         Err(e) => return Err(Error::io(ctx(), "create the mountpoint", e)),
     }
+    // The directory of mountpoints is world-writable: what stands at `mnt`
+    // may be another user's symlink to elsewhere.
+    let real_dir = std::fs::symlink_metadata(mnt).is_ok_and(|m| m.file_type().is_dir());
+    if !real_dir {
+        return Err(Error::io(
+            ctx(),
+            "autostart: the mountpoint is not a directory",
+            io::Error::from_raw_os_error(libc::ENOTDIR),
+        ));
+    }
     let mut child = Command::new(server)
         .args(options)
         .arg("-autoexit")

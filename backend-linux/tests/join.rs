@@ -99,3 +99,20 @@ fn autostart_reports_the_server_exit_status() {
     names_both(&e, &mnt);
     let _ = std::fs::remove_dir_all(&b);
 }
+
+#[test]
+fn autostart_refuses_a_symlinked_mountpoint() {
+    let b = base("symlink");
+    Wcfs::join_under(&b, ZURL).unwrap_err(); // makes the base directory
+    let mnt = mountpoint_under(&b, ZURL).unwrap();
+    let elsewhere = b.join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &mnt).unwrap();
+    let e = Wcfs::join_with(ZURL, &opts(&b, Autostart::Yes, Some("/bin/true"))).unwrap_err();
+    assert!(
+        e.to_string().contains("the mountpoint is not a directory"),
+        "{e}"
+    );
+    names_both(&e, &mnt);
+    let _ = std::fs::remove_dir_all(&b);
+}

@@ -1231,6 +1231,9 @@ impl ServerProcess {
 
     /// Forks a child that mounts and serves (no binary needed). Call it
     /// before starting threads: the child keeps only the forking thread.
+    /// The server ends, unmounting and removing its directory, when the
+    /// handle is dropped, on SIGINT/SIGTERM/SIGHUP, on a panic, and when
+    /// the thread that forked it ends (`PR_SET_PDEATHSIG`).
     pub fn fork_temp(cfg: ModelConfig) -> io::Result<ServerProcess> {
         let dir = temp_mountpoint("demo")?;
         let (to_child_r, to_child_w) = std::io::pipe()?;
