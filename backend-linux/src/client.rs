@@ -37,18 +37,15 @@ use crate::sys;
 /// A mounted WCFS server.
 #[derive(Clone)]
 pub struct Wcfs {
-    inner: Arc<WcfsInner>,
+    pub(crate) inner: Arc<WcfsInner>,
 }
 
-struct WcfsInner {
+pub(crate) struct WcfsInner {
     mountpoint: PathBuf,
-    mount: sys::Mount,
+    pub(crate) mount: sys::Mount,
     zeros: sys::Zeros,
     next_conn: AtomicU64,
 }
-
-/// `Wcfs` given out by `join`, by mountpoint: one per server in a process.
-static JOINED: Mutex<Vec<(PathBuf, Weak<WcfsInner>)>> = Mutex::new(Vec::new());
 
 impl Wcfs {
     /// A WCFS mounted at `mountpoint`.
@@ -66,40 +63,6 @@ impl Wcfs {
                 next_conn: AtomicU64::new(1),
             }),
         })
-    }
-
-    /// The server of database `zurl`, mounted where wendelin.core mounts it:
-    /// `/dev/shm/wcfs/<sha1 hex of zurl>`. The same `Wcfs` for the same
-    /// `zurl` within a process.
-    pub fn join(zurl: &str) -> Result<Wcfs, Error> {
-        Self::join_under(Path::new("/dev/shm/wcfs"), zurl)
-    }
-
-    /// [`Wcfs::join`] with another directory of mountpoints (for tests).
-    pub fn join_under(base: &Path, zurl: &str) -> Result<Wcfs, Error> {
-        let mnt = base.join(sha1_smol::Sha1::from(zurl).digest().to_string());
-        let mut joined = JOINED.lock().unwrap_or_else(|e| e.into_inner());
-        joined.retain(|(_, w)| w.strong_count() > 0);
-        if let Some(inner) = joined
-            .iter()
-            .find(|(m, _)| *m == mnt)
-            .and_then(|(_, w)| w.upgrade())
-        {
-            return Ok(Wcfs { inner });
-        }
-        let w = Wcfs::open(&mnt).map_err(|e| e.or_not_mounted(zurl))?;
-        let mut buf = [0u8; 4096];
-        let n = w
-            .inner
-            .mount
-            .read_text(".wcfs/zurl", &mut buf)
-            .map_err(|_| Error::not_mounted(&mnt, zurl))?;
-        let got = String::from_utf8_lossy(&buf[..n]);
-        if got.trim_end() != zurl {
-            return Err(Error::zurl_mismatch(&mnt, zurl, got.trim_end()));
-        }
-        joined.push((mnt, Arc::downgrade(&w.inner)));
-        Ok(w)
     }
 
     pub fn mountpoint(&self) -> &Path {

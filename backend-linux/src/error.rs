@@ -19,6 +19,11 @@ impl Context {
         Context(format!("wcfs {}: conn{id} @{at}", mnt.display()))
     }
 
+    /// `wcfs <mnt>: join <zurl>`.
+    pub fn join(mnt: &Path, zurl: &str) -> Context {
+        Context(format!("wcfs {}: join {zurl}", mnt.display()))
+    }
+
     pub fn file(self, oid: Oid) -> Context {
         Context(format!("{}: f<{oid}>", self.0))
     }
@@ -48,6 +53,27 @@ pub enum ErrorKind {
     NotMounted { zurl: String },
     /// The mountpoint serves another database.
     ZurlMismatch { want: String, got: String },
+    /// The zurl has no normal form, so no mountpoint.
+    BadZurl(wcfs_core::zurl::ZurlError),
+    /// What is mounted there is not a WCFS (mount table: type, source).
+    NotWcfs { fstype: String, source: String },
+    /// Mounted by a user that is neither root nor us: not trusted to feed
+    /// our mappings.
+    Untrusted { owner: u32, me: u32 },
+    /// Autostart is wanted but no wcfs executable is known.
+    NoServerExecutable,
+    /// The autostarted server exited before its filesystem answered.
+    ServerExited {
+        server: String,
+        status: std::process::ExitStatus,
+    },
+    /// The autostarted server did not answer in time.
+    ServerTimeout {
+        server: String,
+        after: std::time::Duration,
+    },
+    /// An environment variable holds a value we do not understand.
+    BadEnv { var: &'static str, value: String },
 }
 
 /// An error with its context chain.
@@ -86,26 +112,6 @@ impl Error {
         }
     }
 
-    pub(crate) fn or_not_mounted(self, zurl: &str) -> Error {
-        match self.kind {
-            ErrorKind::Io { .. } => Error {
-                context: self.context,
-                kind: ErrorKind::NotMounted { zurl: zurl.into() },
-            },
-            _ => self,
-        }
-    }
-
-    pub(crate) fn zurl_mismatch(mnt: &Path, want: &str, got: &str) -> Error {
-        Error {
-            context: Context::wcfs(mnt),
-            kind: ErrorKind::ZurlMismatch {
-                want: want.into(),
-                got: got.into(),
-            },
-        }
-    }
-
     /// The core's error, when the core is where it failed.
     pub fn core_error(&self) -> Option<&wcfs_core::Error> {
         match &self.kind {
@@ -125,6 +131,29 @@ impl fmt::Display for Error {
             ErrorKind::ZurlMismatch { want, got } => {
                 write!(f, "mounted wcfs serves {got:?}, not {want:?}")
             }
+            ErrorKind::BadZurl(e) => write!(f, "{e}"),
+            ErrorKind::NotWcfs { fstype, source } => write!(
+                f,
+                "mounted filesystem is not a wcfs (type {fstype:?}, source {source:?})"
+            ),
+            ErrorKind::Untrusted { owner, me } => write!(
+                f,
+                "refusing the wcfs mounted there by uid {owner} (neither root nor uid {me})"
+            ),
+            ErrorKind::NoServerExecutable => write!(
+                f,
+                "no wcfs server mounted, and none to start: give JoinOptions::server or set $WCFS_SERVER \
+                 (or $WENDELIN_CORE_WCFS_AUTOSTART=no)"
+            ),
+            ErrorKind::ServerExited { server, status } => write!(
+                f,
+                "autostart: {server} exited with {status} before its filesystem answered"
+            ),
+            ErrorKind::ServerTimeout { server, after } => write!(
+                f,
+                "autostart: {server} did not answer within {after:?}"
+            ),
+            ErrorKind::BadEnv { var, value } => write!(f, "${var}={value:?}: not understood"),
         }
     }
 }
@@ -134,6 +163,7 @@ impl std::error::Error for Error {
         match &self.kind {
             ErrorKind::Core(e) => Some(e),
             ErrorKind::Io { err, .. } => Some(err),
+            ErrorKind::BadZurl(e) => Some(e),
             _ => None,
         }
     }

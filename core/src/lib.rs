@@ -13,6 +13,7 @@
 //!   ([`file`]) and mappings ([`mapping`]).
 //! * [`action`]: what the core asks of the OS, and the [`Backend`] trait.
 //! * [`stats`]: per-connection counters and the pin time histogram.
+//! * [`zurl`]: database URLs normalized, as they name a WCFS mountpoint.
 //!
 //! See [`conn`] for the contract a driver follows.
 #![no_std]
@@ -29,6 +30,7 @@ pub mod link;
 pub mod mapping;
 pub mod stats;
 pub mod wire;
+pub mod zurl;
 
 /// Deliberate bugs for the simulation to catch (feature `sim-bugs`).
 #[cfg(feature = "sim-bugs")]

@@ -137,6 +137,10 @@ struct State {
     rtts: Vec<Duration>,
     invalidate: Vec<(Oid, u64)>,
     stopping: bool,
+    /// Open watch links and bigfile handles: the clients, for `-autoexit`.
+    clients: usize,
+    /// Whether a client ever came.
+    had_client: bool,
 }
 
 struct Shared {
@@ -350,10 +354,15 @@ impl Filesystem for Fs {
                 if st.model.open_head(oid).is_none() {
                     return reply.error(Errno::ENOENT);
                 }
+                client_came(&self.sh, &mut st);
                 reply.opened(FileHandle(0), FopenFlags::FOPEN_KEEP_CACHE)
             }
-            Node::RevFile(..) => reply.opened(FileHandle(0), FopenFlags::FOPEN_KEEP_CACHE),
+            Node::RevFile(..) => {
+                client_came(&self.sh, &mut st);
+                reply.opened(FileHandle(0), FopenFlags::FOPEN_KEEP_CACHE)
+            }
             Node::Watch => {
+                client_came(&self.sh, &mut st);
                 let link = st.model.link_open();
                 st.links.insert(link, LinkIo::default());
                 reply.opened(
@@ -545,10 +554,15 @@ impl Filesystem for Fs {
         reply: ReplyEmpty,
     ) {
         let mut st = self.sh.lock();
-        if st.nodes.node(ino.0) == Some(Node::Watch) {
+        let node = st.nodes.node(ino.0);
+        if node == Some(Node::Watch) {
             st.model.link_close(fh.0);
             st.links.remove(&fh.0);
             pump(&self.sh, &mut st);
+        }
+        if let Some(Node::Watch | Node::HeadFile(_) | Node::RevFile(..)) = node {
+            st.clients = st.clients.saturating_sub(1);
+            self.sh.cv.notify_all();
         }
         reply.ok()
     }
@@ -667,6 +681,12 @@ fn blocks(
     assemble(&got, bs, offset, end)
 }
 
+fn client_came(sh: &Shared, st: &mut State) {
+    st.clients += 1;
+    st.had_client = true;
+    sh.cv.notify_all();
+}
+
 fn done_read(sh: &Shared) {
     let mut st = sh.lock();
     st.reads_in_flight -= 1;
@@ -714,16 +734,28 @@ impl TestServer {
                 rtts: Vec::new(),
                 invalidate: Vec::new(),
                 stopping: false,
+                clients: 0,
+                had_client: false,
             }),
             cv: Condvar::new(),
             blksize,
             pintimeout,
         });
         sh.lock().nodes.ino(Node::Root);
+        // As the real server: type `fuse.wcfs`, source the zurl (`join`
+        // checks both). `subtype=` as a kernel option reaches mount(2) as
+        // well as fusermount3; fusermount3 splits its options at commas
+        // unless escaped, mount(2) takes the source as is.
+        let zurl = sh.lock().model.config().zurl.clone();
         let mut cfg = Config::default();
         cfg.mount_options = vec![
-            MountOption::FSName("wcfs".into()),
-            MountOption::Subtype("wcfs-testserver".into()),
+            // SAFETY: geteuid has no preconditions.
+            MountOption::FSName(if unsafe { libc::geteuid() } == 0 {
+                zurl
+            } else {
+                zurl.replace('\\', "\\\\").replace(',', "\\,")
+            }),
+            MountOption::CUSTOM("subtype=wcfs".into()),
         ];
         cfg.n_threads = Some(4);
         let session = fuser::spawn_mount(Fs { sh: sh.clone() }, mountpoint, &cfg)?;
@@ -807,6 +839,36 @@ impl TestServer {
         self.sh.lock().rtts.clone()
     }
 
+    /// Waits for `-autoexit`'s moment: a client came, and none has been
+    /// left for `idle` (a client reconnecting at once keeps the server);
+    /// or none came within `first` of the start.
+    pub fn wait_autoexit(&self, idle: Duration, first: Duration) {
+        let start = Instant::now();
+        let mut idle_since: Option<Instant> = None;
+        let mut st = self.sh.lock();
+        loop {
+            let now = Instant::now();
+            if !st.had_client {
+                if now.duration_since(start) >= first {
+                    return;
+                }
+            } else if st.clients == 0 {
+                let since = *idle_since.get_or_insert(now);
+                if now.duration_since(since) >= idle {
+                    return;
+                }
+            } else {
+                idle_since = None;
+            }
+            st = self
+                .sh
+                .cv
+                .wait_timeout(st, Duration::from_millis(50))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
     /// Unmounts (waking every blocked read first).
     pub fn unmount(mut self) {
         self.stop();
@@ -819,13 +881,23 @@ impl TestServer {
             self.sh.cv.notify_all();
         }
         if let Some(s) = self.session.take() {
-            let _ = s.umount_and_join();
+            // A plain unmount fails while a client still holds the mount
+            // (EBUSY): detach it then, or it stays behind, dead, once this
+            // process is gone.
+            if let Err(busy) = s.umount_and_join() {
+                if let Err(e) = detach(&self.mountpoint) {
+                    eprintln!(
+                        "wcfs test server: cannot unmount {}: {busy}; detach: {e}",
+                        self.mountpoint.display()
+                    );
+                }
+            }
         }
         if let Some(t) = self.timer.take() {
             let _ = t.join();
         }
         if self.temp {
-            let _ = std::fs::remove_dir(&self.mountpoint);
+            remove_mountpoint(&self.mountpoint);
         }
     }
 }
@@ -843,10 +915,9 @@ pub const WATCHDOG: Duration = Duration::from_secs(240);
 /// itself (threads wait in the kernel for answers nobody will send). Past
 /// [`WATCHDOG`] abort the FUSE connection, say so, and exit.
 fn watchdog(sh: Arc<Shared>, mountpoint: &Path) {
-    use std::os::unix::fs::MetadataExt;
-    let Ok(dev) = std::fs::metadata(mountpoint).map(|m| m.dev()) else {
-        return;
-    };
+    // The FUSE connection's number from the mount table, not from a stat of
+    // the mountpoint: a server process must not wait on its own mount (a
+    // signal ending it then leaves that thread waiting forever).
     let mnt = mountpoint.to_path_buf();
     std::thread::spawn(move || {
         let start = Instant::now();
@@ -857,8 +928,13 @@ fn watchdog(sh: Arc<Shared>, mountpoint: &Path) {
                     "watchdog: FUSE test server at {} hung for {WATCHDOG:?}: aborting",
                     mnt.display()
                 );
-                let minor = (dev & 0xff) | ((dev >> 12) & 0xfff00);
-                let _ = std::fs::write(format!("/sys/fs/fuse/connections/{minor}/abort"), "1");
+                if let Ok(Some(e)) = wcfs_linux::MountEntry::lookup(&mnt) {
+                    let minor = e.minor;
+                    let _ = std::fs::write(format!("/sys/fs/fuse/connections/{minor}/abort"), "1");
+                }
+                if let Err(e) = detach(&mnt) {
+                    eprintln!("watchdog: cannot unmount {}: {e}", mnt.display());
+                }
                 std::process::exit(101);
             }
             st = sh
@@ -978,12 +1054,116 @@ pub fn serve(srv: TestServer, input: impl io::BufRead, mut output: impl io::Writ
                 format!("ok {} {} {}", r.len(), q(50), q(99))
             }
             Some("quit") => break,
+            // For the tests of how a server process ends.
+            Some("panic") => panic!("wcfs test server: panic asked for on the control channel"),
             _ => "error unknown command".into(),
         };
         let _ = writeln!(output, "{reply}");
         let _ = output.flush();
     }
     srv.unmount();
+}
+
+/// Unmounts `mnt` at once, whatever its clients are doing: lazily, so the
+/// kernel drops the filesystem when its last user goes. Not mounted there
+/// (any more) is success.
+pub fn detach(mnt: &Path) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(mnt.as_os_str().as_bytes())?;
+    // SAFETY: umount2 on a NUL-terminated path; MNT_DETACH never waits for users.
+    if unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) } == 0 {
+        return Ok(());
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EINVAL) | Some(libc::ENOENT) => Ok(()),
+        // Not root: the setuid helper unmounts what this user mounted.
+        Some(libc::EPERM) => {
+            let st = std::process::Command::new("fusermount3")
+                .arg("-u")
+                .arg("-z")
+                .arg(mnt)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()?;
+            if st.success() || !is_mountpoint(mnt) {
+                Ok(())
+            } else {
+                Err(io::Error::other(format!("fusermount3 -u -z: {st}")))
+            }
+        }
+        _ => Err(e),
+    }
+}
+
+/// Whether `path` is a mount point in this process's mount table.
+pub fn is_mountpoint(path: &Path) -> bool {
+    matches!(wcfs_linux::MountEntry::lookup(path), Ok(Some(_)))
+}
+
+/// Removes a mountpoint directory the server was given to own; says so on
+/// stderr when it cannot.
+fn remove_mountpoint(mnt: &Path) {
+    match std::fs::remove_dir(mnt) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => eprintln!(
+            "wcfs test server: cannot remove mountpoint {}: {e}",
+            mnt.display()
+        ),
+    }
+}
+
+/// The signals that end a server process: SIGINT, SIGTERM, SIGHUP.
+///
+/// Blocks them in the calling thread and so in every thread it starts
+/// afterwards: call it first thing in a server process, before any thread,
+/// then [`end_cleanly`] once mounted.
+pub fn block_end_signals() -> libc::sigset_t {
+    // SAFETY: plain signal-set calls on a set we own.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::sigaddset(&mut set, libc::SIGHUP);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    }
+}
+
+/// Makes every abrupt end of this server process leave no mount behind:
+/// one of the signals of [`block_end_signals`] (`set`), or a panic on any
+/// thread, unmounts `mnt` (detached: clients may still hold it), removes
+/// it when `rmdir`, and exits the process (0 on a signal, 101 on a panic).
+/// An orderly end (`quit`, end of input) goes through [`TestServer::unmount`].
+pub fn end_cleanly(set: libc::sigset_t, mnt: &Path, rmdir: bool) {
+    fn finish(mnt: &Path, rmdir: bool, code: i32) -> ! {
+        if let Err(e) = detach(mnt) {
+            eprintln!("wcfs test server: cannot unmount {}: {e}", mnt.display());
+        }
+        if rmdir {
+            remove_mountpoint(mnt);
+        }
+        let _ = io::stdout().flush();
+        // SAFETY: ends the process without running destructors or atexit
+        // handlers (a forked server shares them with its parent).
+        unsafe { libc::_exit(code) }
+    }
+    let m = mnt.to_path_buf();
+    let prev = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        prev(info);
+        finish(&m, rmdir, 101)
+    }));
+    let m = mnt.to_path_buf();
+    std::thread::spawn(move || {
+        let mut sig = 0;
+        // SAFETY: waits for one of the signals `set` holds, blocked in
+        // every thread by `block_end_signals`.
+        unsafe { libc::sigwait(&set, &mut sig) };
+        finish(&m, rmdir, 0)
+    });
 }
 
 /// The test server in a process of its own, driven over its stdin.
@@ -1070,6 +1250,7 @@ impl ServerProcess {
             .args(["--pintimeout", &cfg.pintimeout_secs.to_string()])
             .args(["--zurl", &cfg.zurl])
             .args(["--history", &cfg.history.to_string()])
+            .arg("--rmdir")
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .spawn()?;
@@ -1080,10 +1261,15 @@ impl ServerProcess {
 
     /// Forks a child that mounts and serves (no binary needed). Call it
     /// before starting threads: the child keeps only the forking thread.
+    /// The server ends, unmounting and removing its directory, when the
+    /// handle is dropped, on SIGINT/SIGTERM/SIGHUP, on a panic, and when
+    /// the thread that forked it ends (`PR_SET_PDEATHSIG`).
     pub fn fork_temp(cfg: ModelConfig) -> io::Result<ServerProcess> {
         let dir = temp_mountpoint("demo")?;
         let (to_child_r, to_child_w) = std::io::pipe()?;
         let (from_child_r, from_child_w) = std::io::pipe()?;
+        // SAFETY: getpid has no preconditions.
+        let parent = unsafe { libc::getpid() };
         // SAFETY: the child only mounts, serves its pipe, and exits.
         let pid = unsafe { libc::fork() };
         if pid < 0 {
@@ -1091,11 +1277,25 @@ impl ServerProcess {
         }
         if pid == 0 {
             drop((to_child_w, from_child_r));
-            match TestServer::mount(&dir, cfg) {
-                Ok(srv) => serve(srv, io::BufReader::new(to_child_r), from_child_w),
+            let set = block_end_signals();
+            // The parent dying ends the server too (its end of the control
+            // pipe closing does as well, unless a grandchild inherited it).
+            // SAFETY: prctl with integer arguments; getppid has no preconditions.
+            unsafe {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                if libc::getppid() != parent {
+                    libc::raise(libc::SIGTERM);
+                }
+            }
+            match TestServer::mount_model(&dir, Model::new(cfg), true) {
+                Ok(srv) => {
+                    end_cleanly(set, &dir, true);
+                    serve(srv, io::BufReader::new(to_child_r), from_child_w)
+                }
                 Err(e) => {
                     let mut out = from_child_w;
                     let _ = writeln!(out, "error mount: {e}");
+                    remove_mountpoint(&dir);
                 }
             }
             // SAFETY: end the server child without the parent's destructors.
@@ -1149,6 +1349,22 @@ impl ServerProcess {
 
     pub fn mountpoint(&self) -> &Path {
         &self.mountpoint
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> libc::pid_t {
+        match &self.proc_ {
+            Proc::Spawned(c) => c.id() as libc::pid_t,
+            Proc::Forked(pid) => *pid,
+        }
+    }
+
+    /// Asks the server to panic (to test how a server process ends).
+    pub fn ask_panic(&self) {
+        use std::io::Write;
+        let mut io = self.io.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = writeln!(io.0, "panic");
+        let _ = io.0.flush();
     }
 
     /// Commits; returns the new head (the same as the replica's).
@@ -1246,6 +1462,15 @@ impl Drop for ServerProcess {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
-        let _ = std::fs::remove_dir(&self.mountpoint);
+        // A server killed before it could unmount leaves its mount behind.
+        if is_mountpoint(&self.mountpoint) {
+            if let Err(e) = detach(&self.mountpoint) {
+                eprintln!(
+                    "wcfs test server: cannot unmount {}: {e}",
+                    self.mountpoint.display()
+                );
+            }
+        }
+        remove_mountpoint(&self.mountpoint);
     }
 }

@@ -88,6 +88,14 @@ typedef enum wcfs_result {
   /* A caller's range (wcfs_file_mmap_at) misaligned, of the wrong length,
    * or overlapping a mapping of the connection; left untouched. */
   WCFS_ERR_BAD_ADDRESS = 16,
+  /* The zurl has no normal form, so names no mountpoint (wcfs_join). */
+  WCFS_ERR_BAD_ZURL = 17,
+  /* What is mounted there is not a WCFS serving this database, or is
+   * mounted by a user that is neither root nor the caller (wcfs_join). */
+  WCFS_ERR_UNTRUSTED = 18,
+  /* Starting a server failed: none known ($WCFS_SERVER), it exited, or it
+   * did not answer in time (wcfs_join). */
+  WCFS_ERR_SERVER_START = 19,
 } wcfs_result;
 
 /* A mounted WCFS server. */

@@ -63,6 +63,14 @@ pub enum wcfs_result {
     /// A caller's range (`wcfs_file_mmap_at`) misaligned, of the wrong
     /// length, or overlapping a mapping of the connection; left untouched.
     WCFS_ERR_BAD_ADDRESS = 16,
+    /// The zurl has no normal form, so names no mountpoint (`wcfs_join`).
+    WCFS_ERR_BAD_ZURL = 17,
+    /// What is mounted there is not a WCFS serving this database, or is
+    /// mounted by a user that is neither root nor the caller (`wcfs_join`).
+    WCFS_ERR_UNTRUSTED = 18,
+    /// Starting a server failed: none known (`$WCFS_SERVER`), it exited, or
+    /// it did not answer in time (`wcfs_join`).
+    WCFS_ERR_SERVER_START = 19,
 }
 
 use wcfs_result::*;
@@ -164,6 +172,12 @@ impl From<wcfs_linux::Error> for Failure {
             ErrorKind::Io { .. } => WCFS_ERR_IO,
             ErrorKind::NotMounted { .. } => WCFS_ERR_NOT_MOUNTED,
             ErrorKind::ZurlMismatch { .. } => WCFS_ERR_ZURL_MISMATCH,
+            ErrorKind::BadZurl(_) => WCFS_ERR_BAD_ZURL,
+            ErrorKind::NotWcfs { .. } | ErrorKind::Untrusted { .. } => WCFS_ERR_UNTRUSTED,
+            ErrorKind::NoServerExecutable
+            | ErrorKind::ServerExited { .. }
+            | ErrorKind::ServerTimeout { .. } => WCFS_ERR_SERVER_START,
+            ErrorKind::BadEnv { .. } => WCFS_ERR_INVALID_ARG,
         };
         Failure::new(code, e.to_string())
     }
@@ -325,6 +339,9 @@ pub extern "C" fn wcfs_result_name(result: c_int) -> *const c_char {
         14 => c"WCFS_ERR_OS",
         15 => c"WCFS_ERR_BUFFER_TOO_SMALL",
         16 => c"WCFS_ERR_BAD_ADDRESS",
+        17 => c"WCFS_ERR_BAD_ZURL",
+        18 => c"WCFS_ERR_UNTRUSTED",
+        19 => c"WCFS_ERR_SERVER_START",
         _ => c"WCFS_UNKNOWN",
     };
     s.as_ptr()
