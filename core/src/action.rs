@@ -8,14 +8,20 @@
 use crate::wire::{Oid, OutLine, Tid};
 
 /// A file descriptor (or whatever the backend uses to name an open file).
+///
+/// The core never interprets the number: it only hands back what the
+/// backend gave it, and closes each one exactly once (`Action::Close`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Fd(pub i32);
 
-/// An OS error number.
+/// An OS error number, as the backend reports it (`errno` on Linux).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Errno(pub i32);
 
 /// Names the operation (or the stalled pin) a blocking action belongs to.
+///
+/// `Tok(n)` for `n > 0` is the [`OpId`](crate::OpId) `n`; `Tok(0)` is the
+/// pin stalled on opening its `@rev` file (at most one at a time).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Tok(pub u64);
 
@@ -23,7 +29,12 @@ pub struct Tok(pub u64);
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Src {
     /// Bytes of an open file (head or `@rev`) from `offset`.
-    File { fd: Fd, offset: u64 },
+    File {
+        /// The open file (head or `@rev`).
+        fd: Fd,
+        /// Byte offset in that file of the first byte shown.
+        offset: u64,
+    },
     /// Zeros (read-only, no memory reserved).
     Zeros,
     /// Memory that faults on any access.
@@ -31,9 +42,14 @@ pub enum Src {
 }
 
 /// Size and block size of an opened file, as `fstat` tells them.
+///
+/// Unchecked as the OS reports it: the core refuses a `blksize` of 0 or off
+/// the page size, and a `size` that is not a multiple of `blksize`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Stat {
+    /// File size in bytes (`st_size`).
     pub size: u64,
+    /// Block size in bytes (`st_blksize`): one ZODB bigfile block.
     pub blksize: u64,
 }
 
@@ -49,25 +65,63 @@ pub struct Stat {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
     /// Blocking. Wait until `head/at` >= `at`; answer `HeadAt`.
-    WaitHeadAt { tok: Tok, at: Tid },
+    WaitHeadAt {
+        /// The resync this wait belongs to.
+        tok: Tok,
+        /// The revision to wait for.
+        at: Tid,
+    },
     /// Blocking. Open `head/bigfile/<oid>` and fstat it; answer `Opened`.
-    OpenHead { tok: Tok, oid: Oid },
+    OpenHead {
+        /// The open this belongs to.
+        tok: Tok,
+        /// The bigfile to open.
+        oid: Oid,
+    },
     /// Blocking. Fstat an open head file; answer `Stat`.
-    StatHead { tok: Tok, fd: Fd },
+    StatHead {
+        /// The resync this belongs to.
+        tok: Tok,
+        /// The head file to stat.
+        fd: Fd,
+    },
     /// Blocking. Open `@<rev>/bigfile/<oid>` and fstat it; answer `Opened`.
-    OpenRev { tok: Tok, oid: Oid, rev: Tid },
+    OpenRev {
+        /// The op (or, `Tok(0)`, the stalled pin) waiting for the file.
+        tok: Tok,
+        /// The bigfile.
+        oid: Oid,
+        /// The revision whose data the file shows.
+        rev: Tid,
+    },
     /// Map `len` bytes of `fd` from `offset`, read-only and shared, wherever
     /// the OS likes; answer `Mapped(addr)`.
     MapNew {
+        /// The `mmap` op this belongs to.
         tok: Tok,
+        /// The head file to map.
         fd: Fd,
+        /// Byte offset in the file (a multiple of its block size).
         offset: u64,
+        /// Bytes to map (whole blocks).
         len: usize,
     },
     /// Replace `[addr, addr+len)` in place (`MAP_FIXED`) by `src`.
-    Map { addr: usize, len: usize, src: Src },
+    Map {
+        /// Start of the range (page aligned).
+        addr: usize,
+        /// Bytes to replace.
+        len: usize,
+        /// What the range shows from now on.
+        src: Src,
+    },
     /// Release `[addr, addr+len)`.
-    Unmap { addr: usize, len: usize },
+    Unmap {
+        /// Start of the range.
+        addr: usize,
+        /// Bytes to release.
+        len: usize,
+    },
     /// Write this line on the watch link.
     Send(OutLine),
     /// Close a file.
@@ -89,29 +143,47 @@ impl Action {
     }
 }
 
-/// How an action went.
+/// How an action went. Each action has one success variant (named in its
+/// doc) and `Failed`; any other answer is ignored by the core.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
+    /// Success of an action that yields nothing (`Map`, `Unmap`, `Send`, closes).
     Done,
+    /// `WaitHeadAt`: `head/at` now (at least the revision waited for).
     HeadAt(Tid),
+    /// `OpenHead`/`OpenRev`: the new descriptor and its `fstat`.
     Opened(Fd, Stat),
+    /// `StatHead`: the head file's `fstat`.
     Stat(Stat),
+    /// `MapNew`: where the OS placed the mapping.
     Mapped(usize),
+    /// The OS refused with this errno.
     Failed(Errno),
 }
 
 /// The OS operations a backend provides. Each method is one operation; none
 /// takes a decision.
 pub trait Backend {
+    /// Waits until `head/at` >= `at` and returns `head/at` ([`Action::WaitHeadAt`]).
     fn wait_head_at(&mut self, at: Tid) -> Result<Tid, Errno>;
+    /// Opens `head/bigfile/<oid>` read-only and fstats it ([`Action::OpenHead`]).
     fn open_head(&mut self, oid: Oid) -> Result<(Fd, Stat), Errno>;
+    /// Opens `@<rev>/bigfile/<oid>` read-only and fstats it ([`Action::OpenRev`]).
     fn open_rev(&mut self, oid: Oid, rev: Tid) -> Result<(Fd, Stat), Errno>;
+    /// Fstats an open file ([`Action::StatHead`]).
     fn stat(&mut self, fd: Fd) -> Result<Stat, Errno>;
+    /// Maps `len` bytes of `fd` from `offset`, shared read-only, wherever
+    /// the OS likes; returns the address ([`Action::MapNew`]).
     fn map_new(&mut self, fd: Fd, offset: u64, len: usize) -> Result<usize, Errno>;
+    /// Replaces `[addr, addr+len)` in place by `src` ([`Action::Map`]).
     fn map_fixed(&mut self, addr: usize, len: usize, src: Src) -> Result<(), Errno>;
+    /// Releases `[addr, addr+len)` ([`Action::Unmap`]).
     fn unmap(&mut self, addr: usize, len: usize) -> Result<(), Errno>;
+    /// Writes one whole line (`\n` included) on the watch link ([`Action::Send`]).
     fn send(&mut self, line: &[u8]) -> Result<(), Errno>;
+    /// Closes a file; cannot fail as far as the core cares ([`Action::Close`]).
     fn close(&mut self, fd: Fd);
+    /// Closes the watch link without writing to it ([`Action::CloseLink`]).
     fn close_link(&mut self);
 }
 

@@ -79,11 +79,13 @@ use crate::mapping::{MapId, Mapping};
 use crate::stats::{ConnStats, Event, Stats};
 use crate::wire::{Frame, Framer, Msg, Oid, OutLine, Rev, StreamId, Tid, WireError};
 
-/// Names an open file within its connection.
+/// Names an open file within its connection (never reused: a file opened
+/// again after its last close gets a new id).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct FileId(pub u64);
 
-/// Names a long operation within its connection.
+/// Names a long operation within its connection; valid until
+/// [`Conn::poll_op`] yielded its result.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct OpId(pub u64);
 
@@ -114,20 +116,30 @@ impl Default for Config {
 /// What a finished operation yields.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OpOk {
+    /// `open`: the file, watched at the connection's `at`.
     Opened(FileId),
+    /// `mmap`/`mmap_at`: the mapping, placed and showing the data as of `at`.
     Mapped(MapId),
+    /// Every other op.
     Done,
 }
 
 /// Which OS operation failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Syscall {
+    /// Waiting for `head/at` ([`Action::WaitHeadAt`]).
     WaitHeadAt,
+    /// Opening a head file ([`Action::OpenHead`]).
     OpenHead,
+    /// Opening an `@rev` file ([`Action::OpenRev`]).
     OpenRev,
+    /// Fstat of a head file ([`Action::StatHead`]).
     Stat,
+    /// Mapping memory ([`Action::MapNew`], [`Action::Map`]).
     Mmap,
+    /// Releasing memory ([`Action::Unmap`]).
     Munmap,
+    /// Writing to the watch link ([`Action::Send`]).
     Write,
 }
 
@@ -148,33 +160,80 @@ pub enum Error {
     /// or wraps around the address space.
     BadAddress(usize),
     /// A caller's range for `mmap_at` is `len` bytes, not `blk_len * blksize`.
-    BadLength { len: usize, want: u64 },
+    BadLength {
+        /// The caller's length.
+        len: usize,
+        /// `blk_len * blksize`.
+        want: u64,
+    },
     /// A caller's range for `mmap_at` overlaps a mapping of this connection.
-    AddressInUse { addr: usize, len: usize },
+    AddressInUse {
+        /// The caller's range start.
+        addr: usize,
+        /// The caller's range length.
+        len: usize,
+    },
     /// The server answered `error <text>`.
     Server(Text),
     /// `resync` to an older revision.
-    GoingBack { at: Tid, to: Tid },
+    GoingBack {
+        /// The connection's `at`.
+        at: Tid,
+        /// The older revision asked for.
+        to: Tid,
+    },
     /// `head/at` is before the revision we waited for.
-    HeadBehind { head: Tid, at: Tid },
+    HeadBehind {
+        /// `head/at` as the wait returned it.
+        head: Tid,
+        /// The revision waited for.
+        at: Tid,
+    },
     /// The head file's block size is 0 or not a multiple of the page size.
     BadBlksize(u64),
     /// The head file's size is not a multiple of its block size.
-    BadSize { size: u64, blksize: u64 },
+    BadSize {
+        /// The head file's size.
+        size: u64,
+        /// Its block size.
+        blksize: u64,
+    },
     /// At resync the head file's block size changed.
-    HeadChanged { size: u64, blksize: u64 },
+    HeadChanged {
+        /// The head file's size now.
+        size: u64,
+        /// Its block size now.
+        blksize: u64,
+    },
     /// A pin for a file we do not watch.
     UnexpectedPin(Oid),
     /// A pin whose block lies beyond any addressable offset.
-    PinOutOfRange { oid: Oid, blk: u64 },
+    PinOutOfRange {
+        /// The bigfile.
+        oid: Oid,
+        /// The block.
+        blk: u64,
+    },
     /// A pin naming a revision after our `at`.
-    PinAfterAt { oid: Oid, blk: u64, rev: Tid },
+    PinAfterAt {
+        /// The bigfile.
+        oid: Oid,
+        /// The block.
+        blk: u64,
+        /// The revision, after the connection's `at`.
+        rev: Tid,
+    },
     /// More pins in force than `max_pins_per_file`.
     TooManyPins(Oid),
     /// The watch link broke.
     Link(LinkError),
     /// The OS refused.
-    Os { call: Syscall, errno: Errno },
+    Os {
+        /// The operation.
+        call: Syscall,
+        /// What the OS said.
+        errno: Errno,
+    },
 }
 
 impl fmt::Display for Error {
@@ -232,12 +291,16 @@ impl fmt::Display for Error {
 #[cfg(feature = "std")]
 impl std::error::Error for Error {}
 
-/// Where a connection is in its life.
+/// Where a connection is in its life. `Up` -> `Closing` -> `Closed`, or
+/// `Up`/`Closing` -> `Down` (-> `Closed` by `close`); any -> `Forked`.
+/// Only `Up` starts ops; only `Up` and `Closing` read the link.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConnState {
+    /// Working: ops run, pins are applied and acked.
     Up,
     /// `bye` sent; waiting for the server's EOF.
     Closing,
+    /// Ended cleanly (or closed after going down); nothing more happens.
     Closed,
     /// Broken: see [`Conn::down_reason`]. Every mapping faults.
     Down,
@@ -363,10 +426,12 @@ impl Conn {
 
     // ---- getters ----
 
+    /// The revision the connection's view is at.
     pub fn at(&self) -> Tid {
         self.at
     }
 
+    /// Where the connection is in its life.
     pub fn state(&self) -> ConnState {
         self.state
     }
@@ -376,14 +441,17 @@ impl Conn {
         self.down.as_ref()
     }
 
+    /// The bigfile of `f`, while the connection knows the file.
     pub fn file_oid(&self, f: FileId) -> Option<Oid> {
         self.files.get(&f).map(|f| f.oid)
     }
 
+    /// The block size of `f` (0 while it is being opened).
     pub fn file_blksize(&self, f: FileId) -> Option<u64> {
         self.files.get(&f).map(|f| f.blksize)
     }
 
+    /// Head's size of `f` as of the last open or resync.
     pub fn file_size(&self, f: FileId) -> Option<u64> {
         self.files.get(&f).map(|f| f.size)
     }
@@ -407,10 +475,12 @@ impl Conn {
         v
     }
 
+    /// The mapping `m`, until it is unmapped (faulting ones included).
     pub fn mapping(&self, m: MapId) -> Option<&Mapping> {
         self.maps.get(&m)
     }
 
+    /// Every mapping not unmapped yet, in no particular order.
     pub fn mappings(&self) -> impl Iterator<Item = (MapId, &Mapping)> + '_ {
         self.maps.iter().map(|(&id, m)| (id, m))
     }

@@ -8,10 +8,13 @@ use crate::action::{Fd, Src};
 use crate::mapping::MapId;
 use crate::wire::{Oid, Tid};
 
+/// Where an open file is in its life: `Opening` -> `Open` -> `Closing`,
+/// then it is forgotten. Only an `Open` file has live mappings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FileState {
     /// `head/bigfile/<oid>` is being opened, or its `watch` awaits `ok`.
     Opening,
+    /// Watched and usable: the user holds `count` handles on it.
     Open,
     /// `watch <oid> -` awaits its reply; the mappings already fault.
     Closing,
@@ -25,11 +28,15 @@ pub enum FileState {
 /// of this file that is not faulting, and `max_map_len` bounds their lengths.
 #[derive(Debug)]
 pub struct File {
+    /// The bigfile.
     pub oid: Oid,
+    /// Where the file is in its life.
     pub state: FileState,
     /// Open handles the user holds.
     pub count: u32,
+    /// The head file `head/bigfile/<oid>`, once opened.
     pub fd: Option<Fd>,
+    /// Block size of the head file (0 until opened).
     pub blksize: u64,
     /// Head size known to this connection (as of its last open/resync): it
     /// grows and shrinks with head.
@@ -43,11 +50,14 @@ pub struct File {
     /// while the pins in force stay within the capacity reached). At most
     /// `Config::max_pins_per_file` entries.
     pub pinned: HashMap<u64, Tid>,
+    /// `(blk_start, id)` of every placed, non-faulting mapping of this file.
     pub maps: BTreeSet<(u64, MapId)>,
+    /// Blocks spanned by the longest mapping in `maps` (0 when empty).
     pub max_map_len: u64,
 }
 
 impl File {
+    /// A file about to be opened: `Opening`, no fd, no pins, no mappings.
     pub fn new(oid: Oid) -> File {
         File {
             oid,
@@ -103,11 +113,13 @@ impl File {
             .copied()
     }
 
+    /// Indexes a placed mapping of `blk_len` blocks from `blk_start`.
     pub fn add_map(&mut self, blk_start: u64, blk_len: u64, id: MapId) {
         self.maps.insert((blk_start, id));
         self.max_map_len = self.max_map_len.max(blk_len);
     }
 
+    /// Drops a mapping from the index (a no-op if it is not there).
     pub fn remove_map(&mut self, blk_start: u64, id: MapId) {
         self.maps.remove(&(blk_start, id));
         if self.maps.is_empty() {

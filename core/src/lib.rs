@@ -10,7 +10,7 @@
 //! * [`wire`]: the line format of the watch link (parse, encode, framing).
 //! * [`link`]: stream bookkeeping of one link.
 //! * [`conn`]: the state machine of one connection, its files
-//!   ([`file`]) and mappings ([`mapping`]).
+//!   ([`file`](mod@file)) and mappings ([`mapping`]).
 //! * [`action`]: what the core asks of the OS, and the [`Backend`] trait.
 //! * [`stats`]: per-connection counters and the pin time histogram.
 //! * [`zurl`]: database URLs normalized, as they name a WCFS mountpoint.
@@ -18,6 +18,7 @@
 //! See [`conn`] for the contract a driver follows.
 #![no_std]
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 extern crate alloc;
 #[cfg(feature = "std")]
@@ -37,9 +38,11 @@ pub mod zurl;
 pub mod bugs {
     use core::sync::atomic::{AtomicU8, Ordering};
 
+    /// One deliberate bug; at most one is on at a time, process-wide.
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     #[repr(u8)]
     pub enum Bug {
+        /// No bug: the real behaviour.
         None = 0,
         /// A pin to a revision does not remap the first mapping covering the block.
         SkipRemapOnPin = 1,

@@ -41,14 +41,20 @@ pub fn text(s: &str) -> Text {
 pub enum Incoming<'a> {
     /// The reply to our request on `stream`: `Ok(())` for `ok`, `Err(text)` for `error <text>`.
     Reply {
+        /// Our request's (odd) stream.
         stream: StreamId,
+        /// `ok` or the server's error text.
         result: Result<(), &'a str>,
     },
     /// A pin request on the even `stream`; it must be answered exactly once.
     Pin {
+        /// The server's (even) stream, to answer on.
         stream: StreamId,
+        /// The bigfile.
         oid: Oid,
+        /// The block to remap.
         blk: u64,
+        /// What the block shows from now on.
         rev: Rev,
     },
 }
@@ -124,6 +130,7 @@ impl Default for Link {
 }
 
 impl Link {
+    /// A fresh link: no stream used yet, nothing pending.
     pub fn new() -> Link {
         Link {
             next_request: 1,

@@ -4,7 +4,7 @@ use hashbrown::HashSet;
 
 use crate::conn::FileId;
 
-/// Names a mapping within its connection.
+/// Names a mapping within its connection (never reused).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct MapId(pub u64);
 
@@ -16,22 +16,31 @@ pub struct MapId(pub u64);
 /// unmapped, is left reserved (faulting) for its owner, never released.
 #[derive(Debug)]
 pub struct Mapping {
+    /// The file mapped.
     pub file: FileId,
+    /// First block mapped.
     pub blk_start: u64,
+    /// Blocks mapped (at least 1).
     pub blk_len: u64,
+    /// The file's block size.
     pub blksize: u64,
+    /// Where block `blk_start` lies; 0 until the OS placed the mapping.
     pub addr: usize,
     /// The range was the caller's before the mapping (`Conn::mmap_at`).
     pub caller_owned: bool,
+    /// The file was closed or the connection ended: every access faults.
     pub faulting: bool,
+    /// Blocks the user laid a private page over (`Conn::mark_dirty`).
     pub dirty: HashSet<u64>,
 }
 
 impl Mapping {
+    /// One past the last block mapped.
     pub fn blk_stop(&self) -> u64 {
         self.blk_start + self.blk_len
     }
 
+    /// Whether block `blk` lies in range.
     pub fn contains(&self, blk: u64) -> bool {
         (self.blk_start..self.blk_stop()).contains(&blk)
     }

@@ -48,9 +48,17 @@ pub type StreamId = u64;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Msg<'a> {
     /// `watch <oid> @<at>` (client): start watching, or move the watch to `at`.
-    Watch { oid: Oid, at: Tid },
+    Watch {
+        /// The bigfile.
+        oid: Oid,
+        /// The revision the client's view is at.
+        at: Tid,
+    },
     /// `watch <oid> -` (client): stop watching.
-    Unwatch { oid: Oid },
+    Unwatch {
+        /// The bigfile.
+        oid: Oid,
+    },
     /// `bye` (client): the client closes the link; no reply.
     Bye,
     /// `ok` (server): the request succeeded.
@@ -60,7 +68,14 @@ pub enum Msg<'a> {
     /// `error: <text>` (server, stream 0): fatal; the server closes the link.
     Fatal(&'a str),
     /// `pin <oid> #<blk> @<rev>` (server): make `blk` show `rev`.
-    Pin { oid: Oid, blk: u64, rev: Rev },
+    Pin {
+        /// The bigfile.
+        oid: Oid,
+        /// The block (at most [`MAX_BLK`]).
+        blk: u64,
+        /// What the block shows from now on.
+        rev: Rev,
+    },
     /// `ack` (client): the pin is in force.
     Ack,
     /// `nak: <text>` (client): the client failed to pin.
@@ -70,7 +85,9 @@ pub enum Msg<'a> {
 /// One line of the link.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Frame<'a> {
+    /// The stream the line belongs to.
     pub stream: StreamId,
+    /// What it says.
     pub msg: Msg<'a>,
 }
 
@@ -177,12 +194,14 @@ fn parse_dec(b: &[u8]) -> Option<u64> {
 }
 
 impl Oid {
+    /// Parses 16 lowercase hex digits.
     pub fn parse(s: &str) -> Result<Oid, WireError> {
         parse_hex16(s.as_bytes()).map(Oid)
     }
 }
 
 impl Tid {
+    /// Parses 16 lowercase hex digits.
     pub fn parse(s: &str) -> Result<Tid, WireError> {
         parse_hex16(s.as_bytes()).map(Tid)
     }
@@ -528,6 +547,7 @@ impl Default for Framer {
 }
 
 impl Framer {
+    /// An empty framer.
     pub const fn new() -> Framer {
         Framer {
             buf: [0; MAX_LINE],
