@@ -7,14 +7,19 @@ use std::path::Path;
 use wcfs_core::wire::{Oid, Tid};
 
 /// Where an error happened: `wcfs <mnt>: conn<N> @<at>: f<oid>: <op>`.
+///
+/// Built outside in: each link is appended to the one that names its
+/// container, so the chain always reads from the mount down.
 #[derive(Clone, Debug, Default)]
 pub struct Context(String);
 
 impl Context {
+    /// `wcfs <mnt>`.
     pub fn wcfs(mnt: &Path) -> Context {
         Context(format!("wcfs {}", mnt.display()))
     }
 
+    /// `wcfs <mnt>: conn<id> @<at>`.
     pub fn conn(mnt: &Path, id: u64, at: Tid) -> Context {
         Context(format!("wcfs {}: conn{id} @{at}", mnt.display()))
     }
@@ -24,10 +29,12 @@ impl Context {
         Context(format!("wcfs {}: join {zurl}", mnt.display()))
     }
 
+    /// This context, then `f<oid>`.
     pub fn file(self, oid: Oid) -> Context {
         Context(format!("{}: f<{oid}>", self.0))
     }
 
+    /// This context, then the operation that failed.
     pub fn op(self, op: impl fmt::Display) -> Context {
         Context(format!("{}: {op}", self.0))
     }
@@ -46,40 +53,71 @@ pub enum ErrorKind {
     Core(wcfs_core::Error),
     /// The OS refused.
     Io {
+        /// What we were doing.
         what: &'static str,
+        /// What the OS said.
         err: std::io::Error,
     },
     /// No WCFS is mounted for this database.
-    NotMounted { zurl: String },
+    NotMounted {
+        /// The database's zurl.
+        zurl: String,
+    },
     /// The mountpoint serves another database.
-    ZurlMismatch { want: String, got: String },
+    ZurlMismatch {
+        /// The zurl asked for (normalized).
+        want: String,
+        /// The zurl the mounted server serves.
+        got: String,
+    },
     /// The zurl has no normal form, so no mountpoint.
     BadZurl(wcfs_core::zurl::ZurlError),
     /// What is mounted there is not a WCFS (mount table: type, source).
-    NotWcfs { fstype: String, source: String },
+    NotWcfs {
+        /// The mount's filesystem type.
+        fstype: String,
+        /// The mount's source.
+        source: String,
+    },
     /// Mounted by a user that is neither root nor us: not trusted to feed
     /// our mappings.
-    Untrusted { owner: u32, me: u32 },
+    Untrusted {
+        /// The uid that mounted it.
+        owner: u32,
+        /// Our uid.
+        me: u32,
+    },
     /// Autostart is wanted but no wcfs executable is known.
     NoServerExecutable,
     /// The autostarted server exited before its filesystem answered.
     ServerExited {
+        /// The server executable.
         server: String,
+        /// How it exited.
         status: std::process::ExitStatus,
     },
     /// The autostarted server did not answer in time.
     ServerTimeout {
+        /// The server executable.
         server: String,
+        /// How long we waited.
         after: std::time::Duration,
     },
     /// An environment variable holds a value we do not understand.
-    BadEnv { var: &'static str, value: String },
+    BadEnv {
+        /// The variable.
+        var: &'static str,
+        /// Its value.
+        value: String,
+    },
 }
 
 /// An error with its context chain.
 #[derive(Debug)]
 pub struct Error {
+    /// Where it happened.
     pub context: Context,
+    /// What happened.
     pub kind: ErrorKind,
 }
 

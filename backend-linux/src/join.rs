@@ -62,13 +62,16 @@ pub enum Autostart {
     /// As `$WENDELIN_CORE_WCFS_AUTOSTART` says (`yes` when unset).
     #[default]
     FromEnv,
+    /// Start a server when none is mounted.
     Yes,
+    /// Fail with `NotMounted` when none is mounted.
     No,
 }
 
 /// How [`Wcfs::join_with`] finds or starts the server.
 #[derive(Clone, Debug)]
 pub struct JoinOptions {
+    /// Whether to start a server when none is mounted.
     pub autostart: Autostart,
     /// The wcfs executable to autostart; `None`: `$WCFS_SERVER`.
     pub server: Option<PathBuf>,
@@ -444,7 +447,9 @@ pub struct MountEntry {
     /// The device of the mount (for FUSE, `minor` numbers its connection
     /// in `/sys/fs/fuse/connections`).
     pub major: u32,
+    /// The device's minor number.
     pub minor: u32,
+    /// Where it is mounted.
     pub mount_point: String,
     /// `fuse.wcfs` for a WCFS.
     pub fstype: String,

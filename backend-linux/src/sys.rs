@@ -9,11 +9,15 @@ use rustix::io::{self, Errno};
 use rustix::mm::{MapFlags, ProtFlags};
 
 /// The mountpoint, as a directory fd that every open is relative to.
+///
+/// Opened once, `O_PATH`: the files opened through it stay under this
+/// mount even if another filesystem is later mounted over the path.
 pub struct Mount {
     dir: OwnedFd,
 }
 
 impl Mount {
+    /// Opens the mountpoint directory `path`.
     pub fn open(path: &Path) -> io::Result<Mount> {
         let dir = rustix::fs::open(
             path,
@@ -87,6 +91,7 @@ pub fn fstat_size_blksize(fd: BorrowedFd<'_>) -> io::Result<(u64, u64)> {
     Ok((st.st_size as u64, st.st_blksize as u64))
 }
 
+/// The system's page size.
 pub fn page_size() -> usize {
     rustix::param::page_size()
 }
@@ -142,6 +147,7 @@ pub struct Zeros {
 }
 
 impl Zeros {
+    /// Opens `/dev/zero` read-only.
     pub fn open() -> io::Result<Zeros> {
         let fd = rustix::fs::open("/dev/zero", OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?;
         Ok(Zeros { fd })

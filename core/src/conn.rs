@@ -93,6 +93,9 @@ pub struct OpId(pub u64);
 pub const MAX_REV_CACHE: usize = 16;
 
 /// Tunables. The defaults suit a real WCFS on Linux.
+///
+/// [`Conn::new`] keeps them in range: `rev_cache` is clamped to
+/// `1..=MAX_REV_CACHE` and `page_size` to at least 1.
 #[derive(Clone, Copy, Debug)]
 pub struct Config {
     /// Block sizes must be multiples of it.
@@ -124,7 +127,7 @@ pub enum OpOk {
     Done,
 }
 
-/// Which OS operation failed.
+/// Which OS operation failed (in [`Error::Os`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Syscall {
     /// Waiting for `head/at` ([`Action::WaitHeadAt`]).
@@ -144,6 +147,9 @@ pub enum Syscall {
 }
 
 /// What went wrong, in the protocol's words.
+///
+/// An error of one op leaves the connection up; one that the connection
+/// went down for is also kept as [`Conn::down_reason`] and fails every op.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Error {
     /// The connection is closed or down (see [`Conn::down_reason`]).

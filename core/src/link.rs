@@ -36,7 +36,8 @@ pub fn text(s: &str) -> Text {
     Text::from(&s[..end])
 }
 
-/// A classified line from the server.
+/// A classified line from the server. Its stream was checked by the
+/// [`Link`]: a reply's is one of ours awaiting it, a pin's is a new even one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Incoming<'a> {
     /// The reply to our request on `stream`: `Ok(())` for `ok`, `Err(text)` for `error <text>`.

@@ -428,6 +428,9 @@ impl fmt::Write for SliceWriter<'_> {
 }
 
 /// A line we send, encoded, `\n` included. Fixed capacity: sending never allocates.
+///
+/// Invariant: the bytes are one whole line of at most [`MAX_OUT_LINE`]
+/// bytes ending in its only `\n`, and `kind` says what it encodes.
 #[derive(Clone, PartialEq, Eq)]
 pub struct OutLine {
     buf: [u8; MAX_OUT_LINE],
