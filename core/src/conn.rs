@@ -1922,3 +1922,7 @@ fn block_src(
         None => Ok(f.unpinned_src(blk)),
     }
 }
+
+#[cfg(test)]
+#[path = "conn_tests.rs"]
+mod tests;
