@@ -677,3 +677,86 @@ fn pin_after_bye_is_acked_without_remapping() {
     assert_eq!(t.c.poll_op(close), Some(Ok(OpOk::Done)));
     assert_eq!(t.c.state(), ConnState::Closed);
 }
+
+// ---- head files the connection refuses ----
+
+#[test]
+fn resync_refuses_a_head_whose_blksize_changed_or_size_is_off() {
+    let bad = |size, blksize| Outcome::Stat(Stat { size, blksize });
+    for (st, why) in [
+        (
+            bad(2 * BS, 2 * BS),
+            Error::HeadChanged {
+                size: 2 * BS,
+                blksize: 2 * BS,
+            },
+        ),
+        (
+            bad(BS + 1, BS),
+            Error::BadSize {
+                size: BS + 1,
+                blksize: BS,
+            },
+        ),
+        (
+            Outcome::Failed(Errno(5)),
+            Error::Os {
+                call: Syscall::Stat,
+                errno: Errno(5),
+            },
+        ),
+    ] {
+        let mut t = T::new();
+        let f = t.open(F1, 1);
+        t.mmap(f, 0, 1);
+        let op = t.c.resync(Tid(0x20)).unwrap();
+        assert_eq!(t.c.poll_op(op), None);
+        let wait = only(t.drain());
+        let stat = only(t.answer(&wait, Outcome::HeadAt(Tid(0x20))));
+        let acts = t.answer(&stat, st);
+        assert_down(&t, &acts, &why);
+        assert_eq!(t.c.poll_op(op), Some(Err(why)));
+        assert_eq!(t.c.at(), AT);
+    }
+}
+
+#[test]
+fn open_refuses_a_bad_head_file_and_stays_up() {
+    let st = |size, blksize| Stat { size, blksize };
+    for (st, why) in [
+        (st(0, 0), Error::BadBlksize(0)),
+        (st(0, 1000), Error::BadBlksize(1000)),
+        (
+            st(BS + 1, BS),
+            Error::BadSize {
+                size: BS + 1,
+                blksize: BS,
+            },
+        ),
+    ] {
+        let mut t = T::new();
+        let op = t.c.open(F1).unwrap();
+        assert_eq!(t.c.poll_op(op), None);
+        let a = only(t.drain());
+        let acts = t.answer(&a, Outcome::Opened(Fd(7), st));
+        assert_eq!(acts, [Action::Close(Fd(7))]);
+        assert_eq!(t.c.poll_op(op), Some(Err(why)));
+        assert_eq!(t.c.state(), ConnState::Up);
+        assert_eq!(t.c.files().count(), 0);
+        t.open(F1, 1); // and it can be opened again
+    }
+}
+
+#[test]
+fn watch_refused_by_the_server_fails_the_open_only() {
+    let mut t = T::new();
+    let op = t.c.open(F1).unwrap();
+    assert_eq!(t.c.poll_op(op), None);
+    let a = only(t.drain());
+    assert_eq!(sent(&t.answer(&a, opened(101, 1))).len(), 1);
+    assert_eq!(t.feed("1 error no such file\n"), [Action::Close(Fd(101))]);
+    let why = Error::Server(String::from("no such file"));
+    assert_eq!(t.c.poll_op(op), Some(Err(why)));
+    assert_eq!(t.c.state(), ConnState::Up);
+    t.c.check_invariants().unwrap();
+}
