@@ -760,3 +760,59 @@ fn watch_refused_by_the_server_fails_the_open_only() {
     assert_eq!(t.c.state(), ConnState::Up);
     t.c.check_invariants().unwrap();
 }
+
+// ---- the ends: close after going down, fork, send errors ----
+
+#[test]
+fn close_after_going_down_completes_at_once() {
+    let mut t = T::new();
+    t.open(F1, 1);
+    t.c.abandon_link(Errno(110));
+    t.drain();
+    let op = t.c.close().unwrap();
+    assert_eq!(t.c.poll_op(op), Some(Ok(OpOk::Done)));
+    assert_eq!(t.drain(), NONE);
+    assert_eq!(t.c.state(), ConnState::Closed);
+    assert_eq!(t.c.close(), Err(Error::ConnClosed));
+}
+
+#[test]
+fn fork_child_faults_everything_and_says_nothing() {
+    let mut t = T::new();
+    let f = t.open(F1, 1);
+    t.mmap(f, 0, 1);
+    let open2 = t.c.open(F2).unwrap();
+    t.c.fork_child();
+    let acts = t.drain();
+    assert_eq!(sent(&acts), Vec::<String>::new());
+    assert_eq!(acts.last(), Some(&Action::CloseLink));
+    assert_all_fault(&t, &acts);
+    assert_eq!(t.c.state(), ConnState::Forked);
+    assert_eq!(t.c.poll_op(open2), Some(Err(Error::ConnClosed)));
+    // Input after the fork belongs to the parent: nothing happens.
+    t.c.handle_bytes(pin(2, F1, 0, "head").as_bytes());
+    t.c.handle_eof();
+    assert_eq!(t.drain(), NONE);
+    t.c.check_invariants().unwrap();
+}
+
+#[test]
+fn send_error_takes_the_connection_down_only_before_bye() {
+    let mut t = T::new();
+    t.open(F1, 1);
+    t.c.handle_send_error(Errno(32));
+    let acts = t.drain();
+    assert_down(&t, &acts, &Error::Link(LinkError::Io(32)));
+    assert_eq!(sent(&acts), Vec::<String>::new(), "no bye on a broken link");
+
+    let mut t = T::new();
+    t.open(F1, 1);
+    let close = t.c.close().unwrap();
+    t.drain();
+    t.c.handle_send_error(Errno(32));
+    assert_eq!(t.c.state(), ConnState::Closing);
+    t.c.handle_link_error(Errno(104)); // the server's end, seen as a reset
+    assert_eq!(t.drain(), [Action::CloseLink]);
+    assert_eq!(t.c.poll_op(close), Some(Ok(OpOk::Done)));
+    assert_eq!(t.c.state(), ConnState::Closed);
+}
