@@ -10,7 +10,8 @@ use crate::wire::{Oid, OutLine, Tid};
 /// A file descriptor (or whatever the backend uses to name an open file).
 ///
 /// The core never interprets the number: it only hands back what the
-/// backend gave it, and closes each one exactly once (`Action::Close`).
+/// backend gave it, and asks for it to be closed (`Action::Close`) once it
+/// is done with it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Fd(pub i32);
 
