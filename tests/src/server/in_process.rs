@@ -1,0 +1,207 @@
+//! [`TestServer`]: the FUSE filesystem of [`fs`](super::fs) mounted and
+//! served by threads of the calling process.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fuser::{BackgroundSession, Config, INodeNo, MountOption, Notifier};
+use wcfs_core::wire::{Oid, Tid};
+
+use super::fs::{pin_timer, pump, Fs, Node, Shared};
+use super::teardown::{detach, remove_mountpoint, watchdog};
+use crate::model::{Change, CommitError, LinkId, Model, ModelConfig};
+
+/// A mounted test server. Unmounts on drop (also when a test panics).
+pub struct TestServer {
+    sh: Arc<Shared>,
+    session: Option<BackgroundSession>,
+    notifier: Notifier,
+    mountpoint: PathBuf,
+    temp: bool,
+    timer: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TestServer {
+    /// Mounts a server of a fresh model at `mountpoint`.
+    pub fn mount(mountpoint: &Path, cfg: ModelConfig) -> io::Result<TestServer> {
+        Self::mount_model(mountpoint, Model::new(cfg), false)
+    }
+
+    /// Mounts on a new temporary directory (removed at unmount).
+    pub fn start_temp(cfg: ModelConfig) -> io::Result<TestServer> {
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("wcfs-test-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        Self::mount_model(&dir, Model::new(cfg), true)
+    }
+
+    pub fn mount_model(mountpoint: &Path, model: Model, temp: bool) -> io::Result<TestServer> {
+        let sh = Arc::new(Shared::new(model));
+        // As the real server: type `fuse.wcfs`, source the zurl (`join`
+        // checks both). `subtype=` as a kernel option reaches mount(2) as
+        // well as fusermount3; fusermount3 splits its options at commas
+        // unless escaped, mount(2) takes the source as is.
+        let zurl = sh.lock().model.config().zurl.clone();
+        let mut cfg = Config::default();
+        cfg.mount_options = vec![
+            // SAFETY: geteuid has no preconditions.
+            MountOption::FSName(if unsafe { libc::geteuid() } == 0 {
+                zurl
+            } else {
+                zurl.replace('\\', "\\\\").replace(',', "\\,")
+            }),
+            MountOption::CUSTOM("subtype=wcfs".into()),
+        ];
+        cfg.n_threads = Some(4);
+        let session = fuser::spawn_mount(Fs { sh: sh.clone() }, mountpoint, &cfg)?;
+        let notifier = session.notifier();
+        let timer = {
+            let sh = sh.clone();
+            std::thread::spawn(move || pin_timer(&sh))
+        };
+        watchdog(sh.clone(), mountpoint);
+        Ok(TestServer {
+            sh,
+            session: Some(session),
+            notifier,
+            mountpoint: mountpoint.to_path_buf(),
+            temp,
+            timer: Some(timer),
+        })
+    }
+
+    pub fn mountpoint(&self) -> &Path {
+        &self.mountpoint
+    }
+
+    pub fn head(&self) -> Tid {
+        self.sh.lock().model.head()
+    }
+
+    /// Commits once no read or watch setup waits for acks, then drops the
+    /// changed head blocks from the kernel page cache.
+    pub fn commit(&self, changes: &[(Oid, u64, Vec<u8>)]) -> Tid {
+        let changes: Vec<Change> = changes.iter().map(Change::from).collect();
+        self.commit_changes(&changes)
+    }
+
+    /// [`TestServer::commit`] of writes and deletions of last blocks. A
+    /// deletion shrinks head: its blocks are dropped from the page cache and
+    /// the kernel learns the new size at the next `stat` (the inode's
+    /// attributes are invalidated with them), as with the real server.
+    pub fn commit_changes(&self, changes: &[Change]) -> Tid {
+        self.try_commit_changes(changes).expect("commit")
+    }
+
+    /// [`TestServer::commit_changes`] that reports a change the store refuses.
+    pub fn try_commit_changes(&self, changes: &[Change]) -> Result<Tid, CommitError> {
+        let mut st = self.sh.lock();
+        while !st.model.can_commit() || st.reads_in_flight > 0 {
+            st = self.sh.wait(st);
+        }
+        let at = st.model.commit_changes(changes)?;
+        pump(&self.sh, &mut st);
+        let inval = std::mem::take(&mut st.invalidate);
+        let inos: Vec<(u64, u64)> = inval
+            .into_iter()
+            .filter_map(|(oid, blk)| {
+                st.nodes
+                    .by_node
+                    .get(&Node::HeadFile(oid))
+                    .map(|&i| (i, blk))
+            })
+            .collect();
+        drop(st);
+        let bs = self.sh.blksize as i64;
+        for (ino, blk) in inos {
+            let _ = self.notifier.inval_inode(INodeNo(ino), blk as i64 * bs, bs);
+        }
+        Ok(at)
+    }
+
+    /// Runs `f` on the model (for oracles).
+    pub fn with_model<T>(&self, f: impl FnOnce(&Model) -> T) -> T {
+        f(&self.sh.lock().model)
+    }
+
+    /// Clients that nak'ed or did not ack in time.
+    pub fn failures(&self) -> Vec<(LinkId, String)> {
+        self.sh.lock().failures.clone()
+    }
+
+    /// Pin round trips measured so far (pin queued -> ack received).
+    pub fn pin_rtts(&self) -> Vec<Duration> {
+        self.sh.lock().rtts.clone()
+    }
+
+    /// Waits for `-autoexit`'s moment: a client came, and none has been
+    /// left for `idle` (a client reconnecting at once keeps the server);
+    /// or none came within `first` of the start.
+    pub fn wait_autoexit(&self, idle: Duration, first: Duration) {
+        let start = Instant::now();
+        let mut idle_since: Option<Instant> = None;
+        let mut st = self.sh.lock();
+        loop {
+            let now = Instant::now();
+            if !st.had_client {
+                if now.duration_since(start) >= first {
+                    return;
+                }
+            } else if st.clients == 0 {
+                let since = *idle_since.get_or_insert(now);
+                if now.duration_since(since) >= idle {
+                    return;
+                }
+            } else {
+                idle_since = None;
+            }
+            st = self
+                .sh
+                .cv
+                .wait_timeout(st, Duration::from_millis(50))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    /// Unmounts (waking every blocked read first).
+    pub fn unmount(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        {
+            let mut st = self.sh.lock();
+            st.stopping = true;
+            self.sh.cv.notify_all();
+        }
+        if let Some(s) = self.session.take() {
+            // A plain unmount fails while a client still holds the mount
+            // (EBUSY): detach it then, or it stays behind, dead, once this
+            // process is gone.
+            if let Err(busy) = s.umount_and_join() {
+                if let Err(e) = detach(&self.mountpoint) {
+                    eprintln!(
+                        "wcfs test server: cannot unmount {}: {busy}; detach: {e}",
+                        self.mountpoint.display()
+                    );
+                }
+            }
+        }
+        if let Some(t) = self.timer.take() {
+            let _ = t.join();
+        }
+        if self.temp {
+            remove_mountpoint(&self.mountpoint);
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
