@@ -7,6 +7,7 @@ use std::io;
 use wcfs_core::wire::{Oid, Tid};
 
 use super::in_process::TestServer;
+use super::WcfsServer;
 use crate::model::{Change, CommitError};
 
 /// Serves the control commands of `wcfs-testserver` (see its doc) read
@@ -82,13 +83,8 @@ pub fn serve(srv: TestServer, input: impl io::BufRead, mut output: impl io::Writ
                 r
             }
             Some("stats") => {
-                let mut r = srv.pin_rtts();
-                r.sort();
-                let q = |p: usize| {
-                    r.get((r.len() * p / 100).min(r.len().saturating_sub(1)))
-                        .map_or(0, |d| d.as_nanos())
-                };
-                format!("ok {} {} {}", r.len(), q(50), q(99))
+                let (n, median, p99) = srv.pin_rtt_stats();
+                format!("ok {n} {median} {p99}")
             }
             Some("quit") => break,
             // For the tests of how a server process ends.
@@ -99,4 +95,27 @@ pub fn serve(srv: TestServer, input: impl io::BufRead, mut output: impl io::Writ
         let _ = output.flush();
     }
     srv.unmount();
+}
+
+/// The `commitx` command committing `changes`: `<oid> <blk> <hex>` for a
+/// write, `<oid> <blk> -` for a deletion from `blk` on. Data is never
+/// empty on the wire (an empty write would read as a usage error).
+pub(super) fn commitx_line(changes: &[Change]) -> String {
+    let mut cmd = String::from("commitx");
+    for c in changes {
+        match c {
+            Change::Write(oid, blk, data) => {
+                let hex: String = data.iter().map(|b| format!("{b:02x}")).collect();
+                let _ = write!(
+                    cmd,
+                    " {oid} {blk} {}",
+                    if hex.is_empty() { "00".into() } else { hex }
+                );
+            }
+            Change::DeleteFrom(oid, blk) => {
+                let _ = write!(cmd, " {oid} {blk} -");
+            }
+        }
+    }
+    cmd
 }

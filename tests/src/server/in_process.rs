@@ -7,10 +7,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fuser::{BackgroundSession, Config, INodeNo, MountOption, Notifier};
-use wcfs_core::wire::{Oid, Tid};
+use wcfs_core::wire::Tid;
 
 use super::fs::{pin_timer, pump, Fs, Node, Shared};
 use super::teardown::{detach, remove_mountpoint, watchdog};
+use super::{rtt_stats, temp_mountpoint, WcfsServer};
 use crate::model::{Change, CommitError, LinkId, Model, ModelConfig};
 
 /// A mounted test server. Unmounts on drop (also when a test panics).
@@ -31,11 +32,7 @@ impl TestServer {
 
     /// Mounts on a new temporary directory (removed at unmount).
     pub fn start_temp(cfg: ModelConfig) -> io::Result<TestServer> {
-        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("wcfs-test-{}-{n}", std::process::id()));
-        std::fs::create_dir_all(&dir)?;
-        Self::mount_model(&dir, Model::new(cfg), true)
+        Self::mount_model(&temp_mountpoint("test")?, Model::new(cfg), true)
     }
 
     pub fn mount_model(mountpoint: &Path, model: Model, temp: bool) -> io::Result<TestServer> {
@@ -71,70 +68,6 @@ impl TestServer {
             temp,
             timer: Some(timer),
         })
-    }
-
-    pub fn mountpoint(&self) -> &Path {
-        &self.mountpoint
-    }
-
-    pub fn head(&self) -> Tid {
-        self.sh.lock().model.head()
-    }
-
-    /// Commits once no read or watch setup waits for acks, then drops the
-    /// changed head blocks from the kernel page cache.
-    pub fn commit(&self, changes: &[(Oid, u64, Vec<u8>)]) -> Tid {
-        let changes: Vec<Change> = changes.iter().map(Change::from).collect();
-        self.commit_changes(&changes)
-    }
-
-    /// [`TestServer::commit`] of writes and deletions of last blocks. A
-    /// deletion shrinks head: its blocks are dropped from the page cache and
-    /// the kernel learns the new size at the next `stat` (the inode's
-    /// attributes are invalidated with them), as with the real server.
-    pub fn commit_changes(&self, changes: &[Change]) -> Tid {
-        self.try_commit_changes(changes).expect("commit")
-    }
-
-    /// [`TestServer::commit_changes`] that reports a change the store refuses.
-    pub fn try_commit_changes(&self, changes: &[Change]) -> Result<Tid, CommitError> {
-        let mut st = self.sh.lock();
-        while !st.model.can_commit() || st.reads_in_flight > 0 {
-            st = self.sh.wait(st);
-        }
-        let at = st.model.commit_changes(changes)?;
-        pump(&self.sh, &mut st);
-        let inval = std::mem::take(&mut st.invalidate);
-        let inos: Vec<(u64, u64)> = inval
-            .into_iter()
-            .filter_map(|(oid, blk)| {
-                st.nodes
-                    .by_node
-                    .get(&Node::HeadFile(oid))
-                    .map(|&i| (i, blk))
-            })
-            .collect();
-        drop(st);
-        let bs = self.sh.blksize as i64;
-        for (ino, blk) in inos {
-            let _ = self.notifier.inval_inode(INodeNo(ino), blk as i64 * bs, bs);
-        }
-        Ok(at)
-    }
-
-    /// Runs `f` on the model (for oracles).
-    pub fn with_model<T>(&self, f: impl FnOnce(&Model) -> T) -> T {
-        f(&self.sh.lock().model)
-    }
-
-    /// Clients that nak'ed or did not ack in time.
-    pub fn failures(&self) -> Vec<(LinkId, String)> {
-        self.sh.lock().failures.clone()
-    }
-
-    /// Pin round trips measured so far (pin queued -> ack received).
-    pub fn pin_rtts(&self) -> Vec<Duration> {
-        self.sh.lock().rtts.clone()
     }
 
     /// Waits for `-autoexit`'s moment: a client came, and none has been
@@ -203,5 +136,54 @@ impl TestServer {
 impl Drop for TestServer {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+impl WcfsServer for TestServer {
+    fn mountpoint(&self) -> &Path {
+        &self.mountpoint
+    }
+
+    fn head(&self) -> Tid {
+        self.sh.lock().model.head()
+    }
+
+    /// Drops the changed head blocks from the kernel page cache, and with
+    /// them the inode's attributes (its size), once committed.
+    fn try_commit_changes(&self, changes: &[Change]) -> Result<Tid, CommitError> {
+        let mut st = self.sh.lock();
+        while !st.model.can_commit() || st.reads_in_flight > 0 {
+            st = self.sh.wait(st);
+        }
+        let at = st.model.commit_changes(changes)?;
+        pump(&self.sh, &mut st);
+        let inval = std::mem::take(&mut st.invalidate);
+        let inos: Vec<(u64, u64)> = inval
+            .into_iter()
+            .filter_map(|(oid, blk)| {
+                st.nodes
+                    .by_node
+                    .get(&Node::HeadFile(oid))
+                    .map(|&i| (i, blk))
+            })
+            .collect();
+        drop(st);
+        let bs = self.sh.blksize as i64;
+        for (ino, blk) in inos {
+            let _ = self.notifier.inval_inode(INodeNo(ino), blk as i64 * bs, bs);
+        }
+        Ok(at)
+    }
+
+    fn with_model<T>(&self, f: impl FnOnce(&Model) -> T) -> T {
+        f(&self.sh.lock().model)
+    }
+
+    fn failures(&self) -> Vec<(LinkId, String)> {
+        self.sh.lock().failures.clone()
+    }
+
+    fn pin_rtt_stats(&self) -> (u64, u64, u64) {
+        rtt_stats(self.sh.lock().rtts.clone())
     }
 }

@@ -7,12 +7,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use wcfs_core::wire::{Oid, Tid};
+use wcfs_core::wire::Tid;
 
-use super::control::serve;
+use super::control::{commitx_line, serve};
 use super::in_process::TestServer;
 use super::teardown::{block_end_signals, detach, end_cleanly, is_mountpoint, remove_mountpoint};
-use crate::model::{Change, LinkId, Model, ModelConfig};
+use super::{temp_mountpoint, WcfsServer};
+use crate::model::{Change, CommitError, LinkId, Model, ModelConfig};
 
 /// The test server in a process of its own, driven over its stdin.
 ///
@@ -69,14 +70,6 @@ impl Proc {
             }
         }
     }
-}
-
-fn temp_mountpoint(kind: &str) -> io::Result<PathBuf> {
-    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("wcfs-{kind}-{}-{n}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
 }
 
 impl ServerProcess {
@@ -195,10 +188,6 @@ impl ServerProcess {
         l
     }
 
-    pub fn mountpoint(&self) -> &Path {
-        &self.mountpoint
-    }
-
     /// The server's process id.
     pub fn pid(&self) -> libc::pid_t {
         match &self.proc_ {
@@ -214,36 +203,25 @@ impl ServerProcess {
         let _ = writeln!(io.0, "panic");
         let _ = io.0.flush();
     }
+}
 
-    /// Commits; returns the new head (the same as the replica's).
-    pub fn commit(&self, changes: &[(Oid, u64, Vec<u8>)]) -> Tid {
-        let changes: Vec<Change> = changes.iter().map(Change::from).collect();
-        self.commit_changes(&changes)
+impl WcfsServer for ServerProcess {
+    fn mountpoint(&self) -> &Path {
+        &self.mountpoint
     }
 
-    /// Deletes the blocks of `oid` from `blk` on (head shrinks); returns the new head.
-    pub fn delete_from(&self, oid: Oid, blk: u64) -> Tid {
-        self.commit_changes(&[Change::DeleteFrom(oid, blk)])
+    fn head(&self) -> Tid {
+        Tid::parse(self.call("head").trim_start_matches("ok ")).expect("tid")
     }
 
-    /// Commits writes and deletions (`commitx`, `-` for a deletion);
-    /// returns the new head (the same as the replica's).
-    pub fn commit_changes(&self, changes: &[Change]) -> Tid {
-        let mut cmd = String::from("commitx");
-        for c in changes {
-            match c {
-                Change::Write(oid, blk, data) => {
-                    let hex: String = data.iter().map(|b| format!("{b:02x}")).collect();
-                    cmd.push_str(&format!(
-                        " {oid} {blk} {}",
-                        if hex.is_empty() { "00".into() } else { hex }
-                    ));
-                }
-                Change::DeleteFrom(oid, blk) => cmd.push_str(&format!(" {oid} {blk} -")),
-            }
-        }
+    /// Commits on the replica first, and sends the commit (`commitx`) only
+    /// when the replica takes it: the server runs the same model, so it
+    /// decides the same. Panics when the server's head differs from the
+    /// replica's.
+    fn try_commit_changes(&self, changes: &[Change]) -> Result<Tid, CommitError> {
         // The replica first: a reader may learn of the new head from the
-        // server and ask the replica for it at once.
+        // server and ask the replica for it at once. An empty write goes
+        // over the wire as one zero byte.
         let padded: Vec<Change> = changes
             .iter()
             .map(|c| match c {
@@ -255,35 +233,18 @@ impl ServerProcess {
             .replica
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .commit_changes(&padded)
-            .expect("replica commit");
-        let got = self.call(&cmd);
+            .commit_changes(&padded)?;
+        let got = self.call(&commitx_line(&padded));
         assert_eq!(got, format!("ok {at}"), "replica diverged from the server");
-        at
+        Ok(at)
     }
 
-    pub fn head(&self) -> Tid {
-        Tid::parse(self.call("head").trim_start_matches("ok ")).expect("tid")
-    }
-
-    /// Runs `f` on the replica of the store (data and sizes; no links).
-    pub fn with_model<T>(&self, f: impl FnOnce(&Model) -> T) -> T {
+    /// Answers from the replica of the store (data and sizes; no links).
+    fn with_model<T>(&self, f: impl FnOnce(&Model) -> T) -> T {
         f(&self.replica.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
-    /// Pin round trips on the server: `(count, median ns, p99 ns)`.
-    pub fn pin_rtt_stats(&self) -> (u64, u64, u64) {
-        let l = self.call("stats");
-        let v: Vec<u64> = l
-            .split(' ')
-            .skip(1)
-            .filter_map(|x| x.parse().ok())
-            .collect();
-        (v[0], v[1], v[2])
-    }
-
-    /// Clients that nak'ed or timed out, as `(link, reason)`.
-    pub fn failures(&self) -> Vec<(LinkId, String)> {
+    fn failures(&self) -> Vec<(LinkId, String)> {
         let l = self.call("failures");
         l.split('\t')
             .skip(1)
@@ -292,6 +253,16 @@ impl ServerProcess {
                     .map(|(l, r)| (l.parse().unwrap_or(0), r.to_string()))
             })
             .collect()
+    }
+
+    fn pin_rtt_stats(&self) -> (u64, u64, u64) {
+        let l = self.call("stats");
+        let v: Vec<u64> = l
+            .split(' ')
+            .skip(1)
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        (v[0], v[1], v[2])
     }
 }
 

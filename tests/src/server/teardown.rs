@@ -82,7 +82,8 @@ pub fn block_end_signals() -> libc::sigset_t {
 /// one of the signals of [`block_end_signals`] (`set`), or a panic on any
 /// thread, unmounts `mnt` (detached: clients may still hold it), removes
 /// it when `rmdir`, and exits the process (0 on a signal, 101 on a panic).
-/// An orderly end (`quit`, end of input) goes through [`TestServer::unmount`].
+/// An orderly end (`quit`, end of input) goes through
+/// [`TestServer::unmount`](super::TestServer::unmount).
 pub fn end_cleanly(set: libc::sigset_t, mnt: &Path, rmdir: bool) {
     fn finish(mnt: &Path, rmdir: bool, code: i32) -> ! {
         if let Err(e) = detach(mnt) {
