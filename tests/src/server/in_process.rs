@@ -1,4 +1,4 @@
-//! [`TestServer`]: the FUSE filesystem of [`fs`](super::fs) mounted and
+//! [`TestServer`]: the FUSE filesystem of `fs.rs` mounted and
 //! served by threads of the calling process.
 
 use std::io;
@@ -35,6 +35,8 @@ impl TestServer {
         Self::mount_model(&temp_mountpoint("test")?, Model::new(cfg), true)
     }
 
+    /// Mounts a server of `model` at `mountpoint`; `temp`: the server owns
+    /// the directory and removes it at unmount.
     pub fn mount_model(mountpoint: &Path, model: Model, temp: bool) -> io::Result<TestServer> {
         let sh = Arc::new(Shared::new(model));
         // As the real server: type `fuse.wcfs`, source the zurl (`join`

@@ -2,7 +2,7 @@
 //! backed by the [`model`](crate::model).
 //!
 //! One room per job:
-//! - [`fs`]: the filesystem itself (layout, reads, `head/watch`, pins);
+//! - `fs`: the filesystem itself (layout, reads, `head/watch`, pins);
 //! - [`in_process`]: [`TestServer`], that filesystem mounted by threads of
 //!   this process;
 //! - [`control`]: the stdin control protocol of `wcfs-testserver` ([`serve`]);
