@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use wcfs_core::wire::Oid;
 use wcfs_linux::{sys, Wcfs};
 use wcfs_testkit::model::{ModelConfig, PinRevChoice};
-use wcfs_testkit::server::{fuse_available, ServerProcess};
+use wcfs_testkit::server::{fuse_available, ServerProcess, WcfsServer};
 
 fn cfg() -> ModelConfig {
     ModelConfig {
@@ -32,7 +32,7 @@ fn c(oid: Oid, blk: u64, s: &str) -> (Oid, u64, Vec<u8>) {
 }
 
 /// 4. resync with 64 open files vs 1.
-fn resync_64_vs_1(srv: &ServerProcess, w: &Wcfs) {
+fn resync_64_vs_1(srv: &impl WcfsServer, w: &Wcfs) {
     let files: Vec<Oid> = (100..164).map(Oid).collect();
     let init: Vec<_> = files.iter().map(|&o| c(o, 0, "x")).collect();
     srv.commit(&init);
@@ -65,7 +65,7 @@ fn resync_64_vs_1(srv: &ServerProcess, w: &Wcfs) {
 }
 
 /// 5. sequential read through a Mapping vs a plain mmap of the head file.
-fn read_throughput(srv: &ServerProcess, w: &Wcfs) {
+fn read_throughput(srv: &impl WcfsServer, w: &Wcfs) {
     let f = Oid(200);
     let bs = sys::page_size() as u64;
     let nblk = (32 << 20) / bs;
@@ -115,7 +115,7 @@ fn read_throughput(srv: &ServerProcess, w: &Wcfs) {
 }
 
 /// 3. FileH::mmap of 16 blocks with 10,000 pins elsewhere vs none; 6. quiet pin round trip.
-fn mmap_with_pins_and_rtt(srv: &ServerProcess, w: &Wcfs) {
+fn mmap_with_pins_and_rtt(srv: &impl WcfsServer, w: &Wcfs) {
     let f = Oid(300);
     let n: u64 = 10_016;
     let init: Vec<_> = (0..n).map(|b| c(f, b, "v1")).collect();
@@ -200,7 +200,7 @@ fn mmap_with_pins_and_rtt(srv: &ServerProcess, w: &Wcfs) {
 /// ack line to a socket. (A real ack goes to the FUSE watch file: a round
 /// trip through the server process, which this floor leaves out.) Median
 /// and p99 over `n`.
-fn mmap_ack_floor(srv: &ServerProcess, f: Oid, n: usize) -> (Duration, Duration) {
+fn mmap_ack_floor(srv: &impl WcfsServer, f: Oid, n: usize) -> (Duration, Duration) {
     use std::io::{Read, Write};
     use std::os::fd::AsFd;
     let bs = sys::page_size();
@@ -241,7 +241,7 @@ fn us(d: Duration) -> f64 {
 
 /// One `bye` round trip done by hand: open a watch link, write `bye`, read
 /// EOF, close it.
-fn bye_round_trip(srv: &ServerProcess) -> Duration {
+fn bye_round_trip(srv: &impl WcfsServer) -> Duration {
     use std::io::{Read, Write};
     let t = Instant::now();
     let mut link = std::fs::OpenOptions::new()
@@ -258,7 +258,7 @@ fn bye_round_trip(srv: &ServerProcess) -> Duration {
 
 /// Opening `head/watch` plus one thread spawn with the pin thread's stack
 /// (and closing both, untimed).
-fn watch_and_spawn(srv: &ServerProcess) -> Duration {
+fn watch_and_spawn(srv: &impl WcfsServer) -> Duration {
     let t = Instant::now();
     let link = std::fs::OpenOptions::new()
         .read(true)
@@ -277,7 +277,7 @@ fn watch_and_spawn(srv: &ServerProcess) -> Duration {
 }
 
 /// 7. Conn::close vs one `bye` round trip; connect vs head/watch + spawn.
-fn close_and_connect(srv: &ServerProcess, w: &Wcfs) {
+fn close_and_connect(srv: &impl WcfsServer, w: &Wcfs) {
     let (mut close, mut bye, mut conn, mut base) = (vec![], vec![], vec![], vec![]);
     for _ in 0..200 {
         let at = srv.head();
@@ -320,7 +320,7 @@ fn close_and_connect(srv: &ServerProcess, w: &Wcfs) {
 
 /// One write on a watch link (a FUSE WRITE round trip), as acks cost:
 /// `watch <oid> -` of a file not watched (its reply read untimed).
-fn write_round_trip(srv: &ServerProcess) -> Duration {
+fn write_round_trip(srv: &impl WcfsServer) -> Duration {
     use std::io::{Read, Write};
     let mut link = std::fs::OpenOptions::new()
         .read(true)
@@ -344,7 +344,7 @@ fn write_round_trip(srv: &ServerProcess) -> Duration {
 /// The server's side of a file close, by hand on a raw link: the time of
 /// writing `watch <f> -` and reading its `ok`, for a watch @`at` that got
 /// its pins (acked) at setup.
-fn raw_unwatch(srv: &ServerProcess, f: Oid, at: wcfs_core::wire::Tid) -> (Duration, usize) {
+fn raw_unwatch(srv: &impl WcfsServer, f: Oid, at: wcfs_core::wire::Tid) -> (Duration, usize) {
     use std::io::{BufRead, BufReader, Write};
     let link = std::fs::OpenOptions::new()
         .read(true)
@@ -382,7 +382,7 @@ fn raw_unwatch(srv: &ServerProcess, f: Oid, at: wcfs_core::wire::Tid) -> (Durati
 }
 
 /// 8. file close after 64 pins vs no pins; 9. open / mmap / resync per pin.
-fn pins_64(srv: &ServerProcess, w: &Wcfs) {
+fn pins_64(srv: &impl WcfsServer, w: &Wcfs) {
     const N: u64 = 64;
     let f = Oid(400);
     let bs = sys::page_size() as u64;

@@ -19,10 +19,12 @@ use wcfs_core::wire::{Oid, Tid};
 /// How the model is set up.
 #[derive(Clone, Debug)]
 pub struct ModelConfig {
+    /// Block size of every bigfile, in bytes (`st_blksize` of head files).
     pub blksize: u64,
     /// Tid distance behind head that is kept: a watch older than that (and
     /// older than every active watch) is refused "too far away back".
     pub history: u64,
+    /// Which revision a pin names when several hold the right data.
     pub pin_rev: PinRevChoice,
     /// What `.wcfs/zurl` shows.
     pub zurl: String,
@@ -41,10 +43,15 @@ pub enum PinRevChoice {
     Seeded(u64),
 }
 
+/// A watch link (one open of `head/watch`), numbered from 1 in opening order.
 pub type LinkId = u64;
+/// A head read that waits for acks before its data can be served.
 pub type ReadId = u64;
 
+/// What the model asks its host (the simulation or the FUSE server) to do,
+/// in order; taken with [`Model::poll_output`].
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(missing_docs)] // the fields are named in each variant's doc
 pub enum Output {
     /// One line (no `\n`) for the client on `link`.
     Send { link: LinkId, line: String },
@@ -58,6 +65,7 @@ pub enum Output {
     ClientFailed { link: LinkId, reason: String },
 }
 
+/// Why the store refuses a commit (nothing is committed then).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CommitError {
     /// Reads or watch setups wait for acks (the real server holds its head lock).
@@ -86,8 +94,14 @@ impl From<&(Oid, u64, Vec<u8>)> for Change {
     }
 }
 
+/// The answer to a read of head data.
 pub enum HeadRead {
+    /// The data, at once: no watcher needs a pin and no pin of the block
+    /// is in flight.
     Ready(Vec<u8>),
+    /// The read waits for the acks of the block's pins (sent for it, or
+    /// already in flight); [`Output::ReadReady`] names it once they are in
+    /// (or their clients failed).
     Wait(ReadId),
 }
 
@@ -174,6 +188,7 @@ pub struct Model {
 pub const TID_STEP: u64 = 0x0100_0000;
 
 impl Model {
+    /// A model with an empty first revision and no files or links.
     pub fn new(cfg: ModelConfig) -> Model {
         Model::new_at(cfg, Tid(0x0400_0000_0000_0000))
     }
@@ -196,28 +211,35 @@ impl Model {
         }
     }
 
+    /// How the model was set up.
     pub fn config(&self) -> &ModelConfig {
         &self.cfg
     }
 
+    /// The newest revision.
     pub fn head(&self) -> Tid {
         *self.revs.last().expect("a first revision")
     }
 
+    /// Every revision, oldest first.
     pub fn revs(&self) -> Vec<Tid> {
         self.revs.clone()
     }
 
+    /// Every bigfile ever written, in oid order.
     pub fn files(&self) -> Vec<Oid> {
         self.files.keys().copied().collect()
     }
 
+    /// The next thing for the host to do, oldest first.
     pub fn poll_output(&mut self) -> Option<Output> {
         self.out.pop_front()
     }
 
     // ---- the store ----
 
+    /// Whether a commit would be taken now: no read or watch setup waits
+    /// for acks (else [`CommitError::Busy`]).
     pub fn can_commit(&self) -> bool {
         self.waits.is_empty()
     }
@@ -407,12 +429,15 @@ impl Model {
         HeadRead::Wait(read)
     }
 
+    /// The data of a waiting read once [`Output::ReadReady`] named it;
+    /// `None` before, and after it was taken.
     pub fn take_read(&mut self, read: ReadId) -> Option<Vec<u8>> {
         self.ready.remove(&read)
     }
 
     // ---- watch links ----
 
+    /// A client opened `head/watch`: a new link.
     pub fn link_open(&mut self) -> LinkId {
         let id = self.next_link;
         self.next_link += 1;
@@ -531,6 +556,7 @@ impl Model {
         self.close_link(link);
     }
 
+    /// The links not closed, in id order.
     pub fn links(&self) -> Vec<LinkId> {
         self.links
             .iter()
@@ -548,6 +574,7 @@ impl Model {
             .unwrap_or_default()
     }
 
+    /// The revision `link` watches `oid` at, if it watches it.
     pub fn watch_at(&self, link: LinkId, oid: Oid) -> Option<Tid> {
         self.links.get(&link)?.watches.get(&oid).map(|w| w.at)
     }

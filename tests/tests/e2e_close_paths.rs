@@ -32,9 +32,7 @@ fn read_head(mnt: &Path) -> Vec<u8> {
 
 /// A connection @at1 with `F` (N blocks) open and mapped whole, and a
 /// commit after at1 changing every block: reading head pins all N.
-fn setup(
-    srv: &wcfs_testkit::server::ServerProcess,
-) -> (Conn, wcfs_linux::FileH, wcfs_linux::Mapping) {
+fn setup(srv: &impl WcfsServer) -> (Conn, wcfs_linux::FileH, wcfs_linux::Mapping) {
     let at1 = srv.commit(&(0..N).map(|b| change(F, b, "v1")).collect::<Vec<_>>());
     let w = Wcfs::open(srv.mountpoint()).unwrap();
     let conn = w.connect(at1).unwrap();
@@ -44,7 +42,7 @@ fn setup(
     (conn, fh, m)
 }
 
-fn mount(srv: &wcfs_testkit::server::ServerProcess) -> PathBuf {
+fn mount(srv: &impl WcfsServer) -> PathBuf {
     srv.mountpoint().canonicalize().unwrap()
 }
 

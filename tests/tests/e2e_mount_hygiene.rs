@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use wcfs_linux::Wcfs;
 use wcfs_testkit::model::{ModelConfig, PinRevChoice};
-use wcfs_testkit::server::{fuse_available, is_mountpoint, ServerProcess};
+use wcfs_testkit::server::{fuse_available, is_mountpoint, ServerProcess, WcfsServer};
 
 const ROLE: &str = "WCFS_HYGIENE_ROLE";
 

@@ -11,7 +11,7 @@ use e2e_common::*;
 use wcfs_linux::Wcfs;
 use wcfs_testkit::require_fuse;
 
-fn four_blocks(srv: &wcfs_testkit::server::ServerProcess) -> wcfs_core::wire::Tid {
+fn four_blocks(srv: &impl WcfsServer) -> wcfs_core::wire::Tid {
     srv.commit(&[
         change(F, 0, "a0"),
         change(F, 1, "a1"),

@@ -7,7 +7,7 @@ use std::os::unix::fs::MetadataExt;
 use wcfs_core::wire::{Oid, Tid};
 use wcfs_testkit::model::{Model, ModelConfig, PinRevChoice};
 use wcfs_testkit::require_fuse;
-use wcfs_testkit::server::TestServer;
+use wcfs_testkit::server::{temp_mountpoint, TestServer, WcfsServer};
 
 const F: Oid = Oid(1);
 
@@ -22,13 +22,7 @@ fn cfg() -> ModelConfig {
 }
 
 fn temp_mount(model: Model) -> TestServer {
-    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "wcfs-proto-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = temp_mountpoint("proto").unwrap();
     TestServer::mount_model(&dir, model, true).unwrap()
 }
 

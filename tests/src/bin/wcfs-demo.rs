@@ -7,7 +7,7 @@ use std::time::Instant;
 use wcfs_core::wire::{Oid, Tid};
 use wcfs_linux::{sys, Mapping, Wcfs};
 use wcfs_testkit::model::{ModelConfig, PinRevChoice};
-use wcfs_testkit::server::{fuse_available, ServerProcess};
+use wcfs_testkit::server::{fuse_available, ServerProcess, WcfsServer};
 
 const F: Oid = Oid(1);
 const NBLK: u64 = 3;

@@ -5,6 +5,7 @@ use wcfs_core::wire::{Oid, Tid};
 use wcfs_linux::{sys, Mapping};
 use wcfs_testkit::model::{ModelConfig, PinRevChoice};
 use wcfs_testkit::server::ServerProcess;
+pub use wcfs_testkit::server::WcfsServer;
 
 pub const F: Oid = Oid(1);
 pub const G: Oid = Oid(2);
@@ -23,8 +24,9 @@ pub fn cfg() -> ModelConfig {
     }
 }
 
-/// The server in a process of its own (see `ServerProcess` for why).
-pub fn server() -> ServerProcess {
+/// The server in a process of its own (see `ServerProcess` for why); the
+/// tests see it through [`WcfsServer`] only.
+pub fn server() -> impl WcfsServer {
     ServerProcess::start_temp(cfg()).expect("start the test server")
 }
 
