@@ -283,12 +283,35 @@ impl std::fmt::Display for Swarm {
 #[derive(Debug)]
 pub struct Failure {
     pub seed: u64,
+    /// The step that failed (the run's `steps` and beyond: the liveness
+    /// phase or the final close).
     pub step: usize,
+    /// The run's configuration.
+    pub cfg: SimConfig,
     pub what: String,
     /// The run's choices (its swarm weights and faults), logged first.
     pub setup: String,
     /// The last events before the failure, naming operations and faults.
     pub tail: Vec<String>,
+}
+
+impl Failure {
+    /// The command that replays the failing run up to its failure: a
+    /// failure in the safety phase is reached with fewer steps (the steps
+    /// before it do not depend on the run's length), a later one needs the
+    /// whole run.
+    pub fn replay(&self) -> String {
+        let steps = if self.step < self.cfg.steps {
+            self.step + 1
+        } else {
+            self.cfg.steps
+        };
+        format!(
+            "SIM_SEED={} SIM_STEPS={steps} SIM_FAULTS={} cargo test --release -p wcfs-testkit --test sim sim_replay -- --nocapture",
+            self.seed,
+            u8::from(self.cfg.faults)
+        )
+    }
 }
 
 impl std::fmt::Display for Failure {
@@ -299,12 +322,7 @@ impl std::fmt::Display for Failure {
         for e in &self.tail {
             writeln!(f, "  {e}")?;
         }
-        write!(
-            f,
-            "replay: SIM_SEED={} SIM_STEPS={} cargo test --release -p wcfs-testkit --test sim sim_replay -- --nocapture",
-            self.seed,
-            self.step + 1
-        )
+        write!(f, "replay: {}", self.replay())
     }
 }
 
@@ -1238,7 +1256,7 @@ impl World {
             let regions = c.h.be.regions(addr, len);
             if regions != [(addr, addr + len, Some(Mem::Fault))] {
                 return Err(format!(
-                    "client {i}: unmapped caller range {addr:#x}+{len:#x} is {regions:?}, not reserved"
+                    "a caller's range stays reserved after unmap: client {i}: {addr:#x}+{len:#x} is {regions:?}"
                 ));
             }
             c.spare.push((addr, len));
@@ -1417,7 +1435,7 @@ impl World {
         // The address space refuses it too (`MAP_FIXED_NOREPLACE`).
         if c.h.be.reserve_at(a, want) != Err(wcfs_mock::EEXIST) {
             return Err(format!(
-                "client {i}: reserving {a:#x}+{want:#x} over a live mapping was not refused"
+                "a map over a live mapping is refused: client {i}: reserving {a:#x}+{want:#x} was not"
             ));
         }
         let before = c.mock_calls();
@@ -1429,7 +1447,7 @@ impl World {
             Err(Error::AddressInUse { .. }) if !touched => Ok(()),
             Err(Error::FileClosed | Error::ConnClosed) => Ok(()),
             r => Err(format!(
-                "client {i}: mmap_at {a:#x}+{want:#x} over a live mapping: {r:?} (touched: {touched})"
+                "a map over a live mapping is refused: client {i}: mmap_at {a:#x}+{want:#x}: {r:?} (touched: {touched})"
             )),
         }
     }
@@ -1662,6 +1680,7 @@ pub fn run(cfg: &SimConfig) -> Result<Report, Failure> {
     let fail = |w: &mut World, what: String| Failure {
         seed: w.seed,
         step: w.step,
+        cfg: cfg.clone(),
         what,
         setup: setup.clone(),
         tail: w.events.iter().cloned().collect(),
@@ -1749,4 +1768,66 @@ pub fn summary(reports: &[Report], secs: f64) -> String {
         reports.iter().map(|r| r.fixed_maps).sum::<usize>(),
     );
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Swarm testing: across seeds, every fault and every operation other
+    /// than reads and opens is left out of some runs and on in others; reads,
+    /// opens and some kind of mapping are always on; no faults when the run
+    /// may not inject them.
+    #[test]
+    fn swarm_leaves_things_out_of_some_runs() {
+        let swarms: Vec<Swarm> = (0..500)
+            .map(|seed| Swarm::draw(&mut Rng::new(seed), true))
+            .collect();
+        let weight = |s: &Swarm, k: UserOpKind| s.ops.iter().find(|o| o.0 == k).expect("kind").1;
+        for k in UserOpKind::ALL {
+            let on = swarms.iter().filter(|s| weight(s, k) > 0).count();
+            match k {
+                UserOpKind::Read | UserOpKind::Open => assert_eq!(on, swarms.len(), "{k:?}"),
+                _ => assert!(on > 0 && on < swarms.len(), "{k:?} on in {on} runs"),
+            }
+        }
+        assert!(swarms
+            .iter()
+            .all(|s| weight(s, UserOpKind::Mmap) + weight(s, UserOpKind::MmapAt) > 0));
+        for f in Fault::ALL {
+            let on = swarms.iter().filter(|s| s.faults.contains(&f)).count();
+            assert!(on > 0 && on < swarms.len(), "{f:?} on in {on} runs");
+        }
+        let inject = |s: &Swarm| {
+            s.steps
+                .iter()
+                .find(|x| x.0 == Step::Inject)
+                .expect("inject")
+                .1
+        };
+        assert!(swarms
+            .iter()
+            .all(|s| s.faults.is_empty() == (inject(s) == 0)));
+        assert!((0..100).all(|seed| Swarm::draw(&mut Rng::new(seed), false).faults.is_empty()));
+        let text = swarms[0].to_string();
+        assert!(
+            text.contains("Read ") && text.contains("ToClient "),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn weighted_never_picks_a_weightless_choice() {
+        let mut rng = Rng::new(7);
+        let mut seen = [0usize; 3];
+        for _ in 0..3000 {
+            let k = rng
+                .weighted(&[(0usize, 1), (1, 0), (2, 2)])
+                .expect("some weight");
+            seen[k] += 1;
+        }
+        assert_eq!(seen[1], 0);
+        assert!(seen[0] > 700 && seen[2] > 1700, "{seen:?}");
+        assert_eq!(rng.weighted(&[(0u8, 0)]), None);
+    }
 }
