@@ -10,6 +10,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+pub mod user_op;
+
 use wcfs_core::wire::{Oid, Tid};
 use wcfs_core::{Backend, Errno, Fd, Src, Stat};
 

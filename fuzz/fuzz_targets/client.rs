@@ -8,28 +8,17 @@ use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use wcfs_core::wire::{Oid, Tid};
 use wcfs_core::{Config, ConnState, FileId, MapId, OpId, OpOk, Stat};
-use wcfs_mock::{Harness, Path, StatTable};
+use wcfs_mock::user_op::{pick, UserOp};
+use wcfs_mock::{Harness, Mem, Path, StatTable};
 
 const BS: u64 = 16;
 
-fn pick<T: Copy>(v: &[T], i: u8) -> Option<T> {
-    (!v.is_empty()).then(|| v[usize::from(i) % v.len()])
-}
 const REVS: [Tid; 3] = [Tid(0x10), Tid(0x20), Tid(0x30)];
 
+/// A user call (the same [`UserOp`] the simulation draws) or server input.
 #[derive(Arbitrary, Debug)]
 enum Op {
-    Open(u8),
-    Mmap { file: u8, start: u8, len: u8 },
-    /// At a fresh reservation, or over a live mapping (`over`: refused).
-    MmapAt { file: u8, start: u8, len: u8, over: Option<u8> },
-    Unmap(u8),
-    Dirty { map: u8, blk: u8 },
-    Remap { map: u8, blk: u8 },
-    Resync(u8),
-    CloseFile(u8),
-    Close,
-    Fork,
+    User(UserOp),
     /// A reply to the n-th request the client sent and that awaits one.
     Reply { which: u8, ok: bool },
     Pin { oid: u8, blk: u8, rev: u8, stream: u8 },
@@ -58,22 +47,35 @@ fuzz_target!(|ops: Vec<Op>| {
     let mut requests: Vec<u64> = Vec::new();
     for op in ops.into_iter().take(200) {
         match op {
-            Op::Open(o) => {
-                if let Ok(op) = h.conn.open(Oid(u64::from(o % 4))) {
+            Op::User(UserOp::Read { map, blk }) => {
+                // A live block reads; one of a down connection or a faulting
+                // mapping faults (a dirty block is the user's: never checked).
+                if let Some(m) = pick(&maps, map).and_then(|m| h.conn.mapping(m)) {
+                    let down = !matches!(h.conn.state(), ConnState::Up | ConnState::Closing);
+                    let blk = m.blk_start + u64::from(blk) % m.blk_len.max(1);
+                    if m.addr != 0 && m.blk_len > 0 && !m.dirty.contains(&blk) {
+                        let mut buf = [0u8; BS as usize];
+                        let r = h.be.read(m.blk_addr(blk), &mut buf, |_, _, d| d.fill(1));
+                        assert_eq!(r.is_ok(), !down && !m.faulting, "read of #{blk}: {r:?}");
+                    }
+                }
+            }
+            Op::User(UserOp::Open { oid }) => {
+                if let Ok(op) = h.conn.open(Oid(u64::from(oid % 4))) {
                     ops_live.push(op);
                 }
             }
-            Op::Mmap { file, start, len } => {
+            Op::User(UserOp::Mmap { file, start, len }) => {
                 if let Some(f) = pick(&files, file) {
                     if let Ok(op) = h.conn.mmap(f, u64::from(start % 8), u64::from(len % 6)) {
                         ops_live.push(op);
                     }
                 }
             }
-            Op::MmapAt { file, start, len, over } => {
+            Op::User(UserOp::MmapAt { file, start, len, over }) => {
                 if let Some(f) = pick(&files, file) {
                     let n = usize::from(len % 6) * BS as usize;
-                    let placed = over.and_then(|m| pick(&maps, m)).and_then(|m| h.conn.mapping(m)).map(|m| m.addr).filter(|&a| a != 0);
+                    let placed = over.and_then(|m| pick(&maps, m >> 1)).and_then(|m| h.conn.mapping(m)).map(|m| m.addr).filter(|&a| a != 0);
                     let addr = placed.unwrap_or_else(|| h.be.reserve(n.max(1)));
                     if let Ok(op) = h.conn.mmap_at(f, u64::from(start % 8), u64::from(len % 6), addr, n) {
                         assert!(placed.is_none(), "mmap_at over a live mapping accepted");
@@ -81,41 +83,49 @@ fuzz_target!(|ops: Vec<Op>| {
                     }
                 }
             }
-            Op::Unmap(m) => {
-                if let Some(m) = pick(&maps, m) {
+            Op::User(UserOp::Unmap { map }) => {
+                if let Some(m) = pick(&maps, map) {
                     let _ = h.conn.unmap(m);
                 }
             }
-            Op::Dirty { map, blk } => {
+            Op::User(UserOp::Dirty { map, blk, page }) => {
                 if let Some(m) = pick(&maps, map) {
-                    let _ = h.conn.mark_dirty(m, u64::from(blk % 12));
+                    let blk = u64::from(blk % 12);
+                    let marked = h.conn.mark_dirty(m, blk).is_ok();
+                    // The ordering contract: mark dirty, then lay the page (over a live block only).
+                    let at = h.conn.mapping(m).filter(|m| m.addr != 0 && !m.faulting && blk >= m.blk_start && blk < m.blk_stop()).map(|m| m.blk_addr(blk));
+                    if let (true, Some(tag), Some(addr)) = (marked, page, at) {
+                        if h.be.at(addr).is_some_and(|w| w != Mem::Fault) {
+                            h.be.lay_private(addr, BS as usize, tag).expect("lay a private page over a live block");
+                        }
+                    }
                 }
             }
-            Op::Remap { map, blk } => {
+            Op::User(UserOp::Remap { map, blk }) => {
                 if let Some(m) = pick(&maps, map) {
                     if let Ok(op) = h.conn.remap_blk(m, u64::from(blk % 12)) {
                         ops_live.push(op);
                     }
                 }
             }
-            Op::Resync(r) => {
-                if let Ok(op) = h.conn.resync(REVS[usize::from(r) % 3]) {
+            Op::User(UserOp::Resync { to }) => {
+                if let Ok(op) = h.conn.resync(REVS[usize::from(to) % 3]) {
                     ops_live.push(op);
                 }
             }
-            Op::CloseFile(f) => {
-                if let Some(f) = pick(&files, f) {
+            Op::User(UserOp::CloseFile { file }) => {
+                if let Some(f) = pick(&files, file) {
                     if let Ok(op) = h.conn.close_file(f) {
                         ops_live.push(op);
                     }
                 }
             }
-            Op::Close => {
+            Op::User(UserOp::Close) => {
                 if let Ok(op) = h.conn.close() {
                     ops_live.push(op);
                 }
             }
-            Op::Fork => h.conn.fork_child(),
+            Op::User(UserOp::Fork) => h.conn.fork_child(),
             Op::Reply { which, ok } => {
                 if let Some(s) = pick(&requests, which) {
                     requests.retain(|&r| r != s);

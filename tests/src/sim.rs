@@ -2,30 +2,39 @@
 //! server model, every interleaving chosen by one seed, with faults, and an
 //! oracle that checks every byte a user could read.
 //!
-//! One `u64` seed decides everything: which faults are on for the run, the
-//! order in which server lines, client lines and user operations happen,
-//! how the server's bytes are chunked, what is committed. A run is a pure
-//! function of its seed ([`run`] returns a trace hash to prove it). The
-//! safety phase runs with faults; the liveness phase heals them and drives
-//! every client to quiescence (bounded: a livelock fails the run).
+//! One `u64` seed decides everything: the run's weights (swarm testing:
+//! which [`Fault`]s and which user operations are on at all, how often each
+//! scheduler [`Step`] comes), the order in which server lines, client lines
+//! and user operations ([`UserOp`], shared with the `client` fuzz target)
+//! happen, how the server's bytes are chunked, what is committed. The
+//! weights are logged first. A run is a pure function of its seed ([`run`]
+//! returns a trace hash to prove it). The safety phase runs with faults;
+//! the liveness phase heals them and drives every client to quiescence
+//! (bounded: a livelock fails the run). A failure names the property that
+//! broke, the run's weights, the last events (operations and faults by
+//! name), and the command that replays the seed.
 //!
-//! Checkers, after every step:
-//! * bytes: every block of every live mapping shows the data as of its
-//!   connection's `at` (zeros past the end); dirty blocks are the user's;
-//!   head pages are checked through the simulated page cache, so that a
-//!   read of an uncached head block goes to the server (and may pin).
-//!   Commits also delete files' last blocks (head shrinks). Memory of a
-//!   file past its end is SIGBUS and a client bug, except the server's
+//! Checkers (`World::CHECKERS`), one per property, after every step:
+//! * every readable block shows its revision's bytes: every block of every
+//!   live mapping shows the data as of its connection's `at` (zeros past
+//!   the end); head pages are checked through the simulated page cache, so
+//!   that a read of an uncached head block goes to the server (and may
+//!   pin). Commits also delete files' last blocks (head shrinks). Memory of
+//!   a file past its end is SIGBUS and a client bug, except the server's
 //!   limit (README, "Known limit"): head past its new end in a view whose
 //!   client was told (last open/fstat) that the block exists; and zeros
 //!   where the client was told head ends but head grew back, unpinned,
 //!   before the watch. Both are counted in the report, never checked;
-//! * faults: every mapping of a closed file or connection, of a connection
-//!   that is down, or of a fork child faults;
-//! * pins: at quiescence the core's `pinned` equals what the model pinned;
-//! * the core's own `check_invariants`;
-//! * outcomes: an injected fault brings its connection down with a clear
-//!   error; nothing else ever does.
+//! * dirty blocks keep the user's page until `remap_blk`;
+//! * a connection that is not up shows no memory: every mapping of a
+//!   connection that is down, closed or forked faults (and of a closed file,
+//!   checked with the bytes);
+//! * pins agree with the server's: when nothing is in flight the core's
+//!   `pinned` equals what the model pinned;
+//! * core invariants hold (`Conn::check_invariants`);
+//! * and as clients end: only a fault brings a connection down (with a
+//!   clear error), a fork child sends nothing, an ended client holds no
+//!   descriptor.
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
@@ -34,6 +43,7 @@ use std::rc::Rc;
 
 use wcfs_core::wire::{Oid, Tid};
 use wcfs_core::{Config, ConnState, Error, FileId, MapId, OpId, OpOk, Stat};
+use wcfs_mock::user_op::{pick, UserOp, UserOpKind};
 use wcfs_mock::{Harness, Mem, Path, Store};
 
 use crate::model::{Change, HeadRead, LinkId, Model, ModelConfig, Output, PinRevChoice, ReadId};
@@ -68,6 +78,28 @@ impl Rng {
     pub fn pick<T: Copy>(&mut self, v: &[T]) -> Option<T> {
         (!v.is_empty()).then(|| v[self.below(v.len() as u64) as usize])
     }
+
+    /// One of `choices`, each as likely as its weight; `None` when all
+    /// weigh nothing.
+    pub fn weighted<T: Copy>(&mut self, choices: &[(T, u32)]) -> Option<T> {
+        let total: u64 = choices.iter().map(|c| u64::from(c.1)).sum();
+        if total == 0 {
+            return None;
+        }
+        let mut x = self.below(total);
+        for &(t, w) in choices {
+            if x < u64::from(w) {
+                return Some(t);
+            }
+            x -= u64::from(w);
+        }
+        unreachable!("x < total")
+    }
+
+    /// A byte.
+    pub fn byte(&mut self) -> u8 {
+        self.next_u64() as u8
+    }
 }
 
 /// What a run does.
@@ -80,42 +112,217 @@ pub struct SimConfig {
     pub faults: bool,
 }
 
-/// Which faults a run injects, decided by the seed and logged first.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Faults {
-    pub malformed: bool,
-    pub too_long: bool,
-    pub wrong_stream: bool,
-    pub eof_mid_request: bool,
-    pub error_reply: bool,
-    pub unwatched_pin: bool,
-    pub huge_blk: bool,
-    pub go_back: bool,
+/// A fault the simulation injects into a client's connection. Every one
+/// must bring that connection down with a clear error (or be refused), and
+/// nothing else may.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// A `pin` line that does not parse.
+    Malformed,
+    /// A line longer than the client buffers.
+    TooLong,
+    /// A reply on a stream the client never opened.
+    WrongStream,
+    /// The server ends the link in the middle of a request.
+    EofMidRequest,
+    /// An `error` reply to the request in flight.
+    ErrorReply,
+    /// A pin of a file the client does not watch.
+    UnwatchedPin,
+    /// A pin of a block number no file can have.
+    HugeBlk,
+    /// The user resyncs to a revision older than the connection's.
+    GoBack,
+}
+
+impl Fault {
+    pub const ALL: [Fault; 8] = [
+        Fault::Malformed,
+        Fault::TooLong,
+        Fault::WrongStream,
+        Fault::EofMidRequest,
+        Fault::ErrorReply,
+        Fault::UnwatchedPin,
+        Fault::HugeBlk,
+        Fault::GoBack,
+    ];
+}
+
+/// What the scheduler does in one step of the safety phase.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Step {
+    /// The server model commits (writes blocks, sometimes shrinks a file).
+    Commit,
+    /// A new client connects.
+    Connect,
+    /// Some of the server's bytes reach a client.
+    ToClient,
+    /// One client line reaches the server.
+    ToServer,
+    /// A client's operation in flight is polled.
+    PollOp,
+    /// A client's user makes one call ([`UserOp`]).
+    User,
+    /// A [`Fault`] is injected into a client's connection.
+    Inject,
+}
+
+/// The run's weights, drawn from its seed and logged first (swarm testing:
+/// each run leans on some steps and leaves some operations and faults out
+/// altogether, so that rare interleavings get runs of their own).
+#[derive(Clone, Debug)]
+struct Swarm {
+    steps: Vec<(Step, u32)>,
+    ops: Vec<(UserOpKind, u32)>,
+    faults: Vec<Fault>,
+}
+
+impl Swarm {
+    fn draw(rng: &mut Rng, faults: bool) -> Swarm {
+        let faults: Vec<Fault> = if faults && rng.chance(50) {
+            Fault::ALL.into_iter().filter(|_| rng.chance(40)).collect()
+        } else {
+            Vec::new()
+        };
+        // Base weights (per mille), scaled by a half, one or one and a half.
+        let scale = |rng: &mut Rng, w: u32| w * (1 + rng.below(3) as u32) / 2;
+        let steps = [
+            (Step::Commit, 100),
+            (Step::Connect, 10),
+            (Step::ToClient, 270),
+            (Step::ToServer, 220),
+            (Step::PollOp, 50),
+            (Step::User, 335),
+            (Step::Inject, 15),
+        ]
+        .map(|(s, w)| {
+            (
+                s,
+                if s == Step::Inject && faults.is_empty() {
+                    0
+                } else {
+                    scale(rng, w)
+                },
+            )
+        })
+        .to_vec();
+        // Reads and opens are always on; any other operation is left out
+        // of one run in seven (mapping stays on in one form or the other).
+        let mut ops: Vec<(UserOpKind, u32)> = UserOpKind::ALL
+            .iter()
+            .map(|&k| {
+                let base = match k {
+                    UserOpKind::Read => 450,
+                    UserOpKind::Open => 80,
+                    UserOpKind::Mmap => 55,
+                    UserOpKind::MmapAt => 35,
+                    UserOpKind::Unmap => 50,
+                    UserOpKind::Dirty => 30,
+                    UserOpKind::Remap => 30,
+                    UserOpKind::Resync => 80,
+                    UserOpKind::CloseFile => 50,
+                    UserOpKind::Close => 20,
+                    UserOpKind::Fork => 10,
+                };
+                let always = matches!(k, UserOpKind::Read | UserOpKind::Open);
+                let w = if !always && rng.below(7) == 0 {
+                    0
+                } else {
+                    scale(rng, base)
+                };
+                (k, w)
+            })
+            .collect();
+        if ops
+            .iter()
+            .all(|&(k, w)| w == 0 || !matches!(k, UserOpKind::Mmap | UserOpKind::MmapAt))
+        {
+            if let Some(m) = ops.iter_mut().find(|(k, _)| *k == UserOpKind::Mmap) {
+                m.1 = 55;
+            }
+        }
+        Swarm { steps, ops, faults }
+    }
+}
+
+impl std::fmt::Display for Swarm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let list = |v: &[(String, u32)]| {
+            v.iter()
+                .map(|(n, w)| {
+                    if *w == 0 {
+                        format!("{n} off")
+                    } else {
+                        format!("{n} {w}")
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let steps: Vec<(String, u32)> = self
+            .steps
+            .iter()
+            .map(|(s, w)| (format!("{s:?}"), *w))
+            .collect();
+        let ops: Vec<(String, u32)> = self
+            .ops
+            .iter()
+            .map(|(k, w)| (format!("{k:?}"), *w))
+            .collect();
+        write!(
+            f,
+            "steps [{}]; user ops [{}]; faults {:?}",
+            list(&steps),
+            list(&ops),
+            self.faults
+        )
+    }
 }
 
 /// A failed run: what broke, where, and how to replay it.
 #[derive(Debug)]
 pub struct Failure {
     pub seed: u64,
+    /// The step that failed (the run's `steps` and beyond: the liveness
+    /// phase or the final close).
     pub step: usize,
+    /// The run's configuration.
+    pub cfg: SimConfig,
     pub what: String,
-    /// The last events before the failure.
+    /// The run's choices (its swarm weights and faults), logged first.
+    pub setup: String,
+    /// The last events before the failure, naming operations and faults.
     pub tail: Vec<String>,
+}
+
+impl Failure {
+    /// The command that replays the failing run up to its failure: a
+    /// failure in the safety phase is reached with fewer steps (the steps
+    /// before it do not depend on the run's length), a later one needs the
+    /// whole run.
+    pub fn replay(&self) -> String {
+        let steps = if self.step < self.cfg.steps {
+            self.step + 1
+        } else {
+            self.cfg.steps
+        };
+        format!(
+            "SIM_SEED={} SIM_STEPS={steps} SIM_FAULTS={} cargo test --release -p wcfs-testkit --test sim sim_replay -- --nocapture",
+            self.seed,
+            u8::from(self.cfg.faults)
+        )
+    }
 }
 
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(f, "simulation failed at step {}: {}", self.step, self.what)?;
+        writeln!(f, "run: {}", self.setup)?;
         writeln!(f, "last events:")?;
         for e in &self.tail {
             writeln!(f, "  {e}")?;
         }
-        write!(
-            f,
-            "replay: SIM_SEED={} SIM_STEPS={} cargo test --release -p wcfs-testkit --test sim sim_replay -- --nocapture",
-            self.seed,
-            self.step + 1
-        )
+        write!(f, "replay: {}", self.replay())
     }
 }
 
@@ -239,6 +446,20 @@ impl Client {
         matches!(self.op, Some((_, OpKind::Resync(_))))
     }
 
+    /// How many calls the mock OS has performed for this client. With
+    /// [`Client::sent_since`], the only place the simulation reads the
+    /// mock's trace.
+    fn mock_calls(&self) -> usize {
+        self.h.be.trace().len()
+    }
+
+    /// Whether a line was sent after the first `from` calls.
+    fn sent_since(&self, from: usize) -> bool {
+        self.h.be.trace()[from..]
+            .iter()
+            .any(|x| matches!(x, wcfs_mock::Call::Send(_)))
+    }
+
     fn quiet(&self) -> bool {
         self.inbox.is_empty()
             && self.outbox.is_empty()
@@ -262,7 +483,7 @@ struct World {
     reads: BTreeMap<ReadId, PendingRead>,
     oids: Vec<Oid>,
     blksize: u64,
-    faults: Faults,
+    swarm: Swarm,
     events: VecDeque<String>,
     hash: u64,
     step: usize,
@@ -275,6 +496,9 @@ const MAX_BLKS: u64 = 8;
 const TAIL: usize = 60;
 
 type Check = Result<(), String>;
+
+/// A check of one property on one client.
+type Checker = fn(&mut World, usize) -> Check;
 
 impl World {
     fn log(&mut self, e: String) {
@@ -568,78 +792,137 @@ impl World {
         blk * self.blksize >= told && !self.model.borrow().pin_acked(c.link, oid, blk)
     }
 
-    /// Checks every block of every mapping that can be checked without a server read.
+    // ---- the checkers: one per property, run after every step ----
+
+    /// Every checker, named after the property it guards.
+    const CHECKERS: [(&'static str, Checker); 5] = [
+        ("core invariants hold", World::core_invariants_hold),
+        (
+            "a connection that is not up shows no memory",
+            World::down_connections_only_fault,
+        ),
+        (
+            "every readable block shows its revision's bytes",
+            World::blocks_show_their_revision,
+        ),
+        (
+            "dirty blocks keep the user's page",
+            World::dirty_blocks_keep_the_users_page,
+        ),
+        (
+            "pins agree with the server's",
+            World::pins_agree_with_the_server,
+        ),
+    ];
+
+    /// Runs every checker on every live client.
     fn check_all(&mut self) -> Check {
         for i in self.live() {
-            let c = self.clients[i].as_ref().expect("client");
-            c.h.conn
-                .check_invariants()
-                .map_err(|e| format!("client {i}: {e}"))?;
-            let down = !matches!(c.state(), ConnState::Up | ConnState::Closing);
-            let maps: Vec<(MapId, u64, u64)> =
-                c.h.conn
-                    .mappings()
-                    .map(|(id, m)| (id, m.blk_start, m.blk_stop()))
-                    .collect();
-            for (map, start, stop) in maps {
-                for blk in start..stop {
-                    let c = self.clients[i].as_ref().expect("client");
-                    let m = c.h.conn.mapping(map).expect("mapping");
-                    let what = c.h.be.at(m.blk_addr(blk));
-                    if down && !matches!(what, None | Some(Mem::Fault)) {
-                        return Err(format!(
-                            "client {i} is {:?} but #{blk} reads as {what:?}",
-                            c.state()
-                        ));
-                    }
-                    let cached = match what {
-                        Some(Mem::File {
-                            path: Path::Head(o),
-                            offset,
-                        }) => {
-                            let m = self.model.borrow();
-                            let past_end = offset >= m.size(o, m.head()).unwrap_or(0);
-                            past_end || self.cache.contains_key(&(o, offset / self.blksize))
-                        }
-                        _ => true,
-                    };
-                    if cached {
-                        self.read(i, map, blk)?;
-                    }
-                }
+            for (property, check) in World::CHECKERS {
+                check(self, i).map_err(|e| format!("{property}: {e}"))?;
             }
-            // Dirty blocks keep the user's page.
-            let c = self.clients[i].as_ref().expect("client");
-            for (&(map, blk), &was) in &c.dirty {
-                let Some(m) = c.h.conn.mapping(map) else {
-                    continue;
-                };
-                let now = c.h.be.at(m.blk_addr(blk));
-                if !m.faulting && now != was {
+        }
+        Ok(())
+    }
+
+    /// The core's own `Conn::check_invariants`.
+    fn core_invariants_hold(&mut self, i: usize) -> Check {
+        let c = self.clients[i].as_ref().expect("client");
+        c.h.conn
+            .check_invariants()
+            .map_err(|e| format!("client {i}: {e}"))
+    }
+
+    /// Every block of every mapping of a connection that is down, closed or
+    /// forked faults.
+    fn down_connections_only_fault(&mut self, i: usize) -> Check {
+        let c = self.clients[i].as_ref().expect("client");
+        if matches!(c.state(), ConnState::Up | ConnState::Closing) {
+            return Ok(());
+        }
+        for (_, m) in c.h.conn.mappings() {
+            for blk in m.blk_start..m.blk_stop() {
+                let what = c.h.be.at(m.blk_addr(blk));
+                if !matches!(what, None | Some(Mem::Fault)) {
                     return Err(format!(
-                        "client {i}: dirty block #{blk} of map {} remapped: {was:?} -> {now:?}",
-                        map.0
+                        "client {i} is {:?} but #{blk} reads as {what:?}",
+                        c.state()
                     ));
-                }
-            }
-            // Pins agree with the server's when nothing is in flight.
-            if c.up() && c.quiet() && !c.faulted {
-                let link = c.link;
-                for (f, oid) in c.h.conn.files().collect::<Vec<_>>() {
-                    let ours: BTreeMap<u64, Tid> = c.h.conn.pinned(f).into_iter().collect();
-                    let theirs = self.model.borrow().pinned(link, oid);
-                    if ours != theirs {
-                        return Err(format!(
-                            "client {i}: f<{oid}> pinned {ours:?}, server pinned {theirs:?}"
-                        ));
-                    }
                 }
             }
         }
         Ok(())
     }
 
-    // ---- steps ----
+    /// The oracle on every block that can be read without a server read:
+    /// see [`World::read`].
+    fn blocks_show_their_revision(&mut self, i: usize) -> Check {
+        let c = self.clients[i].as_ref().expect("client");
+        let maps: Vec<(MapId, u64, u64)> =
+            c.h.conn
+                .mappings()
+                .map(|(id, m)| (id, m.blk_start, m.blk_stop()))
+                .collect();
+        for (map, start, stop) in maps {
+            for blk in start..stop {
+                let c = self.clients[i].as_ref().expect("client");
+                let m = c.h.conn.mapping(map).expect("mapping");
+                let cached = match c.h.be.at(m.blk_addr(blk)) {
+                    Some(Mem::File {
+                        path: Path::Head(o),
+                        offset,
+                    }) => {
+                        let m = self.model.borrow();
+                        let past_end = offset >= m.size(o, m.head()).unwrap_or(0);
+                        past_end || self.cache.contains_key(&(o, offset / self.blksize))
+                    }
+                    _ => true,
+                };
+                if cached {
+                    self.read(i, map, blk)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A block the user dirtied shows what it showed then until the user
+    /// gives it back (`remap_blk`), whatever the server pins.
+    fn dirty_blocks_keep_the_users_page(&mut self, i: usize) -> Check {
+        let c = self.clients[i].as_ref().expect("client");
+        for (&(map, blk), &was) in &c.dirty {
+            let Some(m) = c.h.conn.mapping(map) else {
+                continue;
+            };
+            let now = c.h.be.at(m.blk_addr(blk));
+            if !m.faulting && now != was {
+                return Err(format!(
+                    "client {i}: dirty block #{blk} of map {} remapped: {was:?} -> {now:?}",
+                    map.0
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// When nothing is in flight, the client's `pinned` is what the server
+    /// pinned for it.
+    fn pins_agree_with_the_server(&mut self, i: usize) -> Check {
+        let c = self.clients[i].as_ref().expect("client");
+        if !(c.up() && c.quiet() && !c.faulted) {
+            return Ok(());
+        }
+        for (f, oid) in c.h.conn.files() {
+            let ours: BTreeMap<u64, Tid> = c.h.conn.pinned(f).into_iter().collect();
+            let theirs = self.model.borrow().pinned(c.link, oid);
+            if ours != theirs {
+                return Err(format!(
+                    "client {i}: f<{oid}> pinned {ours:?}, server pinned {theirs:?}"
+                ));
+            }
+        }
+        Ok(())
+    }
 
     fn new_client(&mut self, proc_id: usize) -> Check {
         let (at, link) = {
@@ -767,264 +1050,351 @@ impl World {
         self.pump()
     }
 
-    fn user_op(&mut self, i: usize) -> Check {
-        let (up, busy, nfiles, nmaps) = {
-            let c = self.client(i);
-            (c.up(), c.op.is_some(), c.files.len(), c.maps.len())
-        };
-        let mut k = self.rng.below(100);
-        if nfiles == 0 && up && !busy && k < 50 {
-            k = 50; // open
-        } else if nmaps == 0 && nfiles > 0 && k < 35 {
-            k = 55; // mmap
-        }
+    // ---- the user: one function per operation ----
+
+    /// Whether operation `k` is one the user of client `i` can make now.
+    fn can(&self, i: usize, k: UserOpKind) -> bool {
+        let c = self.clients[i].as_ref().expect("client");
+        let (up, idle) = (c.up(), c.op.is_none());
+        let (files, maps) = (!c.files.is_empty(), !c.maps.is_empty());
         match k {
-            // read a block of a mapping
-            0..=44 if nmaps > 0 => {
-                let c = self.clients[i].as_ref().expect("client");
-                let map = c.maps[self.rng.below(nmaps as u64) as usize];
-                if let Some(m) = c.h.conn.mapping(map) {
-                    let blk = m.blk_start + self.rng.below(m.blk_len);
-                    self.log(format!("client {i} reads map {} #{blk}", map.0));
-                    return self.read(i, map, blk);
+            UserOpKind::Read | UserOpKind::Unmap | UserOpKind::Dirty | UserOpKind::Remap => maps,
+            UserOpKind::Open | UserOpKind::Resync => up && idle,
+            UserOpKind::Mmap | UserOpKind::MmapAt => files,
+            UserOpKind::CloseFile => up && idle && files,
+            UserOpKind::Close => idle,
+            UserOpKind::Fork => true,
+        }
+    }
+
+    /// The user of client `i` makes one call, drawn with the run's weights
+    /// among those it can make now; a step where it can only close or fork
+    /// does nothing (those end the client, and would end every new one).
+    fn user(&mut self, i: usize) -> Check {
+        let can: Vec<(UserOpKind, u32)> = self
+            .swarm
+            .ops
+            .iter()
+            .map(|&(k, w)| (k, if self.can(i, k) { w } else { 0 }))
+            .collect();
+        if can
+            .iter()
+            .all(|&(k, w)| w == 0 || matches!(k, UserOpKind::Close | UserOpKind::Fork))
+        {
+            return Ok(());
+        }
+        let Some(kind) = self.rng.weighted(&can) else {
+            return Ok(());
+        };
+        let op = self.draw(kind);
+        self.apply(i, op)
+    }
+
+    /// Operands for an operation of kind `k`, from the seed.
+    fn draw(&mut self, k: UserOpKind) -> UserOp {
+        let r = &mut self.rng;
+        match k {
+            UserOpKind::Read => UserOp::Read {
+                map: r.byte(),
+                blk: r.byte(),
+            },
+            UserOpKind::Open => UserOp::Open { oid: r.byte() },
+            UserOpKind::Mmap => UserOp::Mmap {
+                file: r.byte(),
+                start: r.byte(),
+                len: r.byte(),
+            },
+            UserOpKind::MmapAt => UserOp::MmapAt {
+                file: r.byte(),
+                start: r.byte(),
+                len: r.byte(),
+                over: r.chance(20).then(|| r.byte()),
+            },
+            UserOpKind::Unmap => UserOp::Unmap { map: r.byte() },
+            UserOpKind::Dirty => UserOp::Dirty {
+                map: r.byte(),
+                blk: r.byte(),
+                page: r.chance(50).then(|| b'a' + r.below(26) as u8),
+            },
+            UserOpKind::Remap => UserOp::Remap {
+                map: r.byte(),
+                blk: r.byte(),
+            },
+            UserOpKind::Resync => UserOp::Resync { to: r.byte() },
+            UserOpKind::CloseFile => UserOp::CloseFile { file: r.byte() },
+            UserOpKind::Close => UserOp::Close,
+            UserOpKind::Fork => UserOp::Fork,
+        }
+    }
+
+    /// Performs `op` for the user of client `i` and checks its outcome.
+    fn apply(&mut self, i: usize, op: UserOp) -> Check {
+        match op {
+            UserOp::Read { map, blk } => self.op_read(i, map, blk),
+            UserOp::Open { oid } => self.op_open(i, oid),
+            UserOp::Mmap { file, start, len } => self.op_mmap(i, file, start, len, None),
+            UserOp::MmapAt {
+                file,
+                start,
+                len,
+                over,
+            } => self.op_mmap(i, file, start, len, Some(over)),
+            UserOp::Unmap { map } => self.op_unmap(i, map),
+            UserOp::Dirty { map, blk, page } => self.op_dirty(i, map, blk, page),
+            UserOp::Remap { map, blk } => self.op_remap(i, map, blk),
+            UserOp::Resync { to } => self.op_resync(i, to),
+            UserOp::CloseFile { file } => self.op_close_file(i, file),
+            UserOp::Close => self.op_close(i),
+            UserOp::Fork => self.op_fork(i),
+        }
+    }
+
+    /// A mapping of client `i` and one of its blocks, chosen by operands.
+    fn map_blk(&self, i: usize, map: u8, blk: u8) -> Option<(MapId, u64)> {
+        let c = self.clients[i].as_ref().expect("client");
+        let id = pick(&c.maps, map)?;
+        let m = c.h.conn.mapping(id)?;
+        (m.blk_len > 0).then(|| (id, m.blk_start + u64::from(blk) % m.blk_len))
+    }
+
+    fn op_read(&mut self, i: usize, map: u8, blk: u8) -> Check {
+        let Some((map, blk)) = self.map_blk(i, map, blk) else {
+            return Ok(());
+        };
+        self.log(format!("client {i} Read map {} #{blk}", map.0));
+        self.read(i, map, blk)
+    }
+
+    fn op_open(&mut self, i: usize, oid: u8) -> Check {
+        let oid = pick(&self.oids, oid).expect("oids");
+        let exists = {
+            let m = self.model.borrow();
+            m.size(oid, m.head()).is_some()
+        };
+        if !exists {
+            return Ok(());
+        }
+        let op = self
+            .client(i)
+            .h
+            .conn
+            .open(oid)
+            .map_err(|e| format!("open: {e}"))?;
+        self.client(i).op = Some((op, OpKind::Open(oid)));
+        self.log(format!("client {i} Open f<{oid}>"));
+        self.poll_op(i)
+    }
+
+    /// `mmap`, or `mmap_at` into a range the user reserved when `at` is
+    /// given (first trying over a live mapping when it says so).
+    fn op_mmap(&mut self, i: usize, file: u8, start: u8, len: u8, at: Option<Option<u8>>) -> Check {
+        let Some((f, _)) = pick(&self.client(i).files, file) else {
+            return Ok(());
+        };
+        let start = u64::from(start) % (MAX_BLKS + 2);
+        let len = 1 + u64::from(len) % 4;
+        let range = match at {
+            Some(over) => {
+                if let Some(over) = over {
+                    self.refused_overlap(i, f, start, len, over)?;
                 }
+                Some(self.reservation(i, (len * self.blksize) as usize))
             }
-            45..=52 if up && !busy => {
-                let oid = self.rng.pick(&self.oids).expect("oids");
-                if self
-                    .model
-                    .borrow()
-                    .size(oid, self.model.borrow().head())
-                    .is_none()
-                {
-                    return Ok(());
-                }
-                let op = self
-                    .client(i)
-                    .h
-                    .conn
-                    .open(oid)
-                    .map_err(|e| format!("open: {e}"))?;
-                self.client(i).op = Some((op, OpKind::Open(oid)));
-                self.log(format!("client {i} open f<{oid}>"));
-                return self.poll_op(i);
-            }
-            53..=61 if nfiles > 0 => {
-                let k = self.rng.below(nfiles as u64) as usize;
-                let (f, _) = self.client(i).files[k];
-                let start = self.rng.below(MAX_BLKS + 2);
-                let len = 1 + self.rng.below(4);
-                let fixed = self.rng.chance(40);
-                let range = if fixed {
-                    self.refused_overlap(i, f, start, len)?;
-                    Some(self.reservation(i, (len * self.blksize) as usize))
-                } else {
-                    None
-                };
-                let r = match range {
-                    Some((addr, n)) => self.client(i).h.conn.mmap_at(f, start, len, addr, n),
-                    None => self.client(i).h.conn.mmap(f, start, len),
-                };
+            None => None,
+        };
+        let r = match range {
+            Some((addr, n)) => self.client(i).h.conn.mmap_at(f, start, len, addr, n),
+            None => self.client(i).h.conn.mmap(f, start, len),
+        };
+        match r {
+            Ok(op) => {
+                let r = self.client(i).h.poll(op);
+                self.collect(i)?;
                 match r {
-                    Ok(op) => {
-                        let r = self.client(i).h.poll(op);
-                        self.collect(i)?;
-                        match r {
-                            Some(Ok(OpOk::Mapped(m))) => {
-                                self.client(i).maps.push(m);
-                                let at = match range {
-                                    Some(range) => {
-                                        self.client(i).owned.insert(m, range);
-                                        self.report.fixed_maps += 1;
-                                        format!(" at {:#x}", range.0)
-                                    }
-                                    None => String::new(),
-                                };
-                                self.log(format!(
-                                    "client {i} mmap #{start}+{len}{at} -> map {}",
-                                    m.0
-                                ));
+                    Some(Ok(OpOk::Mapped(m))) => {
+                        self.client(i).maps.push(m);
+                        let (name, at) = match range {
+                            Some(range) => {
+                                self.client(i).owned.insert(m, range);
+                                self.report.fixed_maps += 1;
+                                ("MmapAt", format!(" at {:#x}", range.0))
                             }
-                            r => return Err(format!("client {i}: mmap did not complete: {r:?}")),
-                        }
-                    }
-                    Err(Error::FileClosed) | Err(Error::ConnClosed) => {
-                        if let Some(range) = range {
-                            self.client(i).spare.push(range);
-                        }
-                    }
-                    Err(e) => return Err(format!("client {i}: mmap: {e}")),
-                }
-            }
-            62..=66 if nmaps > 0 => {
-                let idx = self.rng.below(nmaps as u64) as usize;
-                let map = self.client(i).maps.swap_remove(idx);
-                self.client(i).dirty.retain(|k, _| k.0 != map);
-                self.client(i)
-                    .h
-                    .conn
-                    .unmap(map)
-                    .map_err(|e| format!("unmap: {e}"))?;
-                self.client(i).h.drain();
-                self.log(format!("client {i} unmap {}", map.0));
-                let c = self.client(i);
-                if let Some((addr, len)) = c.owned.remove(&map) {
-                    // The user's range is left reserved, inaccessible.
-                    let regions = c.h.be.regions(addr, len);
-                    if regions != [(addr, addr + len, Some(Mem::Fault))] {
-                        return Err(format!(
-                            "client {i}: unmapped caller range {addr:#x}+{len:#x} is {regions:?}, not reserved"
+                            None => ("Mmap", String::new()),
+                        };
+                        self.log(format!(
+                            "client {i} {name} #{start}+{len}{at} -> map {}",
+                            m.0
                         ));
+                        Ok(())
                     }
-                    c.spare.push((addr, len));
+                    r => Err(format!("client {i}: mmap did not complete: {r:?}")),
                 }
             }
-            67..=72 if nmaps > 0 => {
-                let k = self.rng.below(nmaps as u64) as usize;
-                let map = self.client(i).maps[k];
-                let Some((start, len)) = self
-                    .client(i)
-                    .h
-                    .conn
-                    .mapping(map)
-                    .map(|m| (m.blk_start, m.blk_len))
-                else {
-                    return Ok(());
-                };
-                let blk = start + self.rng.below(len);
-                if self.rng.chance(50) {
-                    // The ordering contract: mark dirty, then lay the page.
-                    self.client(i)
-                        .h
-                        .conn
-                        .mark_dirty(map, blk)
-                        .map_err(|e| e.to_string())?;
-                    // Only over a live block: a faulting one faults on the write.
-                    let private = self.rng.chance(50);
-                    let tag = b'a' + self.rng.below(26) as u8;
-                    let bs = self.blksize as usize;
-                    let c = self.client(i);
-                    let m = c.h.conn.mapping(map).expect("mapping");
-                    let (addr, private) = (m.blk_addr(blk), private && !m.faulting);
-                    if private {
-                        c.h.be
-                            .lay_private(addr, bs, tag)
-                            .map_err(|e| format!("client {i}: lay a private page: {e:?}"))?;
-                    }
-                    let mem = c.h.be.at(addr);
-                    c.dirty.insert((map, blk), mem);
-                    self.log(format!(
-                        "client {i} dirty map {} #{blk}{}",
-                        map.0,
-                        if private { " (private page)" } else { "" }
-                    ));
-                } else {
-                    self.client(i).dirty.remove(&(map, blk));
-                    let op = self
-                        .client(i)
-                        .h
-                        .conn
-                        .remap_blk(map, blk)
-                        .map_err(|e| e.to_string())?;
-                    let r = self.client(i).h.poll(op);
-                    self.collect(i)?;
-                    self.log(format!(
-                        "client {i} remap_blk map {} #{blk} -> {r:?}",
-                        map.0
-                    ));
+            Err(Error::FileClosed) | Err(Error::ConnClosed) => {
+                if let Some(range) = range {
+                    self.client(i).spare.push(range);
                 }
+                Ok(())
             }
-            73..=80 if up && !busy => {
-                let (at, head) = (self.client(i).h.conn.at(), self.model.borrow().head());
-                let revs: Vec<Tid> = self
-                    .model
-                    .borrow()
-                    .revs()
-                    .into_iter()
-                    .filter(|&r| r >= at && r <= head)
-                    .collect();
-                let mut to = if self.rng.chance(50) {
-                    head
-                } else {
-                    self.rng.pick(&revs).unwrap_or(at)
-                };
-                if self.faults.go_back && self.rng.chance(10) {
-                    let back = self
-                        .model
-                        .borrow()
-                        .revs()
-                        .into_iter()
-                        .rev()
-                        .find(|&r| r < at);
-                    if let Some(back) = back {
-                        to = back;
-                        self.client(i).faulted = true;
-                        self.report.faults_injected += 1;
-                    }
-                }
-                self.log(format!("client {i} resync @{at} -> @{to}"));
-                match self.client(i).h.conn.resync(to) {
-                    Ok(op) => {
-                        self.client(i).op = Some((op, OpKind::Resync(to)));
-                        return self.poll_op(i);
-                    }
-                    Err(Error::GoingBack { .. }) if to < at => {
-                        self.client(i).h.drain();
-                        return self.collect(i);
-                    }
-                    Err(e) => return Err(format!("resync: {e}")),
-                }
+            Err(e) => Err(format!("client {i}: mmap: {e}")),
+        }
+    }
+
+    fn op_unmap(&mut self, i: usize, map: u8) -> Check {
+        let c = self.client(i);
+        if c.maps.is_empty() {
+            return Ok(());
+        }
+        let map = c.maps.swap_remove(usize::from(map) % c.maps.len());
+        c.dirty.retain(|k, _| k.0 != map);
+        c.h.conn.unmap(map).map_err(|e| format!("unmap: {e}"))?;
+        c.h.drain();
+        self.log(format!("client {i} Unmap map {}", map.0));
+        let c = self.client(i);
+        if let Some((addr, len)) = c.owned.remove(&map) {
+            // The user's range is left reserved, inaccessible.
+            let regions = c.h.be.regions(addr, len);
+            if regions != [(addr, addr + len, Some(Mem::Fault))] {
+                return Err(format!(
+                    "a caller's range stays reserved after unmap: client {i}: {addr:#x}+{len:#x} is {regions:?}"
+                ));
             }
-            81..=85 if up && !busy && nfiles > 0 => {
-                let idx = self.rng.below(nfiles as u64) as usize;
-                let (f, oid) = self.client(i).files.swap_remove(idx);
-                let op = self
-                    .client(i)
-                    .h
-                    .conn
-                    .close_file(f)
-                    .map_err(|e| format!("close_file: {e}"))?;
-                self.client(i).op = Some((op, OpKind::CloseFile(f)));
-                self.log(format!("client {i} close f<{oid}>"));
-                return self.poll_op(i);
+            c.spare.push((addr, len));
+        }
+        Ok(())
+    }
+
+    /// The ordering contract: mark dirty, then lay the page (only over a
+    /// live block: a faulting one faults on the write).
+    fn op_dirty(&mut self, i: usize, map: u8, blk: u8, page: Option<u8>) -> Check {
+        let Some((map, blk)) = self.map_blk(i, map, blk) else {
+            return Ok(());
+        };
+        let bs = self.blksize as usize;
+        let c = self.client(i);
+        c.h.conn.mark_dirty(map, blk).map_err(|e| e.to_string())?;
+        let m = c.h.conn.mapping(map).expect("mapping");
+        let (addr, page) = (m.blk_addr(blk), page.filter(|_| !m.faulting));
+        if let Some(tag) = page {
+            c.h.be
+                .lay_private(addr, bs, tag)
+                .map_err(|e| format!("client {i}: lay a private page: {e:?}"))?;
+        }
+        let mem = c.h.be.at(addr);
+        c.dirty.insert((map, blk), mem);
+        self.log(format!(
+            "client {i} Dirty map {} #{blk}{}",
+            map.0,
+            if page.is_some() {
+                " (private page)"
+            } else {
+                ""
             }
-            86..=87 if !busy => {
-                let op = self.client(i).h.conn.close();
-                self.log(format!("client {i} close -> {op:?}"));
-                if let Ok(op) = op {
-                    self.client(i).op = Some((op, OpKind::Close));
-                    return self.poll_op(i);
-                }
+        ));
+        Ok(())
+    }
+
+    fn op_remap(&mut self, i: usize, map: u8, blk: u8) -> Check {
+        let Some((map, blk)) = self.map_blk(i, map, blk) else {
+            return Ok(());
+        };
+        let c = self.client(i);
+        c.dirty.remove(&(map, blk));
+        let op = c.h.conn.remap_blk(map, blk).map_err(|e| e.to_string())?;
+        let r = c.h.poll(op);
+        self.collect(i)?;
+        self.log(format!("client {i} Remap map {} #{blk} -> {r:?}", map.0));
+        Ok(())
+    }
+
+    /// Forward to head (even `to`) or to a revision between the
+    /// connection's and head.
+    fn op_resync(&mut self, i: usize, to: u8) -> Check {
+        let (at, head) = (self.client(i).h.conn.at(), self.model.borrow().head());
+        let to = if to.is_multiple_of(2) {
+            head
+        } else {
+            let revs: Vec<Tid> = self
+                .model
+                .borrow()
+                .revs()
+                .into_iter()
+                .filter(|&r| r >= at && r <= head)
+                .collect();
+            pick(&revs, to / 2).unwrap_or(at)
+        };
+        self.log(format!("client {i} Resync @{at} -> @{to}"));
+        self.resync(i, to)
+    }
+
+    /// Starts a resync of client `i` to `to`; going back is refused.
+    fn resync(&mut self, i: usize, to: Tid) -> Check {
+        let at = self.client(i).h.conn.at();
+        match self.client(i).h.conn.resync(to) {
+            Ok(op) => {
+                self.client(i).op = Some((op, OpKind::Resync(to)));
+                self.poll_op(i)
             }
-            88 => {
-                // Fork: the child takes over the process; the parent exits.
-                let p = self.client(i).proc_id;
-                for j in self.live() {
-                    let c = self.client(j);
-                    if c.proc_id != p || c.forked {
-                        continue;
-                    }
-                    c.forked = true;
-                    c.op = None;
-                    c.h.conn.fork_child();
-                    c.h.drain();
-                    c.sent_at_fork = c.h.be.trace().len();
-                    let link = c.link;
-                    c.link_closed = true;
-                    c.outbox.clear();
-                    c.inbox.clear();
-                    self.log(format!("client {j} forked"));
-                    self.model.borrow_mut().link_close(link);
-                    self.pump()?;
-                    self.collect(j)?;
-                    let c = self.clients[j].as_ref().expect("client");
-                    if c.h.conn.mappings().any(|(_, m)| !m.faulting) {
-                        return Err(format!("client {j}: fork child keeps a live mapping"));
-                    }
-                }
+            Err(Error::GoingBack { .. }) if to < at => {
+                self.client(i).h.drain();
+                self.collect(i)
             }
-            89..=92 if self.faults_on() && up => return self.inject(i),
-            _ => {}
+            Err(e) => Err(format!("resync: {e}")),
+        }
+    }
+
+    fn op_close_file(&mut self, i: usize, file: u8) -> Check {
+        let c = self.client(i);
+        if c.files.is_empty() {
+            return Ok(());
+        }
+        let (f, oid) = c.files.swap_remove(usize::from(file) % c.files.len());
+        let op =
+            c.h.conn
+                .close_file(f)
+                .map_err(|e| format!("close_file: {e}"))?;
+        c.op = Some((op, OpKind::CloseFile(f)));
+        self.log(format!("client {i} CloseFile f<{oid}>"));
+        self.poll_op(i)
+    }
+
+    fn op_close(&mut self, i: usize) -> Check {
+        let op = self.client(i).h.conn.close();
+        self.log(format!("client {i} Close -> {op:?}"));
+        if let Ok(op) = op {
+            self.client(i).op = Some((op, OpKind::Close));
+            return self.poll_op(i);
+        }
+        Ok(())
+    }
+
+    /// The process forks: the child takes over every client of the
+    /// process (the parent exits), and must add nothing to the link.
+    fn op_fork(&mut self, i: usize) -> Check {
+        let p = self.client(i).proc_id;
+        self.log(format!("process {p} Fork (by client {i})"));
+        for j in self.live() {
+            let c = self.client(j);
+            if c.proc_id != p || c.forked {
+                continue;
+            }
+            c.forked = true;
+            c.op = None;
+            c.h.conn.fork_child();
+            c.h.drain();
+            c.sent_at_fork = c.mock_calls();
+            let link = c.link;
+            c.link_closed = true;
+            c.outbox.clear();
+            c.inbox.clear();
+            self.log(format!("client {j} forked"));
+            self.model.borrow_mut().link_close(link);
+            self.pump()?;
+            self.collect(j)?;
+            let c = self.clients[j].as_ref().expect("client");
+            if c.h.conn.mappings().any(|(_, m)| !m.faulting) {
+                return Err(format!("client {j}: fork child keeps a live mapping"));
+            }
         }
         Ok(())
     }
@@ -1039,12 +1409,10 @@ impl World {
         }
     }
 
-    /// Sometimes asks to map over a live mapping of the client: refused
-    /// (`AddressInUse`) with nothing performed.
-    fn refused_overlap(&mut self, i: usize, f: FileId, start: u64, len: u64) -> Check {
-        if !self.rng.chance(20) {
-            return Ok(());
-        }
+    /// Asks to map over live mapping `over >> 1` of the client (ending on
+    /// its first byte, or starting on its last): refused (`AddressInUse`)
+    /// with nothing performed.
+    fn refused_overlap(&mut self, i: usize, f: FileId, start: u64, len: u64, over: u8) -> Check {
         let bs = self.blksize as usize;
         let c = self.clients[i].as_ref().expect("client");
         let placed: Vec<(usize, usize)> = c
@@ -1054,12 +1422,11 @@ impl World {
             .filter(|m| m.addr != 0)
             .map(|m| (m.addr, m.len_bytes()))
             .collect();
-        let Some((addr, mlen)) = self.rng.pick(&placed) else {
+        let Some((addr, mlen)) = pick(&placed, over >> 1) else {
             return Ok(());
         };
-        // Ending on the mapping's first byte, or starting on its last.
         let want = len as usize * bs;
-        let a = if self.rng.chance(50) {
+        let a = if over & 1 == 0 {
             (addr + 1).saturating_sub(want)
         } else {
             addr + mlen - 1
@@ -1068,119 +1435,108 @@ impl World {
         // The address space refuses it too (`MAP_FIXED_NOREPLACE`).
         if c.h.be.reserve_at(a, want) != Err(wcfs_mock::EEXIST) {
             return Err(format!(
-                "client {i}: reserving {a:#x}+{want:#x} over a live mapping was not refused"
+                "a map over a live mapping is refused: client {i}: reserving {a:#x}+{want:#x} was not"
             ));
         }
-        let before = c.h.be.trace().len();
+        let before = c.mock_calls();
         let r = c.h.conn.mmap_at(f, start, len, a, want);
         c.h.drain();
-        let touched = c.h.be.trace().len() != before;
-        self.log(format!("client {i} mmap_at over map at {addr:#x}: {r:?}"));
+        let touched = c.mock_calls() != before;
+        self.log(format!("client {i} MmapAt over map at {addr:#x}: {r:?}"));
         match r {
             Err(Error::AddressInUse { .. }) if !touched => Ok(()),
             Err(Error::FileClosed | Error::ConnClosed) => Ok(()),
             r => Err(format!(
-                "client {i}: mmap_at {a:#x}+{want:#x} over a live mapping: {r:?} (touched: {touched})"
+                "a map over a live mapping is refused: client {i}: mmap_at {a:#x}+{want:#x}: {r:?} (touched: {touched})"
             )),
         }
     }
 
-    fn faults_on(&self) -> bool {
-        let f = self.faults;
-        f.malformed
-            || f.too_long
-            || f.wrong_stream
-            || f.eof_mid_request
-            || f.error_reply
-            || f.unwatched_pin
-            || f.huge_blk
-    }
+    // ---- faults ----
 
-    /// Injects one of the faults switched on for this run.
+    /// Injects one of the run's faults into client `i` (nothing when the
+    /// fault does not apply to the client's state now).
     fn inject(&mut self, i: usize) -> Check {
-        let f = self.faults;
-        let mut kinds = Vec::new();
-        for (on, k) in [
-            (f.malformed, 0),
-            (f.too_long, 1),
-            (f.wrong_stream, 2),
-            (f.eof_mid_request, 3),
-            (f.error_reply, 4),
-            (f.unwatched_pin, 5),
-            (f.huge_blk, 6),
-        ] {
-            if on {
-                kinds.push(k);
-            }
-        }
-        let Some(k) = self.rng.pick(&kinds) else {
+        let Some(fault) = self.rng.pick(&self.swarm.faults) else {
             return Ok(());
         };
-        let watched: Vec<Oid> = self.client(i).h.conn.files().map(|(_, o)| o).collect();
-        let line = match k {
-            0 => "2000000000 pin zz #1 @head\n".to_string(),
-            1 => format!("{}\n", "x".repeat(3000)),
-            2 => "1999999999 ok\n".to_string(),
-            3 => "2000000002 pin 00000000".to_string(),
-            4 => match self.client(i).op {
+        let c = self.client(i);
+        if !c.up() {
+            return Ok(());
+        }
+        let line = match fault {
+            Fault::Malformed => "2000000000 pin zz #1 @head\n".to_string(),
+            Fault::TooLong => format!("{}\n", "x".repeat(3000)),
+            Fault::WrongStream => "1999999999 ok\n".to_string(),
+            Fault::EofMidRequest => "2000000002 pin 00000000".to_string(),
+            Fault::ErrorReply => match c.op {
                 Some(_) => "1999999997 error boom\n".to_string(),
                 None => return Ok(()),
             },
             // An oid no client ever opens: unwatched however the client
             // moves on before it reads the line.
-            5 => format!("2000000004 pin {} #0 @head\n", Oid(0xdead)),
-            _ => match watched.first() {
-                Some(o) => format!("2000000006 pin {o} #9223372036854775807 @head\n"),
+            Fault::UnwatchedPin => format!("2000000004 pin {} #0 @head\n", Oid(0xdead)),
+            Fault::HugeBlk => match c.h.conn.files().next() {
+                Some((_, o)) => format!("2000000006 pin {o} #9223372036854775807 @head\n"),
                 None => return Ok(()),
             },
+            Fault::GoBack => return self.go_back(i),
         };
         self.report.faults_injected += 1;
         let c = self.client(i);
         c.faulted = true;
         c.inbox.extend(line.as_bytes());
-        if k == 3 {
+        if fault == Fault::EofMidRequest {
             c.inbox_eof = true;
         }
-        self.log(format!("client {i} fault {k} injected"));
+        self.log(format!("client {i} fault {fault:?} injected"));
         Ok(())
     }
 
-    /// One step of the scheduler.
-    fn step(&mut self, commits: bool, faults: bool) -> Check {
+    /// [`Fault::GoBack`]: the user of an idle client resyncs to a revision
+    /// older than its connection's.
+    fn go_back(&mut self, i: usize) -> Check {
+        if self.client(i).op.is_some() {
+            return Ok(());
+        }
+        let at = self.client(i).h.conn.at();
+        let back = self
+            .model
+            .borrow()
+            .revs()
+            .into_iter()
+            .rev()
+            .find(|&r| r < at);
+        let Some(back) = back else {
+            return Ok(());
+        };
+        self.client(i).faulted = true;
+        self.report.faults_injected += 1;
+        self.log(format!(
+            "client {i} fault GoBack injected: Resync @{at} -> @{back}"
+        ));
+        self.resync(i, back)
+    }
+
+    // ---- the scheduler ----
+
+    /// One step of the safety phase, drawn with the run's weights.
+    fn step(&mut self) -> Check {
         let live = self.live();
-        let k = self.rng.below(100);
-        match k {
-            0..=9 if commits => self.commit()?,
-            10 if live.len() < 8 => {
+        let step = self.rng.weighted(&self.swarm.steps).expect("steps weigh");
+        let client = self.rng.pick(&live);
+        match (step, client) {
+            (Step::Commit, _) => self.commit()?,
+            (Step::Connect, _) if live.len() < 8 => {
                 let p = self.rng.below(self.procs as u64) as usize;
                 self.new_client(p)?;
             }
-            11..=37 => {
-                if let Some(i) = self.rng.pick(&live) {
-                    self.deliver_to_client(i)?;
-                }
-            }
-            38..=59 => {
-                if let Some(i) = self.rng.pick(&live) {
-                    self.deliver_to_server(i)?;
-                }
-            }
-            60..=64 => {
-                if let Some(i) = self.rng.pick(&live) {
-                    self.poll_op(i)?;
-                }
-            }
-            _ => {
-                if let Some(i) = self.rng.pick(&live) {
-                    let saved = self.faults;
-                    if !faults {
-                        self.faults = Faults::default();
-                    }
-                    let r = self.user_op(i);
-                    self.faults = saved;
-                    r?;
-                }
-            }
+            (Step::ToClient, Some(i)) => self.deliver_to_client(i)?,
+            (Step::ToServer, Some(i)) => self.deliver_to_server(i)?,
+            (Step::PollOp, Some(i)) => self.poll_op(i)?,
+            (Step::User, Some(i)) => self.user(i)?,
+            (Step::Inject, Some(i)) => self.inject(i)?,
+            _ => {}
         }
         self.retire()?;
         self.check_all()
@@ -1189,25 +1545,19 @@ impl World {
     /// Drops clients whose life is over, after checking how it ended.
     fn retire(&mut self) -> Check {
         for i in self.live() {
+            self.down_only_after_a_fault(i)
+                .map_err(|e| format!("only a fault brings a connection down: {e}"))?;
             let c = self.clients[i].as_ref().expect("client");
             let st = c.state();
-            if st == ConnState::Down && !c.faulted {
-                return Err(format!(
-                    "{} went down: {:?}",
-                    c.name,
-                    c.h.conn.down_reason()
-                ));
-            }
             let over = matches!(st, ConnState::Down | ConnState::Closed | ConnState::Forked)
                 && c.op.is_none()
                 && c.link_closed;
             if over {
-                if c.forked
-                    && c.h.be.trace()[c.sent_at_fork..]
-                        .iter()
-                        .any(|x| matches!(x, wcfs_mock::Call::Send(_)))
-                {
-                    return Err(format!("{}: fork child sent a line", c.name));
+                if c.forked && c.sent_since(c.sent_at_fork) {
+                    return Err(format!(
+                        "a fork child sends nothing: {} sent a line",
+                        c.name
+                    ));
                 }
                 // Faulting mappings still unmap.
                 let c = self.client(i);
@@ -1219,7 +1569,7 @@ impl World {
                 c.h.drain();
                 if !c.h.be.open_fds().is_empty() {
                     return Err(format!(
-                        "{}: descriptors leaked: {:?}",
+                        "an ended client holds no descriptor: {} leaked {:?}",
                         c.name,
                         c.h.be.open_fds()
                     ));
@@ -1229,6 +1579,19 @@ impl World {
                 self.reads.retain(|_, r| r.client != i);
                 self.clients[i] = None;
             }
+        }
+        Ok(())
+    }
+
+    /// A connection goes down only after a fault was injected into it.
+    fn down_only_after_a_fault(&mut self, i: usize) -> Check {
+        let c = self.clients[i].as_ref().expect("client");
+        if c.state() == ConnState::Down && !c.faulted {
+            return Err(format!(
+                "{} went down: {:?}",
+                c.name,
+                c.h.conn.down_reason()
+            ));
         }
         Ok(())
     }
@@ -1280,21 +1643,7 @@ impl World {
 pub fn run(cfg: &SimConfig) -> Result<Report, Failure> {
     let mut rng = Rng::new(cfg.seed);
     let blksize = [16, 32, 64][rng.below(3) as usize];
-    let faults = if cfg.faults && rng.chance(50) {
-        let mut f = || rng.chance(40);
-        Faults {
-            malformed: f(),
-            too_long: f(),
-            wrong_stream: f(),
-            eof_mid_request: f(),
-            error_reply: f(),
-            unwatched_pin: f(),
-            huge_blk: f(),
-            go_back: f(),
-        }
-    } else {
-        Faults::default()
-    };
+    let swarm = Swarm::draw(&mut rng, cfg.faults);
     let pin_rev = match rng.below(3) {
         0 => PinRevChoice::Exact,
         1 => PinRevChoice::Oldest,
@@ -1316,21 +1665,24 @@ pub fn run(cfg: &SimConfig) -> Result<Report, Failure> {
         reads: BTreeMap::new(),
         oids: vec![Oid(1), Oid(2), Oid(3)],
         blksize,
-        faults,
+        swarm,
         events: VecDeque::new(),
         hash: FNV,
         step: 0,
         report: Report::default(),
         seed: cfg.seed,
     };
-    w.log(format!(
-        "seed {} blksize {blksize} pin_rev {pin_rev:?} faults {faults:?}",
-        cfg.seed
-    ));
+    let setup = format!(
+        "seed {} blksize {blksize} pin_rev {pin_rev:?}; {}",
+        cfg.seed, w.swarm
+    );
+    w.log(setup.clone());
     let fail = |w: &mut World, what: String| Failure {
         seed: w.seed,
         step: w.step,
+        cfg: cfg.clone(),
         what,
+        setup: setup.clone(),
         tail: w.events.iter().cloned().collect(),
     };
     // A first commit so that files exist.
@@ -1350,7 +1702,7 @@ pub fn run(cfg: &SimConfig) -> Result<Report, Failure> {
     }
     for s in 0..cfg.steps {
         w.step = s;
-        if let Err(e) = w.step(true, true) {
+        if let Err(e) = w.step() {
             return Err(fail(&mut w, e));
         }
     }
@@ -1395,14 +1747,6 @@ thread_local! {
     static LAST: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Prints a failure, then panics (for tests).
-pub fn run_or_panic(cfg: &SimConfig) -> Report {
-    match run(cfg) {
-        Ok(r) => r,
-        Err(f) => panic!("{f}"),
-    }
-}
-
 /// Formats a report line.
 pub fn summary(reports: &[Report], secs: f64) -> String {
     let steps: usize = reports.iter().map(|r| r.steps).sum();
@@ -1424,4 +1768,66 @@ pub fn summary(reports: &[Report], secs: f64) -> String {
         reports.iter().map(|r| r.fixed_maps).sum::<usize>(),
     );
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Swarm testing: across seeds, every fault and every operation other
+    /// than reads and opens is left out of some runs and on in others; reads,
+    /// opens and some kind of mapping are always on; no faults when the run
+    /// may not inject them.
+    #[test]
+    fn swarm_leaves_things_out_of_some_runs() {
+        let swarms: Vec<Swarm> = (0..500)
+            .map(|seed| Swarm::draw(&mut Rng::new(seed), true))
+            .collect();
+        let weight = |s: &Swarm, k: UserOpKind| s.ops.iter().find(|o| o.0 == k).expect("kind").1;
+        for k in UserOpKind::ALL {
+            let on = swarms.iter().filter(|s| weight(s, k) > 0).count();
+            match k {
+                UserOpKind::Read | UserOpKind::Open => assert_eq!(on, swarms.len(), "{k:?}"),
+                _ => assert!(on > 0 && on < swarms.len(), "{k:?} on in {on} runs"),
+            }
+        }
+        assert!(swarms
+            .iter()
+            .all(|s| weight(s, UserOpKind::Mmap) + weight(s, UserOpKind::MmapAt) > 0));
+        for f in Fault::ALL {
+            let on = swarms.iter().filter(|s| s.faults.contains(&f)).count();
+            assert!(on > 0 && on < swarms.len(), "{f:?} on in {on} runs");
+        }
+        let inject = |s: &Swarm| {
+            s.steps
+                .iter()
+                .find(|x| x.0 == Step::Inject)
+                .expect("inject")
+                .1
+        };
+        assert!(swarms
+            .iter()
+            .all(|s| s.faults.is_empty() == (inject(s) == 0)));
+        assert!((0..100).all(|seed| Swarm::draw(&mut Rng::new(seed), false).faults.is_empty()));
+        let text = swarms[0].to_string();
+        assert!(
+            text.contains("Read ") && text.contains("ToClient "),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn weighted_never_picks_a_weightless_choice() {
+        let mut rng = Rng::new(7);
+        let mut seen = [0usize; 3];
+        for _ in 0..3000 {
+            let k = rng
+                .weighted(&[(0usize, 1), (1, 0), (2, 2)])
+                .expect("some weight");
+            seen[k] += 1;
+        }
+        assert_eq!(seen[1], 0);
+        assert!(seen[0] > 700 && seen[2] > 1700, "{seen:?}");
+        assert_eq!(rng.weighted(&[(0u8, 0)]), None);
+    }
 }

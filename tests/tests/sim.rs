@@ -2,9 +2,14 @@
 //! one seed, determinism, and a soak mode.
 //!
 //! * `cargo test --release -p wcfs-testkit --test sim` runs `SIM_SEEDS`
-//!   (default 2000) seeds of `SIM_STEPS` (default 200) steps.
-//! * `SIM_SEED=<n> [SIM_STEPS=<k>] cargo test --release -p wcfs-testkit --test sim sim_replay -- --nocapture`
-//!   replays one seed.
+//!   (default 2000) seeds of `SIM_STEPS` (default 400) steps, from seed
+//!   `SIM_BASE` (default 0).
+//! * `SIM_SEED=<n> [SIM_STEPS=<k>] [SIM_FAULTS=0] cargo test --release -p wcfs-testkit --test sim sim_replay -- --nocapture`
+//!   replays one seed (`SIM_STEPS` default 400, faults allowed unless
+//!   `SIM_FAULTS=0`); a failure prints this command for its seed.
+//! * `SIM_PEEK=<n> [SIM_STEPS=<k>] cargo test --release -p wcfs-testkit --test sim sim_peek -- --nocapture`
+//!   prints every event of a fault-free run of one seed (`SIM_STEPS`
+//!   default 200).
 //! * `SIM_SOAK_SECS=<s> cargo test --release -p wcfs-testkit --test sim sim_soak -- --nocapture`
 //!   runs fresh seeds for that long and reports steps per second.
 use std::time::Instant;
@@ -115,11 +120,11 @@ fn sim_replay() {
         return;
     };
     let seed: u64 = seed.parse().expect("SIM_SEED is a number");
-    let steps = env("SIM_STEPS", 200) as usize;
+    let steps = env("SIM_STEPS", 400) as usize;
     match run(&SimConfig {
         seed,
         steps,
-        faults: true,
+        faults: env("SIM_FAULTS", 1) != 0,
     }) {
         Ok(r) => println!("seed {seed}: ok, {r:?}"),
         Err(f) => panic!("{f}"),

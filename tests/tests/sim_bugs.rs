@@ -5,10 +5,10 @@
 #![cfg(feature = "sim-bugs")]
 
 use wcfs_core::bugs::{set, Bug};
-use wcfs_testkit::sim::{run, SimConfig};
+use wcfs_testkit::sim::{run, Failure, SimConfig};
 
-/// The first seed (of the default 2000, 400 steps) whose run fails, and why.
-fn first_failure() -> Option<(u64, String)> {
+/// The first failure among the default 2000 seeds of 400 steps.
+fn first_failure() -> Option<Failure> {
     (0..2000u64).find_map(|seed| {
         run(&SimConfig {
             seed,
@@ -16,13 +16,37 @@ fn first_failure() -> Option<(u64, String)> {
             faults: true,
         })
         .err()
-        .map(|f| (seed, f.what))
     })
+}
+
+/// What a failure prints leads back to it: the run's weights and the
+/// replay command come first and last, and running the configuration the
+/// command names fails the same way at the same step.
+fn replays(f: &Failure) {
+    let text = f.to_string();
+    assert!(text.contains(&format!("run: seed {} ", f.seed)), "{text}");
+    assert!(text.contains("user ops ["), "{text}");
+    assert!(text.ends_with(&format!("replay: {}", f.replay())), "{text}");
+    let steps: usize = f
+        .replay()
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("SIM_STEPS="))
+        .and_then(|n| n.parse().ok())
+        .expect("SIM_STEPS in the replay command");
+    let again = run(&SimConfig {
+        seed: f.seed,
+        steps,
+        faults: f.cfg.faults,
+    })
+    .expect_err("the replay fails too");
+    assert_eq!((again.step, &again.what), (f.step, &f.what));
 }
 
 #[test]
 fn every_deliberate_bug_is_caught() {
-    assert_eq!(first_failure(), None, "the simulation passes without bugs");
+    if let Some(f) = first_failure() {
+        panic!("the simulation fails without bugs: {f}");
+    }
     for bug in [
         Bug::SkipRemapOnPin,
         Bug::IgnoreDirty,
@@ -32,7 +56,10 @@ fn every_deliberate_bug_is_caught() {
         set(bug);
         let caught = first_failure();
         set(Bug::None);
-        let (seed, what) = caught.unwrap_or_else(|| panic!("{bug:?} not caught in 2000 seeds"));
-        println!("{bug:?}: caught by seed {seed}: {what}");
+        let f = caught.unwrap_or_else(|| panic!("{bug:?} not caught in 2000 seeds"));
+        println!("{bug:?}: caught by seed {}: {}", f.seed, f.what);
+        set(bug);
+        replays(&f);
+        set(Bug::None);
     }
 }
