@@ -58,17 +58,6 @@ pub enum Call {
     CloseLink,
 }
 
-impl Call {
-    /// Syscalls this call costs on Linux (open+fstat for an open).
-    pub fn syscalls(&self) -> usize {
-        match self {
-            Call::Open(_) => 2,
-            Call::WaitHeadAt(_) => 3, // open, read, close of head/at
-            _ => 1,
-        }
-    }
-}
-
 /// What a range of simulated memory shows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mem {

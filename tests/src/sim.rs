@@ -1395,14 +1395,6 @@ thread_local! {
     static LAST: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Prints a failure, then panics (for tests).
-pub fn run_or_panic(cfg: &SimConfig) -> Report {
-    match run(cfg) {
-        Ok(r) => r,
-        Err(f) => panic!("{f}"),
-    }
-}
-
 /// Formats a report line.
 pub fn summary(reports: &[Report], secs: f64) -> String {
     let steps: usize = reports.iter().map(|r| r.steps).sum();
