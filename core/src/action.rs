@@ -77,15 +77,99 @@ pub enum Action {
 }
 
 impl Action {
+    /// The OS operation this action asks for.
+    pub fn op(&self) -> OsOp {
+        match self {
+            Action::WaitHeadAt { .. } => OsOp::WaitHeadAt,
+            Action::OpenHead { .. } => OsOp::OpenHead,
+            Action::StatHead { .. } => OsOp::Stat,
+            Action::OpenRev { .. } => OsOp::OpenRev,
+            Action::MapNew { .. } => OsOp::MapNew,
+            Action::Map { .. } => OsOp::MapFixed,
+            Action::Unmap { .. } => OsOp::Unmap,
+            Action::Send(_) => OsOp::Send,
+            Action::Close(_) => OsOp::Close,
+            Action::CloseLink => OsOp::CloseLink,
+        }
+    }
+
     /// Whether performing this action may wait inside the mount.
     pub fn is_blocking(&self) -> bool {
+        self.op().is_blocking()
+    }
+}
+
+/// The OS operations, named once: what an [`Action`] asks for
+/// ([`Action::op`]), what a failure names
+/// ([`Error::Os`](crate::Error::Os)), what a mock records and a fault
+/// injector picks from. One variant per method of [`QuickOs`] and
+/// [`BlockingOs`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum OsOp {
+    /// Blocking: wait until `head/at` reaches a revision.
+    WaitHeadAt,
+    /// Blocking: open and fstat `head/bigfile/<oid>`.
+    OpenHead,
+    /// Blocking: open and fstat `@<rev>/bigfile/<oid>`.
+    OpenRev,
+    /// Blocking: fstat an open head file.
+    Stat,
+    /// Map a file where the OS likes.
+    MapNew,
+    /// Map over a range in place (`MAP_FIXED`).
+    MapFixed,
+    /// Release a range.
+    Unmap,
+    /// Write a line on the watch link.
+    Send,
+    /// Close a file.
+    Close,
+    /// Close the watch link.
+    CloseLink,
+}
+
+impl OsOp {
+    /// Every operation, in declaration order.
+    pub const ALL: [OsOp; 10] = [
+        OsOp::WaitHeadAt,
+        OsOp::OpenHead,
+        OsOp::OpenRev,
+        OsOp::Stat,
+        OsOp::MapNew,
+        OsOp::MapFixed,
+        OsOp::Unmap,
+        OsOp::Send,
+        OsOp::Close,
+        OsOp::CloseLink,
+    ];
+
+    /// Whether the operation calls into the mount, which may wait for pins
+    /// to be acked (a method of [`BlockingOs`], not [`QuickOs`]).
+    pub fn is_blocking(self) -> bool {
         matches!(
             self,
-            Action::WaitHeadAt { .. }
-                | Action::OpenHead { .. }
-                | Action::StatHead { .. }
-                | Action::OpenRev { .. }
+            OsOp::WaitHeadAt | OsOp::OpenHead | OsOp::OpenRev | OsOp::Stat
         )
+    }
+
+    /// Whether the operation can fail (closes cannot).
+    pub fn can_fail(self) -> bool {
+        !matches!(self, OsOp::Close | OsOp::CloseLink)
+    }
+
+    /// The name a failure of this operation gives in errors and naks.
+    pub fn name(self) -> &'static str {
+        match self {
+            OsOp::WaitHeadAt => "WaitHeadAt",
+            OsOp::OpenHead => "OpenHead",
+            OsOp::OpenRev => "OpenRev",
+            OsOp::Stat => "Stat",
+            OsOp::MapNew | OsOp::MapFixed => "Mmap",
+            OsOp::Unmap => "Munmap",
+            OsOp::Send => "Write",
+            OsOp::Close => "Close",
+            OsOp::CloseLink => "CloseLink",
+        }
     }
 }
 

@@ -72,7 +72,7 @@ use core::fmt::{self, Write as _};
 
 use hashbrown::HashMap;
 
-use crate::action::{Action, Errno, Fd, Outcome, Src, Stat, Tok};
+use crate::action::{Action, Errno, Fd, OsOp, Outcome, Src, Stat, Tok};
 use crate::file::{File, FileState};
 use crate::link::{text, Incoming, Link, LinkError, Text};
 use crate::mapping::{MapId, Mapping};
@@ -119,18 +119,6 @@ pub enum OpOk {
     Done,
 }
 
-/// Which OS operation failed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Syscall {
-    WaitHeadAt,
-    OpenHead,
-    OpenRev,
-    Stat,
-    Mmap,
-    Munmap,
-    Write,
-}
-
 /// What went wrong, in the protocol's words.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Error {
@@ -174,7 +162,7 @@ pub enum Error {
     /// The watch link broke.
     Link(LinkError),
     /// The OS refused.
-    Os { call: Syscall, errno: Errno },
+    Os { call: OsOp, errno: Errno },
 }
 
 impl fmt::Display for Error {
@@ -224,7 +212,7 @@ impl fmt::Display for Error {
             }
             Error::TooManyPins(oid) => write!(f, "f<{oid}>: too many pins"),
             Error::Link(e) => write!(f, "watch link: {e}"),
-            Error::Os { call, errno } => write!(f, "{call:?}: errno {}", errno.0),
+            Error::Os { call, errno } => write!(f, "{}: errno {}", call.name(), errno.0),
         }
     }
 }
@@ -845,12 +833,12 @@ impl Conn {
             Action::OpenRev { tok, oid, rev } => self.on_rev_opened(tok, oid, rev, outcome),
             Action::MapNew { tok, .. } => self.on_mapped(OpId(tok.0), action, outcome),
             Action::Map { .. } => {
-                if let Some(e) = failed(Syscall::Mmap) {
+                if let Some(e) = failed(action.op()) {
                     self.go_down(e);
                 }
             }
             Action::Unmap { .. } => {
-                if let Some(e) = failed(Syscall::Munmap) {
+                if let Some(e) = failed(action.op()) {
                     self.go_down(e);
                 }
             }
@@ -1055,7 +1043,7 @@ impl Conn {
                 return self.finish(
                     op,
                     Err(Error::Os {
-                        call: Syscall::OpenHead,
+                        call: OsOp::OpenHead,
                         errno,
                     }),
                 );
@@ -1110,7 +1098,7 @@ impl Conn {
                 return self.finish(
                     op,
                     Err(Error::Os {
-                        call: Syscall::WaitHeadAt,
+                        call: OsOp::WaitHeadAt,
                         errno,
                     }),
                 )
@@ -1147,7 +1135,7 @@ impl Conn {
             Outcome::Stat(st) => st,
             Outcome::Failed(errno) => {
                 return self.go_down(Error::Os {
-                    call: Syscall::Stat,
+                    call: OsOp::Stat,
                     errno,
                 })
             }
@@ -1292,7 +1280,7 @@ impl Conn {
                 return self.finish(
                     op,
                     Err(Error::Os {
-                        call: Syscall::Mmap,
+                        call: OsOp::MapNew,
                         errno,
                     }),
                 );
@@ -1388,7 +1376,7 @@ impl Conn {
                 None
             }
             Outcome::Failed(errno) => Some(Error::Os {
-                call: Syscall::OpenRev,
+                call: OsOp::OpenRev,
                 errno,
             }),
             _ => return,

@@ -81,8 +81,8 @@ pub(crate) fn bug(b: u8) -> bool {
     false
 }
 
-pub use action::{perform, Action, Backend, Errno, Fd, Outcome, Src, Stat, Tok};
-pub use conn::{Config, Conn, ConnState, Error, FileId, OpId, OpOk, Syscall};
+pub use action::{perform, Action, Backend, Errno, Fd, OsOp, Outcome, Src, Stat, Tok};
+pub use conn::{Config, Conn, ConnState, Error, FileId, OpId, OpOk};
 pub use mapping::MapId;
 pub use stats::{ConnStats, Stats, PIN_TIME_BUCKETS};
 
