@@ -25,9 +25,11 @@ use std::time::{Duration, Instant};
 
 use spin::mutex::{SpinMutex, SpinMutexGuard};
 use spin::relax::Yield;
+use wcfs_core::wire::OutLine;
 use wcfs_core::wire::{Oid, Tid};
 use wcfs_core::{
-    perform, Action, Backend, ConnState, Errno, Fd, OpId, OpOk, Outcome, Src, Stat, Stats,
+    perform_blocking, perform_quick, Action, BlockingOs, ConnState, Errno, Fd, OpId, OpOk, QuickOs,
+    Src, Stat, Stats,
 };
 
 use crate::handles::WcfsInner;
@@ -87,19 +89,30 @@ pub(crate) const DEFERRED_CLOSES: usize = 32;
 pub const PIN_THREAD_STACK: usize = 128 << 10;
 
 /// Lines waiting to go out in one write. Fixed size: the pin path does not allocate.
-struct LineBatch {
+///
+/// `Sys::send` appends to it; every other quick operation but a remap
+/// writes it out first, and so does the driver before a blocking action and
+/// at the end of a drain. What a write did is left here for the driver to
+/// tell the core (`Shared::settle`): the acks it carried, or its error.
+pub(crate) struct LineBatch {
     buf: [u8; 4096],
     len: usize,
     /// Acks among the lines.
     acks: u32,
+    /// Acks written out since the driver last settled.
+    written_acks: u32,
+    /// The error of a failed write, not told to the core yet.
+    failed: Option<Errno>,
 }
 
 impl LineBatch {
-    fn new() -> LineBatch {
+    pub(crate) fn new() -> LineBatch {
         LineBatch {
             buf: [0; 4096],
             len: 0,
             acks: 0,
+            written_acks: 0,
+            failed: None,
         }
     }
 
@@ -115,11 +128,50 @@ impl LineBatch {
     }
 }
 
-/// The backend the core's quick actions run on, with the lock held.
+/// The backend the core's quick actions run on, with the lock held. Lines
+/// sent are batched in `out` (see `LineBatch`).
 pub(crate) struct Sys<'a> {
     pub(crate) sh: &'a Shared,
     pub(crate) fds: &'a mut HashMap<i32, Arc<OwnedFd>>,
     pub(crate) closing: &'a mut Vec<Arc<OwnedFd>>,
+    pub(crate) out: &'a mut LineBatch,
+}
+
+/// The backend the core's blocking actions run on, without the lock: calls
+/// into the mount. A file it opens is kept in `opened` until the driver,
+/// holding the lock again, hands it to the fd table.
+struct Mount<'a> {
+    sh: &'a Shared,
+    opened: Option<OwnedFd>,
+}
+
+impl BlockingOs for Mount<'_> {
+    fn wait_head_at(&mut self, at: Tid) -> Result<Tid, Errno> {
+        self.sh
+            .wcfs
+            .wait_head_at(at, &mut self.opened)
+            .map_err(errno)
+    }
+    fn open_head(&mut self, oid: Oid) -> Result<(Fd, Stat), Errno> {
+        self.open(&format!("head/bigfile/{oid}"))
+    }
+    fn open_rev(&mut self, oid: Oid, rev: Tid) -> Result<(Fd, Stat), Errno> {
+        self.open(&format!("@{rev}/bigfile/{oid}"))
+    }
+    fn stat(&mut self, fd: Fd) -> Result<Stat, Errno> {
+        // Hold the file while we stat it: a close may run meanwhile.
+        let file = self.sh.lock().fds.get(&fd.0).cloned();
+        stat(file.ok_or(Errno(libc::EBADF))?.as_fd())
+    }
+}
+
+impl Mount<'_> {
+    fn open(&mut self, rel: &str) -> Result<(Fd, Stat), Errno> {
+        let (fd, st) = open_stat(&self.sh.wcfs, rel)?;
+        let raw = Fd(fd.as_raw_fd());
+        self.opened = Some(fd);
+        Ok((raw, st))
+    }
 }
 
 fn errno(e: impl Into<std::io::Error>) -> Errno {
@@ -135,24 +187,9 @@ impl Sys<'_> {
     }
 }
 
-impl Backend for Sys<'_> {
-    // The blocking calls are performed unlocked by `Shared::blocking`; these
-    // serve only drivers that run everything under the lock (none here).
-    fn wait_head_at(&mut self, at: Tid) -> Result<Tid, Errno> {
-        self.sh.wcfs.wait_head_at(at, &mut None).map_err(errno)
-    }
-    fn open_head(&mut self, oid: Oid) -> Result<(Fd, Stat), Errno> {
-        let (fd, st) = open_stat(&self.sh.wcfs, &format!("head/bigfile/{oid}"))?;
-        Ok((self.keep(fd), st))
-    }
-    fn open_rev(&mut self, oid: Oid, rev: Tid) -> Result<(Fd, Stat), Errno> {
-        let (fd, st) = open_stat(&self.sh.wcfs, &format!("@{rev}/bigfile/{oid}"))?;
-        Ok((self.keep(fd), st))
-    }
-    fn stat(&mut self, fd: Fd) -> Result<Stat, Errno> {
-        stat(self.fd(fd)?)
-    }
+impl QuickOs for Sys<'_> {
     fn map_new(&mut self, fd: Fd, offset: u64, len: usize) -> Result<usize, Errno> {
+        self.write_lines();
         sys::map_file(self.fd(fd)?, offset, len).map_err(errno)
     }
     fn map_fixed(&mut self, addr: usize, len: usize, src: Src) -> Result<(), Errno> {
@@ -172,22 +209,23 @@ impl Backend for Sys<'_> {
         .map_err(errno)
     }
     fn unmap(&mut self, addr: usize, len: usize) -> Result<(), Errno> {
+        self.write_lines();
         // SAFETY: as for `map_fixed`: the range is a mapping this connection
         // placed; the core forgets it with this action, and `Mapping` hands
         // out no references that outlive it (see `Mapping::as_slice`).
         unsafe { sys::unmap(addr, len) }.map_err(errno)
     }
-    fn send(&mut self, line: &[u8]) -> Result<(), Errno> {
-        let fd = self.sh.link.load(Ordering::Acquire);
-        if fd < 0 {
-            return Err(Errno(libc::EPIPE));
+    fn send(&mut self, line: &OutLine) -> Result<(), Errno> {
+        if !self.out.push(line.as_bytes()) {
+            self.write_lines();
+            // A line is at most `MAX_OUT_LINE` bytes: it fits an empty batch.
+            self.out.push(line.as_bytes());
         }
-        // SAFETY: `link` is closed only where no other thread uses it (see
-        // `Shared::link`), and we hold the state lock, so it is open now.
-        let fd = unsafe { BorrowedFd::borrow_raw(fd) };
-        sys::write_all(fd, line).map_err(errno)
+        self.out.acks += u32::from(line.is_ack());
+        Ok(())
     }
     fn close(&mut self, fd: Fd) {
+        self.write_lines();
         let Some(file) = self.fds.remove(&fd.0) else {
             return;
         };
@@ -196,6 +234,7 @@ impl Backend for Sys<'_> {
         }
     }
     fn close_link(&mut self) {
+        self.write_lines();
         if self.sh.forked.load(Ordering::Acquire) {
             let fd = self.sh.link.swap(-1, Ordering::AcqRel);
             if fd >= 0 {
@@ -205,7 +244,7 @@ impl Backend for Sys<'_> {
             // Wake the pin thread if it is blocked on a socket; it closes the fd.
             let fd = self.sh.link.load(Ordering::Acquire);
             if fd >= 0 {
-                // SAFETY: as in `send`.
+                // SAFETY: as in `write`.
                 let _ = sys::shutdown_read(unsafe { BorrowedFd::borrow_raw(fd) });
             }
         }
@@ -213,10 +252,35 @@ impl Backend for Sys<'_> {
 }
 
 impl Sys<'_> {
-    fn keep(&mut self, fd: OwnedFd) -> Fd {
-        let raw = fd.as_raw_fd();
-        self.fds.insert(raw, Arc::new(fd));
-        Fd(raw)
+    /// Writes the batched lines out in one write; what it did is left in
+    /// the batch for `Shared::settle`.
+    /// In a fork child the lines are dropped: the child says nothing.
+    pub(crate) fn write_lines(&mut self) {
+        if self.out.len == 0 {
+            return;
+        }
+        if self.sh.forked.load(Ordering::Acquire) {
+            self.out.len = 0;
+            self.out.acks = 0;
+            return;
+        }
+        match self.write(&self.out.buf[..self.out.len]) {
+            Ok(()) => self.out.written_acks += self.out.acks,
+            Err(e) => self.out.failed = Some(e),
+        }
+        self.out.len = 0;
+        self.out.acks = 0;
+    }
+
+    fn write(&self, line: &[u8]) -> Result<(), Errno> {
+        let fd = self.sh.link.load(Ordering::Acquire);
+        if fd < 0 {
+            return Err(Errno(libc::EPIPE));
+        }
+        // SAFETY: `link` is closed only where no other thread uses it (see
+        // `Shared::link`), and we hold the state lock, so it is open now.
+        let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+        sys::write_all(fd, line).map_err(errno)
     }
 }
 
@@ -247,34 +311,29 @@ impl Shared {
         self.st.lock()
     }
 
-    /// Performs every queued action; blocking ones with the lock released.
+    /// Performs every queued action through `perform_quick` (with the
+    /// lock) or `perform_blocking` (without it, on `Mount`).
     pub(crate) fn drain<'a>(&'a self, mut st: Guard<'a>) -> Guard<'a> {
         // Lines go out in one write (a resync's watches, a burst of pins'
-        // acks): `out` is flushed before any other action but a remap, so
-        // the order of effects is kept except that a remap may overtake
-        // lines queued before it. That keeps each ack after its own pin's
-        // remaps (what the ack tells the server); a remap done earlier than
-        // an unrelated line is written changes nothing the server sees. A
-        // failed flush brings the connection down like any failed write.
+        // acks): `Sys::send` batches them in `out`, written out before any
+        // other action but a remap, so the order of effects is kept except
+        // that a remap may overtake lines queued before it. That keeps each
+        // ack after its own pin's remaps (what the ack tells the server); a
+        // remap done earlier than an unrelated line is written changes
+        // nothing the server sees. A failed write brings the connection
+        // down like any failed write (`settle`).
         let mut out = LineBatch::new();
         while let Some(a) = st.core.poll_action() {
-            if let Action::Send(line) = &a {
-                if !out.push(line.as_bytes()) {
-                    st = self.flush(st, &mut out);
-                    out.push(line.as_bytes());
-                }
-                out.acks += u32::from(line.is_ack());
-                st.core.complete(&a, Outcome::Done);
-                continue;
-            }
-            if !matches!(a, Action::Map { .. }) {
-                st = self.flush(st, &mut out);
-            }
             if a.is_blocking() {
+                st = self.flush(st, &mut out);
                 drop(st);
-                let (outcome, fd) = self.blocking(&a);
+                let mut mount = Mount {
+                    sh: self,
+                    opened: None,
+                };
+                let outcome = perform_blocking(&mut mount, &a);
                 st = self.lock();
-                if let Some(fd) = fd {
+                if let Some(fd) = mount.opened {
                     if !matches!(a, Action::WaitHeadAt { .. }) {
                         st.fds.insert(fd.as_raw_fd(), Arc::new(fd));
                     } else if st.closing.len() < DEFERRED_CLOSES {
@@ -282,94 +341,59 @@ impl Shared {
                         st.closing.push(Arc::new(fd));
                     }
                 }
-                st.core.complete(&a, outcome);
+                if let Some(outcome) = outcome {
+                    st.core.complete(&a, outcome);
+                }
             } else {
                 let State {
                     core, fds, closing, ..
                 } = &mut *st;
-                let outcome = perform(
-                    &mut Sys {
-                        sh: self,
-                        fds,
-                        closing,
-                    },
-                    &a,
-                );
-                core.complete(&a, outcome);
+                let mut sys = Sys {
+                    sh: self,
+                    fds,
+                    closing,
+                    out: &mut out,
+                };
+                if let Some(outcome) = perform_quick(&mut sys, &a) {
+                    core.complete(&a, outcome);
+                }
+                self.settle(&mut st, &mut out);
             }
         }
         let mut st = self.flush(st, &mut out);
         if st.core.has_actions() {
-            st = self.drain(st); // what a failed flush queued
+            st = self.drain(st); // what a failed write queued
         }
         st
     }
 
+    /// Writes the batched lines out, then `settle`.
     fn flush<'a>(&'a self, mut st: Guard<'a>, out: &mut LineBatch) -> Guard<'a> {
-        if out.len == 0 {
-            return st;
-        }
-        let State {
-            core,
-            fds,
-            closing,
-            read_at,
-        } = &mut *st;
-        let sent = (Sys {
+        let State { fds, closing, .. } = &mut *st;
+        Sys {
             sh: self,
             fds,
             closing,
-        })
-        .send(&out.buf[..out.len]);
-        match (sent, *read_at) {
-            (Err(e), _) => core.handle_send_error(e),
-            (Ok(()), Some(t)) if out.acks > 0 => {
-                let ns = t.elapsed().as_nanos().min(u64::MAX as u128) as u64;
-                for _ in 0..out.acks {
-                    core.record_pin_time(ns);
-                }
-            }
-            _ => {}
+            out,
         }
-        out.len = 0;
-        out.acks = 0;
+        .write_lines();
+        self.settle(&mut st, out);
         st
     }
 
-    /// A call into the mount, made without the lock.
-    fn blocking(&self, a: &Action) -> (Outcome, Option<OwnedFd>) {
-        let opened = |r: Result<(OwnedFd, Stat), Errno>| match r {
-            Ok((fd, st)) => (Outcome::Opened(Fd(fd.as_raw_fd()), st), Some(fd)),
-            Err(e) => (Outcome::Failed(e), None),
-        };
-        match *a {
-            Action::WaitHeadAt { at, .. } => {
-                let mut fd = None;
-                let r = self.wcfs.wait_head_at(at, &mut fd);
-                (
-                    r.map_or_else(|e| Outcome::Failed(errno(e)), Outcome::HeadAt),
-                    fd,
-                )
-            }
-            Action::OpenHead { oid, .. } => {
-                opened(open_stat(&self.wcfs, &format!("head/bigfile/{oid}")))
-            }
-            Action::OpenRev { oid, rev, .. } => {
-                opened(open_stat(&self.wcfs, &format!("@{rev}/bigfile/{oid}")))
-            }
-            Action::StatHead { fd, .. } => {
-                // Hold the file while we stat it: a close may run meanwhile.
-                let file = self.lock().fds.get(&fd.0).cloned();
-                match file {
-                    Some(f) => (
-                        stat(f.as_fd()).map_or_else(Outcome::Failed, Outcome::Stat),
-                        None,
-                    ),
-                    None => (Outcome::Failed(Errno(libc::EBADF)), None),
-                }
-            }
-            _ => unreachable!("not a blocking action"),
+    /// Tells the core what the batch's writes did: a failed write brings the
+    /// connection down; each ack written records its pin's handling time.
+    fn settle(&self, st: &mut State, out: &mut LineBatch) {
+        if let Some(e) = out.failed.take() {
+            st.core.handle_send_error(e);
         }
+        if let (Some(t), n @ 1..) = (st.read_at, out.written_acks) {
+            let ns = t.elapsed().as_nanos().min(u64::MAX as u128) as u64;
+            for _ in 0..n {
+                st.core.record_pin_time(ns);
+            }
+        }
+        out.written_acks = 0;
     }
 
     fn event(&self) -> u64 {

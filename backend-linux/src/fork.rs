@@ -8,9 +8,9 @@ use std::sync::{Arc, Once, Weak};
 
 use spin::mutex::SpinMutex;
 use spin::relax::Yield;
-use wcfs_core::perform;
+use wcfs_core::{perform_quick, Errno, Outcome};
 
-use crate::driver::{Shared, State, Sys};
+use crate::driver::{LineBatch, Shared, State, Sys};
 use crate::sys;
 
 static CONNS: SpinMutex<Vec<Weak<Shared>>, Yield> = SpinMutex::new(Vec::new());
@@ -66,15 +66,18 @@ extern "C" fn child() {
     unlock_all(|sh, st, closer| {
         sh.forked.store(true, Ordering::Release);
         st.core.fork_child();
+        // Quick actions only (faulting maps, closes); `Sys` writes no line
+        // in a fork child.
+        let mut out = LineBatch::new();
         while let Some(a) = st.core.poll_action() {
-            let outcome = perform(
-                &mut Sys {
-                    sh,
-                    fds: &mut st.fds,
-                    closing: &mut st.closing,
-                },
-                &a,
-            );
+            let mut sys = Sys {
+                sh,
+                fds: &mut st.fds,
+                closing: &mut st.closing,
+                out: &mut out,
+            };
+            let outcome =
+                perform_quick(&mut sys, &a).unwrap_or(Outcome::Failed(Errno(libc::EPERM)));
             st.core.complete(&a, outcome);
         }
         // Inherited descriptors of files: close without a word.

@@ -11,8 +11,9 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use wcfs_core::wire::OutLine;
 use wcfs_core::wire::{Oid, Tid};
-use wcfs_core::{Backend, Errno, Fd, OsOp, Src, Stat};
+use wcfs_core::{Backend, BlockingOs, Errno, Fd, OsOp, QuickOs, Src, Stat};
 
 pub const ENOENT: Errno = Errno(2);
 pub const EBADF: Errno = Errno(9);
@@ -319,26 +320,7 @@ impl<S: Store> MockBackend<S> {
     }
 }
 
-impl<S: Store> Backend for MockBackend<S> {
-    fn wait_head_at(&mut self, at: Tid) -> Result<Tid, Errno> {
-        self.trace.push(Call::WaitHeadAt(at));
-        Ok(self.store.head_at())
-    }
-
-    fn open_head(&mut self, oid: Oid) -> Result<(Fd, Stat), Errno> {
-        self.open(Path::Head(oid))
-    }
-
-    fn open_rev(&mut self, oid: Oid, rev: Tid) -> Result<(Fd, Stat), Errno> {
-        self.open(Path::Rev(oid, rev))
-    }
-
-    fn stat(&mut self, fd: Fd) -> Result<Stat, Errno> {
-        self.trace.push(Call::Stat(fd));
-        let path = *self.fds.get(&fd).ok_or(EBADF)?;
-        self.store.stat(path).ok_or(ENOENT)
-    }
-
+impl<S: Store> QuickOs for MockBackend<S> {
     fn map_new(&mut self, fd: Fd, offset: u64, len: usize) -> Result<usize, Errno> {
         self.trace.push(Call::MapNew { fd, offset, len });
         let path = *self.fds.get(&fd).ok_or(EBADF)?;
@@ -351,7 +333,6 @@ impl<S: Store> Backend for MockBackend<S> {
         self.place(addr, len, Some(Mem::File { path, offset }));
         Ok(addr)
     }
-
     fn map_fixed(&mut self, addr: usize, len: usize, src: Src) -> Result<(), Errno> {
         self.trace.push(Call::MapFixed { addr, len, src });
         if len == 0 || !self.mapped(addr, len) {
@@ -368,14 +349,13 @@ impl<S: Store> Backend for MockBackend<S> {
         self.place(addr, len, Some(what));
         Ok(())
     }
-
     fn unmap(&mut self, addr: usize, len: usize) -> Result<(), Errno> {
         self.trace.push(Call::Unmap { addr, len });
         self.place(addr, len, None);
         Ok(())
     }
-
-    fn send(&mut self, line: &[u8]) -> Result<(), Errno> {
+    fn send(&mut self, line: &OutLine) -> Result<(), Errno> {
+        let line = line.as_bytes();
         let s = String::from_utf8_lossy(line.strip_suffix(b"\n").unwrap_or(line)).into_owned();
         self.trace.push(Call::Send(s.clone()));
         if !self.link_open {
@@ -384,15 +364,31 @@ impl<S: Store> Backend for MockBackend<S> {
         self.sent.push(s);
         Ok(())
     }
-
     fn close(&mut self, fd: Fd) {
         self.trace.push(Call::Close(fd));
         self.fds.remove(&fd);
     }
-
     fn close_link(&mut self) {
         self.trace.push(Call::CloseLink);
         self.link_open = false;
+    }
+}
+
+impl<S: Store> BlockingOs for MockBackend<S> {
+    fn wait_head_at(&mut self, at: Tid) -> Result<Tid, Errno> {
+        self.trace.push(Call::WaitHeadAt(at));
+        Ok(self.store.head_at())
+    }
+    fn open_head(&mut self, oid: Oid) -> Result<(Fd, Stat), Errno> {
+        self.open(Path::Head(oid))
+    }
+    fn open_rev(&mut self, oid: Oid, rev: Tid) -> Result<(Fd, Stat), Errno> {
+        self.open(Path::Rev(oid, rev))
+    }
+    fn stat(&mut self, fd: Fd) -> Result<Stat, Errno> {
+        self.trace.push(Call::Stat(fd));
+        let path = *self.fds.get(&fd).ok_or(EBADF)?;
+        self.store.stat(path).ok_or(ENOENT)
     }
 }
 
@@ -459,7 +455,32 @@ impl<B: Backend> FaultInjector<B> {
     }
 }
 
-impl<B: Backend> Backend for FaultInjector<B> {
+impl<B: Backend> QuickOs for FaultInjector<B> {
+    fn map_new(&mut self, fd: Fd, offset: u64, len: usize) -> Result<usize, Errno> {
+        self.check(OsOp::MapNew)?;
+        self.inner.map_new(fd, offset, len)
+    }
+    fn map_fixed(&mut self, addr: usize, len: usize, src: Src) -> Result<(), Errno> {
+        self.check(OsOp::MapFixed)?;
+        self.inner.map_fixed(addr, len, src)
+    }
+    fn unmap(&mut self, addr: usize, len: usize) -> Result<(), Errno> {
+        self.check(OsOp::Unmap)?;
+        self.inner.unmap(addr, len)
+    }
+    fn send(&mut self, line: &OutLine) -> Result<(), Errno> {
+        self.check(OsOp::Send)?;
+        self.inner.send(line)
+    }
+    fn close(&mut self, fd: Fd) {
+        self.inner.close(fd)
+    }
+    fn close_link(&mut self) {
+        self.inner.close_link()
+    }
+}
+
+impl<B: Backend> BlockingOs for FaultInjector<B> {
     fn wait_head_at(&mut self, at: Tid) -> Result<Tid, Errno> {
         self.check(OsOp::WaitHeadAt)?;
         self.inner.wait_head_at(at)
@@ -475,28 +496,6 @@ impl<B: Backend> Backend for FaultInjector<B> {
     fn stat(&mut self, fd: Fd) -> Result<Stat, Errno> {
         self.check(OsOp::Stat)?;
         self.inner.stat(fd)
-    }
-    fn map_new(&mut self, fd: Fd, offset: u64, len: usize) -> Result<usize, Errno> {
-        self.check(OsOp::MapNew)?;
-        self.inner.map_new(fd, offset, len)
-    }
-    fn map_fixed(&mut self, addr: usize, len: usize, src: Src) -> Result<(), Errno> {
-        self.check(OsOp::MapFixed)?;
-        self.inner.map_fixed(addr, len, src)
-    }
-    fn unmap(&mut self, addr: usize, len: usize) -> Result<(), Errno> {
-        self.check(OsOp::Unmap)?;
-        self.inner.unmap(addr, len)
-    }
-    fn send(&mut self, line: &[u8]) -> Result<(), Errno> {
-        self.check(OsOp::Send)?;
-        self.inner.send(line)
-    }
-    fn close(&mut self, fd: Fd) {
-        self.inner.close(fd)
-    }
-    fn close_link(&mut self) {
-        self.inner.close_link()
     }
 }
 
@@ -549,19 +548,7 @@ impl QuietBackend {
     }
 }
 
-impl Backend for QuietBackend {
-    fn wait_head_at(&mut self, at: Tid) -> Result<Tid, Errno> {
-        Ok(at)
-    }
-    fn open_head(&mut self, _: Oid) -> Result<(Fd, Stat), Errno> {
-        Ok((Fd(3), self.stat_()))
-    }
-    fn open_rev(&mut self, _: Oid, rev: Tid) -> Result<(Fd, Stat), Errno> {
-        Ok((Fd(1000 + (rev.0 % 1_000_000) as i32), self.stat_()))
-    }
-    fn stat(&mut self, _: Fd) -> Result<Stat, Errno> {
-        Ok(self.stat_())
-    }
+impl QuickOs for QuietBackend {
     fn map_new(&mut self, _: Fd, _: u64, len: usize) -> Result<usize, Errno> {
         let a = self.next_addr;
         self.next_addr += len + 4096;
@@ -575,13 +562,28 @@ impl Backend for QuietBackend {
     fn unmap(&mut self, _: usize, _: usize) -> Result<(), Errno> {
         Ok(())
     }
-    fn send(&mut self, l: &[u8]) -> Result<(), Errno> {
+    fn send(&mut self, l: &OutLine) -> Result<(), Errno> {
         std::hint::black_box(l);
         self.sent += 1;
         Ok(())
     }
     fn close(&mut self, _: Fd) {}
     fn close_link(&mut self) {}
+}
+
+impl BlockingOs for QuietBackend {
+    fn wait_head_at(&mut self, at: Tid) -> Result<Tid, Errno> {
+        Ok(at)
+    }
+    fn open_head(&mut self, _: Oid) -> Result<(Fd, Stat), Errno> {
+        Ok((Fd(3), self.stat_()))
+    }
+    fn open_rev(&mut self, _: Oid, rev: Tid) -> Result<(Fd, Stat), Errno> {
+        Ok((Fd(1000 + (rev.0 % 1_000_000) as i32), self.stat_()))
+    }
+    fn stat(&mut self, _: Fd) -> Result<Stat, Errno> {
+        Ok(self.stat_())
+    }
 }
 
 /// A connection on the mock OS with a server scripted by the test: the test
@@ -761,7 +763,11 @@ mod tests {
     fn counts_and_injected_faults() {
         let mut f = FaultInjector::new(be(), 1);
         f.set_fail_chance(OsOp::Send, 100, EPIPE);
-        assert_eq!(f.send(b"1 bye\n"), Err(EPIPE));
+        let bye = OutLine::new(&wcfs_core::wire::Frame {
+            stream: 1,
+            msg: wcfs_core::wire::Msg::Bye,
+        });
+        assert_eq!(f.send(&bye), Err(EPIPE));
         let (h, _) = f.open_head(Oid(1)).unwrap();
         f.map_new(h, 0, 16).unwrap();
         assert_eq!(f.inner.counts().mmap, 1);

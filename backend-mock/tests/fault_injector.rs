@@ -1,7 +1,7 @@
 //! The fault injector: seeded, per-operation chances, replayable.
 
-use wcfs_core::wire::Oid;
-use wcfs_core::{Backend, Errno, OsOp, Stat};
+use wcfs_core::wire::{Frame, Msg, Oid, OutLine};
+use wcfs_core::{BlockingOs, Errno, OsOp, QuickOs, Stat};
 use wcfs_mock::{Call, FaultInjector, MockBackend, Path, StatTable, EBADF, ENOMEM};
 
 const STAT: Stat = Stat {
@@ -13,6 +13,13 @@ fn mock() -> MockBackend<StatTable> {
     let mut st = StatTable::default();
     st.files.insert(Path::Head(Oid(1)), STAT);
     MockBackend::new(st)
+}
+
+fn ok() -> OutLine {
+    OutLine::new(&Frame {
+        stream: 1,
+        msg: Msg::Ok,
+    })
 }
 
 /// Which of `n` opens fail, under `seed` and `percent`.
@@ -35,7 +42,7 @@ fn nothing_fails_without_a_chance() {
     let mut f = FaultInjector::new(mock(), 7);
     for _ in 0..100 {
         f.open_head(Oid(1)).unwrap();
-        f.send(b"1 ok\n").unwrap();
+        f.send(&ok()).unwrap();
     }
     assert_eq!(f.injected(), 0);
 }
@@ -55,7 +62,7 @@ fn chances_are_kept_per_operation() {
     // A failed call does not reach the inner backend; other operations are untouched.
     let mut f = FaultInjector::new(mock(), 9);
     f.set_fail_chance(OsOp::Send, 100, EBADF);
-    assert_eq!(f.send(b"1 ok\n"), Err(EBADF));
+    assert_eq!(f.send(&ok()), Err(EBADF));
     f.open_head(Oid(1)).unwrap();
     assert_eq!(f.injected(), 1);
     let ops: Vec<OsOp> = f.inner.trace().iter().map(Call::op).collect();

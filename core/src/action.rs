@@ -184,51 +184,92 @@ pub enum Outcome {
     Failed(Errno),
 }
 
-/// The OS operations a backend provides. Each method is one operation; none
-/// takes a decision.
-pub trait Backend {
-    fn wait_head_at(&mut self, at: Tid) -> Result<Tid, Errno>;
-    fn open_head(&mut self, oid: Oid) -> Result<(Fd, Stat), Errno>;
-    fn open_rev(&mut self, oid: Oid, rev: Tid) -> Result<(Fd, Stat), Errno>;
-    fn stat(&mut self, fd: Fd) -> Result<Stat, Errno>;
+/// The quick OS operations: memory mappings, writes of lines, closes. A
+/// threaded driver performs them holding whatever lock guards the
+/// [`Conn`](crate::Conn), in the order the core asks. Each method is one
+/// operation; none takes a decision.
+pub trait QuickOs {
     fn map_new(&mut self, fd: Fd, offset: u64, len: usize) -> Result<usize, Errno>;
     fn map_fixed(&mut self, addr: usize, len: usize, src: Src) -> Result<(), Errno>;
     fn unmap(&mut self, addr: usize, len: usize) -> Result<(), Errno>;
-    fn send(&mut self, line: &[u8]) -> Result<(), Errno>;
+    fn send(&mut self, line: &OutLine) -> Result<(), Errno>;
     fn close(&mut self, fd: Fd);
     fn close_link(&mut self);
 }
 
-/// Performs one action. The only place where an action becomes a backend call.
-pub fn perform<B: Backend + ?Sized>(b: &mut B, action: &Action) -> Outcome {
+/// The blocking OS operations: calls into the mount, which may wait for
+/// pins to be acked. A threaded driver performs them without the lock that
+/// guards the [`Conn`](crate::Conn), on the thread that drained them.
+pub trait BlockingOs {
+    fn wait_head_at(&mut self, at: Tid) -> Result<Tid, Errno>;
+    fn open_head(&mut self, oid: Oid) -> Result<(Fd, Stat), Errno>;
+    fn open_rev(&mut self, oid: Oid, rev: Tid) -> Result<(Fd, Stat), Errno>;
+    fn stat(&mut self, fd: Fd) -> Result<Stat, Errno>;
+}
+
+/// A backend that performs every operation on one thread (mock OS,
+/// simulation, benchmarks): both halves.
+pub trait Backend: QuickOs + BlockingOs {}
+
+impl<T: QuickOs + BlockingOs + ?Sized> Backend for T {}
+
+/// Performs one quick action; `None` (nothing done) for a blocking one.
+/// With [`perform_blocking`], the only place where an action becomes a
+/// backend call.
+pub fn perform_quick<Q: QuickOs + ?Sized>(q: &mut Q, action: &Action) -> Option<Outcome> {
     fn done(r: Result<(), Errno>) -> Outcome {
         r.map_or_else(Outcome::Failed, |()| Outcome::Done)
     }
+    Some(match *action {
+        Action::MapNew {
+            fd, offset, len, ..
+        } => q
+            .map_new(fd, offset, len)
+            .map_or_else(Outcome::Failed, Outcome::Mapped),
+        Action::Map { addr, len, src } => done(q.map_fixed(addr, len, src)),
+        Action::Unmap { addr, len } => done(q.unmap(addr, len)),
+        Action::Send(ref line) => done(q.send(line)),
+        Action::Close(fd) => {
+            q.close(fd);
+            Outcome::Done
+        }
+        Action::CloseLink => {
+            q.close_link();
+            Outcome::Done
+        }
+        Action::WaitHeadAt { .. }
+        | Action::OpenHead { .. }
+        | Action::OpenRev { .. }
+        | Action::StatHead { .. } => return None,
+    })
+}
+
+/// Performs one blocking action; `None` (nothing done) for a quick one.
+pub fn perform_blocking<B: BlockingOs + ?Sized>(b: &mut B, action: &Action) -> Option<Outcome> {
     fn opened(r: Result<(Fd, Stat), Errno>) -> Outcome {
         r.map_or_else(Outcome::Failed, |(fd, st)| Outcome::Opened(fd, st))
     }
-    match *action {
+    Some(match *action {
         Action::WaitHeadAt { at, .. } => b
             .wait_head_at(at)
             .map_or_else(Outcome::Failed, Outcome::HeadAt),
         Action::OpenHead { oid, .. } => opened(b.open_head(oid)),
         Action::OpenRev { oid, rev, .. } => opened(b.open_rev(oid, rev)),
         Action::StatHead { fd, .. } => b.stat(fd).map_or_else(Outcome::Failed, Outcome::Stat),
-        Action::MapNew {
-            fd, offset, len, ..
-        } => b
-            .map_new(fd, offset, len)
-            .map_or_else(Outcome::Failed, Outcome::Mapped),
-        Action::Map { addr, len, src } => done(b.map_fixed(addr, len, src)),
-        Action::Unmap { addr, len } => done(b.unmap(addr, len)),
-        Action::Send(ref line) => done(b.send(line.as_bytes())),
-        Action::Close(fd) => {
-            b.close(fd);
-            Outcome::Done
-        }
-        Action::CloseLink => {
-            b.close_link();
-            Outcome::Done
-        }
+        Action::MapNew { .. }
+        | Action::Map { .. }
+        | Action::Unmap { .. }
+        | Action::Send(_)
+        | Action::Close(_)
+        | Action::CloseLink => return None,
+    })
+}
+
+/// Performs one action, quick or blocking, on this thread.
+pub fn perform<B: Backend + ?Sized>(b: &mut B, action: &Action) -> Outcome {
+    match perform_quick(b, action) {
+        Some(o) => o,
+        // Every action is quick or blocking (`OsOp::is_blocking`).
+        None => perform_blocking(b, action).unwrap_or(Outcome::Failed(Errno(22))),
     }
 }
