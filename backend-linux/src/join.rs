@@ -31,8 +31,8 @@ use std::time::{Duration, Instant};
 
 use wcfs_core::zurl;
 
-use crate::client::{Wcfs, WcfsInner};
 use crate::error::{Context, Error, ErrorKind};
+use crate::handles::{Wcfs, WcfsInner};
 
 /// Where wendelin.core mounts WCFS servers.
 pub const WCFS_BASE: &str = "/dev/shm/wcfs";

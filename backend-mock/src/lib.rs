@@ -4,16 +4,18 @@
 //! and address space, and records it in order ([`Call`]), so tests can assert
 //! exact traces and count syscalls. [`MockBackend::read`] reads simulated
 //! memory through a caller-supplied data source, faulting where the memory
-//! faults or is unmapped. [`FaultInjector`] wraps any backend and makes the
-//! calls a predicate picks fail. No threads, clocks or randomness.
+//! faults or is unmapped. [`FaultInjector`] wraps any backend and fails
+//! operations by seeded chances named per [`OsOp`]. No threads, no clocks,
+//! no randomness but the injector's seed.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 pub mod user_op;
 
+use wcfs_core::wire::OutLine;
 use wcfs_core::wire::{Oid, Tid};
-use wcfs_core::{Backend, Errno, Fd, Src, Stat};
+use wcfs_core::{Backend, BlockingOs, Errno, Fd, OsOp, QuickOs, Src, Stat};
 
 pub const ENOENT: Errno = Errno(2);
 pub const EBADF: Errno = Errno(9);
@@ -61,12 +63,19 @@ pub enum Call {
 }
 
 impl Call {
-    /// Syscalls this call costs on Linux (open+fstat for an open).
-    pub fn syscalls(&self) -> usize {
+    /// The operation recorded.
+    pub fn op(&self) -> OsOp {
         match self {
-            Call::Open(_) => 2,
-            Call::WaitHeadAt(_) => 3, // open, read, close of head/at
-            _ => 1,
+            Call::WaitHeadAt(_) => OsOp::WaitHeadAt,
+            Call::Open(Path::Head(_)) => OsOp::OpenHead,
+            Call::Open(Path::Rev(..)) => OsOp::OpenRev,
+            Call::Stat(_) => OsOp::Stat,
+            Call::MapNew { .. } => OsOp::MapNew,
+            Call::MapFixed { .. } => OsOp::MapFixed,
+            Call::Unmap { .. } => OsOp::Unmap,
+            Call::Send(_) => OsOp::Send,
+            Call::Close(_) => OsOp::Close,
+            Call::CloseLink => OsOp::CloseLink,
         }
     }
 }
@@ -313,26 +322,7 @@ impl<S: Store> MockBackend<S> {
     }
 }
 
-impl<S: Store> Backend for MockBackend<S> {
-    fn wait_head_at(&mut self, at: Tid) -> Result<Tid, Errno> {
-        self.trace.push(Call::WaitHeadAt(at));
-        Ok(self.store.head_at())
-    }
-
-    fn open_head(&mut self, oid: Oid) -> Result<(Fd, Stat), Errno> {
-        self.open(Path::Head(oid))
-    }
-
-    fn open_rev(&mut self, oid: Oid, rev: Tid) -> Result<(Fd, Stat), Errno> {
-        self.open(Path::Rev(oid, rev))
-    }
-
-    fn stat(&mut self, fd: Fd) -> Result<Stat, Errno> {
-        self.trace.push(Call::Stat(fd));
-        let path = *self.fds.get(&fd).ok_or(EBADF)?;
-        self.store.stat(path).ok_or(ENOENT)
-    }
-
+impl<S: Store> QuickOs for MockBackend<S> {
     fn map_new(&mut self, fd: Fd, offset: u64, len: usize) -> Result<usize, Errno> {
         self.trace.push(Call::MapNew { fd, offset, len });
         let path = *self.fds.get(&fd).ok_or(EBADF)?;
@@ -345,7 +335,6 @@ impl<S: Store> Backend for MockBackend<S> {
         self.place(addr, len, Some(Mem::File { path, offset }));
         Ok(addr)
     }
-
     fn map_fixed(&mut self, addr: usize, len: usize, src: Src) -> Result<(), Errno> {
         self.trace.push(Call::MapFixed { addr, len, src });
         if len == 0 || !self.mapped(addr, len) {
@@ -362,14 +351,13 @@ impl<S: Store> Backend for MockBackend<S> {
         self.place(addr, len, Some(what));
         Ok(())
     }
-
     fn unmap(&mut self, addr: usize, len: usize) -> Result<(), Errno> {
         self.trace.push(Call::Unmap { addr, len });
         self.place(addr, len, None);
         Ok(())
     }
-
-    fn send(&mut self, line: &[u8]) -> Result<(), Errno> {
+    fn send(&mut self, line: &OutLine) -> Result<(), Errno> {
+        let line = line.as_bytes();
         let s = String::from_utf8_lossy(line.strip_suffix(b"\n").unwrap_or(line)).into_owned();
         self.trace.push(Call::Send(s.clone()));
         if !self.link_open {
@@ -378,74 +366,112 @@ impl<S: Store> Backend for MockBackend<S> {
         self.sent.push(s);
         Ok(())
     }
-
     fn close(&mut self, fd: Fd) {
         self.trace.push(Call::Close(fd));
         self.fds.remove(&fd);
     }
-
     fn close_link(&mut self) {
         self.trace.push(Call::CloseLink);
         self.link_open = false;
     }
 }
 
-/// Which call a [`FaultInjector`] is asked about.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CallKind {
-    WaitHeadAt,
-    OpenHead,
-    OpenRev,
-    Stat,
-    MapNew,
-    MapFixed,
-    Unmap,
-    Send,
-}
-
-/// Wraps a backend and fails the calls `fail` picks, with the errno it gives.
-pub struct FaultInjector<B, F> {
-    pub inner: B,
-    pub fail: F,
-}
-
-impl<B: Backend, F: FnMut(CallKind) -> Option<Errno>> FaultInjector<B, F> {
-    fn check(&mut self, k: CallKind) -> Result<(), Errno> {
-        (self.fail)(k).map_or(Ok(()), Err)
-    }
-}
-
-impl<B: Backend, F: FnMut(CallKind) -> Option<Errno>> Backend for FaultInjector<B, F> {
+impl<S: Store> BlockingOs for MockBackend<S> {
     fn wait_head_at(&mut self, at: Tid) -> Result<Tid, Errno> {
-        self.check(CallKind::WaitHeadAt)?;
-        self.inner.wait_head_at(at)
+        self.trace.push(Call::WaitHeadAt(at));
+        Ok(self.store.head_at())
     }
     fn open_head(&mut self, oid: Oid) -> Result<(Fd, Stat), Errno> {
-        self.check(CallKind::OpenHead)?;
-        self.inner.open_head(oid)
+        self.open(Path::Head(oid))
     }
     fn open_rev(&mut self, oid: Oid, rev: Tid) -> Result<(Fd, Stat), Errno> {
-        self.check(CallKind::OpenRev)?;
-        self.inner.open_rev(oid, rev)
+        self.open(Path::Rev(oid, rev))
     }
     fn stat(&mut self, fd: Fd) -> Result<Stat, Errno> {
-        self.check(CallKind::Stat)?;
-        self.inner.stat(fd)
+        self.trace.push(Call::Stat(fd));
+        let path = *self.fds.get(&fd).ok_or(EBADF)?;
+        self.store.stat(path).ok_or(ENOENT)
     }
+}
+
+/// Wraps a backend and fails operations by chance: each [`OsOp`] has its
+/// own chance (in percent, 0 by default) and errno, and one seed decides
+/// every draw, so a run replays exactly from its seed (after smoltcp's
+/// `FaultInjector`). Closes cannot fail: their chances stay 0.
+pub struct FaultInjector<B> {
+    pub inner: B,
+    rng: u64,
+    chances: [(u8, Errno); OsOp::ALL.len()],
+    injected: usize,
+}
+
+impl<B: Backend> FaultInjector<B> {
+    /// Fails nothing until a chance is set.
+    pub fn new(inner: B, seed: u64) -> Self {
+        FaultInjector {
+            inner,
+            // splitmix64 of the seed: never 0, as xorshift needs.
+            rng: {
+                let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+                z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+                z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+                (z ^ (z >> 31)) | 1
+            },
+            chances: [(0, Errno(0)); OsOp::ALL.len()],
+            injected: 0,
+        }
+    }
+
+    /// `op` fails with `errno` in `percent` (capped at 100) of its calls.
+    /// Ignored for the operations that cannot fail ([`OsOp::can_fail`]).
+    pub fn set_fail_chance(&mut self, op: OsOp, percent: u8, errno: Errno) {
+        if op.can_fail() {
+            self.chances[op as usize] = (percent.min(100), errno);
+        }
+    }
+
+    /// The chance and errno set for `op`.
+    pub fn fail_chance(&self, op: OsOp) -> (u8, Errno) {
+        self.chances[op as usize]
+    }
+
+    /// Failures injected so far.
+    pub fn injected(&self) -> usize {
+        self.injected
+    }
+
+    fn check(&mut self, op: OsOp) -> Result<(), Errno> {
+        let (percent, errno) = self.chances[op as usize];
+        if percent == 0 {
+            return Ok(());
+        }
+        // xorshift64
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        if self.rng % 100 < u64::from(percent) {
+            self.injected += 1;
+            return Err(errno);
+        }
+        Ok(())
+    }
+}
+
+impl<B: Backend> QuickOs for FaultInjector<B> {
     fn map_new(&mut self, fd: Fd, offset: u64, len: usize) -> Result<usize, Errno> {
-        self.check(CallKind::MapNew)?;
+        self.check(OsOp::MapNew)?;
         self.inner.map_new(fd, offset, len)
     }
     fn map_fixed(&mut self, addr: usize, len: usize, src: Src) -> Result<(), Errno> {
-        self.check(CallKind::MapFixed)?;
+        self.check(OsOp::MapFixed)?;
         self.inner.map_fixed(addr, len, src)
     }
     fn unmap(&mut self, addr: usize, len: usize) -> Result<(), Errno> {
-        self.check(CallKind::Unmap)?;
+        self.check(OsOp::Unmap)?;
         self.inner.unmap(addr, len)
     }
-    fn send(&mut self, line: &[u8]) -> Result<(), Errno> {
-        self.check(CallKind::Send)?;
+    fn send(&mut self, line: &OutLine) -> Result<(), Errno> {
+        self.check(OsOp::Send)?;
         self.inner.send(line)
     }
     fn close(&mut self, fd: Fd) {
@@ -453,6 +479,25 @@ impl<B: Backend, F: FnMut(CallKind) -> Option<Errno>> Backend for FaultInjector<
     }
     fn close_link(&mut self) {
         self.inner.close_link()
+    }
+}
+
+impl<B: Backend> BlockingOs for FaultInjector<B> {
+    fn wait_head_at(&mut self, at: Tid) -> Result<Tid, Errno> {
+        self.check(OsOp::WaitHeadAt)?;
+        self.inner.wait_head_at(at)
+    }
+    fn open_head(&mut self, oid: Oid) -> Result<(Fd, Stat), Errno> {
+        self.check(OsOp::OpenHead)?;
+        self.inner.open_head(oid)
+    }
+    fn open_rev(&mut self, oid: Oid, rev: Tid) -> Result<(Fd, Stat), Errno> {
+        self.check(OsOp::OpenRev)?;
+        self.inner.open_rev(oid, rev)
+    }
+    fn stat(&mut self, fd: Fd) -> Result<Stat, Errno> {
+        self.check(OsOp::Stat)?;
+        self.inner.stat(fd)
     }
 }
 
@@ -505,19 +550,7 @@ impl QuietBackend {
     }
 }
 
-impl Backend for QuietBackend {
-    fn wait_head_at(&mut self, at: Tid) -> Result<Tid, Errno> {
-        Ok(at)
-    }
-    fn open_head(&mut self, _: Oid) -> Result<(Fd, Stat), Errno> {
-        Ok((Fd(3), self.stat_()))
-    }
-    fn open_rev(&mut self, _: Oid, rev: Tid) -> Result<(Fd, Stat), Errno> {
-        Ok((Fd(1000 + (rev.0 % 1_000_000) as i32), self.stat_()))
-    }
-    fn stat(&mut self, _: Fd) -> Result<Stat, Errno> {
-        Ok(self.stat_())
-    }
+impl QuickOs for QuietBackend {
     fn map_new(&mut self, _: Fd, _: u64, len: usize) -> Result<usize, Errno> {
         let a = self.next_addr;
         self.next_addr += len + 4096;
@@ -531,13 +564,28 @@ impl Backend for QuietBackend {
     fn unmap(&mut self, _: usize, _: usize) -> Result<(), Errno> {
         Ok(())
     }
-    fn send(&mut self, l: &[u8]) -> Result<(), Errno> {
+    fn send(&mut self, l: &OutLine) -> Result<(), Errno> {
         std::hint::black_box(l);
         self.sent += 1;
         Ok(())
     }
     fn close(&mut self, _: Fd) {}
     fn close_link(&mut self) {}
+}
+
+impl BlockingOs for QuietBackend {
+    fn wait_head_at(&mut self, at: Tid) -> Result<Tid, Errno> {
+        Ok(at)
+    }
+    fn open_head(&mut self, _: Oid) -> Result<(Fd, Stat), Errno> {
+        Ok((Fd(3), self.stat_()))
+    }
+    fn open_rev(&mut self, _: Oid, rev: Tid) -> Result<(Fd, Stat), Errno> {
+        Ok((Fd(1000 + (rev.0 % 1_000_000) as i32), self.stat_()))
+    }
+    fn stat(&mut self, _: Fd) -> Result<Stat, Errno> {
+        Ok(self.stat_())
+    }
 }
 
 /// A connection on the mock OS with a server scripted by the test: the test
@@ -715,11 +763,13 @@ mod tests {
 
     #[test]
     fn counts_and_injected_faults() {
-        let mut f = FaultInjector {
-            inner: be(),
-            fail: |k| (k == CallKind::Send).then_some(EPIPE),
-        };
-        assert_eq!(f.send(b"1 bye\n"), Err(EPIPE));
+        let mut f = FaultInjector::new(be(), 1);
+        f.set_fail_chance(OsOp::Send, 100, EPIPE);
+        let bye = OutLine::new(&wcfs_core::wire::Frame {
+            stream: 1,
+            msg: wcfs_core::wire::Msg::Bye,
+        });
+        assert_eq!(f.send(&bye), Err(EPIPE));
         let (h, _) = f.open_head(Oid(1)).unwrap();
         f.map_new(h, 0, 16).unwrap();
         assert_eq!(f.inner.counts().mmap, 1);

@@ -4,8 +4,8 @@ mod common;
 use common::*;
 use wcfs_core::link::LinkError;
 use wcfs_core::wire::{Tid, WireError};
-use wcfs_core::{ConnState, Error, OpOk};
-use wcfs_mock::{CallKind, FaultInjector, ENOMEM};
+use wcfs_core::{ConnState, Error, OpOk, OsOp};
+use wcfs_mock::{FaultInjector, ENOMEM};
 
 const AT: Tid = Tid(0x100);
 
@@ -150,7 +150,7 @@ fn error_reply_to_open_leaves_the_link_up() {
     assert_eq!(
         open(&mut h, G, "ok").unwrap_err(),
         Error::Os {
-            call: wcfs_core::Syscall::OpenHead,
+            call: OsOp::OpenHead,
             errno: wcfs_mock::ENOENT
         }
     );
@@ -159,10 +159,8 @@ fn error_reply_to_open_leaves_the_link_up() {
 #[test]
 fn failed_remap_naks_and_goes_down() {
     let (h, m) = setup();
-    let mut be = FaultInjector {
-        inner: h.be,
-        fail: |k| (k == CallKind::MapFixed).then_some(ENOMEM),
-    };
+    let mut be = FaultInjector::new(h.be, 1);
+    be.set_fail_chance(OsOp::MapFixed, 100, ENOMEM);
     let mut conn = h.conn;
     let feed = |conn: &mut wcfs_core::Conn, be: &mut _, line: &str| {
         let mut rest = format!("{line}\n").into_bytes();

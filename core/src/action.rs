@@ -132,15 +132,99 @@ pub enum Action {
 }
 
 impl Action {
+    /// The OS operation this action asks for.
+    pub fn op(&self) -> OsOp {
+        match self {
+            Action::WaitHeadAt { .. } => OsOp::WaitHeadAt,
+            Action::OpenHead { .. } => OsOp::OpenHead,
+            Action::StatHead { .. } => OsOp::Stat,
+            Action::OpenRev { .. } => OsOp::OpenRev,
+            Action::MapNew { .. } => OsOp::MapNew,
+            Action::Map { .. } => OsOp::MapFixed,
+            Action::Unmap { .. } => OsOp::Unmap,
+            Action::Send(_) => OsOp::Send,
+            Action::Close(_) => OsOp::Close,
+            Action::CloseLink => OsOp::CloseLink,
+        }
+    }
+
     /// Whether performing this action may wait inside the mount.
     pub fn is_blocking(&self) -> bool {
+        self.op().is_blocking()
+    }
+}
+
+/// The OS operations, named once: what an [`Action`] asks for
+/// ([`Action::op`]), what a failure names
+/// ([`Error::Os`](crate::Error::Os)), what a mock records and a fault
+/// injector picks from. One variant per method of [`QuickOs`] and
+/// [`BlockingOs`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum OsOp {
+    /// Blocking: wait until `head/at` reaches a revision.
+    WaitHeadAt,
+    /// Blocking: open and fstat `head/bigfile/<oid>`.
+    OpenHead,
+    /// Blocking: open and fstat `@<rev>/bigfile/<oid>`.
+    OpenRev,
+    /// Blocking: fstat an open head file.
+    Stat,
+    /// Map a file where the OS likes.
+    MapNew,
+    /// Map over a range in place (`MAP_FIXED`).
+    MapFixed,
+    /// Release a range.
+    Unmap,
+    /// Write a line on the watch link.
+    Send,
+    /// Close a file.
+    Close,
+    /// Close the watch link.
+    CloseLink,
+}
+
+impl OsOp {
+    /// Every operation, in declaration order.
+    pub const ALL: [OsOp; 10] = [
+        OsOp::WaitHeadAt,
+        OsOp::OpenHead,
+        OsOp::OpenRev,
+        OsOp::Stat,
+        OsOp::MapNew,
+        OsOp::MapFixed,
+        OsOp::Unmap,
+        OsOp::Send,
+        OsOp::Close,
+        OsOp::CloseLink,
+    ];
+
+    /// Whether the operation calls into the mount, which may wait for pins
+    /// to be acked (a method of [`BlockingOs`], not [`QuickOs`]).
+    pub fn is_blocking(self) -> bool {
         matches!(
             self,
-            Action::WaitHeadAt { .. }
-                | Action::OpenHead { .. }
-                | Action::StatHead { .. }
-                | Action::OpenRev { .. }
+            OsOp::WaitHeadAt | OsOp::OpenHead | OsOp::OpenRev | OsOp::Stat
         )
+    }
+
+    /// Whether the operation can fail (closes cannot).
+    pub fn can_fail(self) -> bool {
+        !matches!(self, OsOp::Close | OsOp::CloseLink)
+    }
+
+    /// The name a failure of this operation gives in errors and naks.
+    pub fn name(self) -> &'static str {
+        match self {
+            OsOp::WaitHeadAt => "WaitHeadAt",
+            OsOp::OpenHead => "OpenHead",
+            OsOp::OpenRev => "OpenRev",
+            OsOp::Stat => "Stat",
+            OsOp::MapNew | OsOp::MapFixed => "Mmap",
+            OsOp::Unmap => "Munmap",
+            OsOp::Send => "Write",
+            OsOp::Close => "Close",
+            OsOp::CloseLink => "CloseLink",
+        }
     }
 }
 
@@ -162,17 +246,11 @@ pub enum Outcome {
     Failed(Errno),
 }
 
-/// The OS operations a backend provides. Each method is one operation; none
-/// takes a decision.
-pub trait Backend {
-    /// Waits until `head/at` >= `at` and returns `head/at` ([`Action::WaitHeadAt`]).
-    fn wait_head_at(&mut self, at: Tid) -> Result<Tid, Errno>;
-    /// Opens `head/bigfile/<oid>` read-only and fstats it ([`Action::OpenHead`]).
-    fn open_head(&mut self, oid: Oid) -> Result<(Fd, Stat), Errno>;
-    /// Opens `@<rev>/bigfile/<oid>` read-only and fstats it ([`Action::OpenRev`]).
-    fn open_rev(&mut self, oid: Oid, rev: Tid) -> Result<(Fd, Stat), Errno>;
-    /// Fstats an open file ([`Action::StatHead`]).
-    fn stat(&mut self, fd: Fd) -> Result<Stat, Errno>;
+/// The quick OS operations: memory mappings, writes of lines, closes. A
+/// threaded driver performs them holding whatever lock guards the
+/// [`Conn`](crate::Conn), in the order the core asks. Each method is one
+/// operation; none takes a decision.
+pub trait QuickOs {
     /// Maps `len` bytes of `fd` from `offset`, shared read-only, wherever
     /// the OS likes; returns the address ([`Action::MapNew`]).
     fn map_new(&mut self, fd: Fd, offset: u64, len: usize) -> Result<usize, Errno>;
@@ -181,43 +259,90 @@ pub trait Backend {
     /// Releases `[addr, addr+len)` ([`Action::Unmap`]).
     fn unmap(&mut self, addr: usize, len: usize) -> Result<(), Errno>;
     /// Writes one whole line (`\n` included) on the watch link ([`Action::Send`]).
-    fn send(&mut self, line: &[u8]) -> Result<(), Errno>;
+    fn send(&mut self, line: &OutLine) -> Result<(), Errno>;
     /// Closes a file; cannot fail as far as the core cares ([`Action::Close`]).
     fn close(&mut self, fd: Fd);
     /// Closes the watch link without writing to it ([`Action::CloseLink`]).
     fn close_link(&mut self);
 }
 
-/// Performs one action. The only place where an action becomes a backend call.
-pub fn perform<B: Backend + ?Sized>(b: &mut B, action: &Action) -> Outcome {
+/// The blocking OS operations: calls into the mount, which may wait for
+/// pins to be acked. A threaded driver performs them without the lock that
+/// guards the [`Conn`](crate::Conn), on the thread that drained them.
+pub trait BlockingOs {
+    /// Waits until `head/at` >= `at` and returns `head/at` ([`Action::WaitHeadAt`]).
+    fn wait_head_at(&mut self, at: Tid) -> Result<Tid, Errno>;
+    /// Opens `head/bigfile/<oid>` read-only and fstats it ([`Action::OpenHead`]).
+    fn open_head(&mut self, oid: Oid) -> Result<(Fd, Stat), Errno>;
+    /// Opens `@<rev>/bigfile/<oid>` read-only and fstats it ([`Action::OpenRev`]).
+    fn open_rev(&mut self, oid: Oid, rev: Tid) -> Result<(Fd, Stat), Errno>;
+    /// Fstats an open file ([`Action::StatHead`]).
+    fn stat(&mut self, fd: Fd) -> Result<Stat, Errno>;
+}
+
+/// A backend that performs every operation on one thread (mock OS,
+/// simulation, benchmarks): both halves.
+pub trait Backend: QuickOs + BlockingOs {}
+
+impl<T: QuickOs + BlockingOs + ?Sized> Backend for T {}
+
+/// Performs one quick action; `None` (nothing done) for a blocking one.
+/// With [`perform_blocking`], the only place where an action becomes a
+/// backend call.
+pub fn perform_quick<Q: QuickOs + ?Sized>(q: &mut Q, action: &Action) -> Option<Outcome> {
     fn done(r: Result<(), Errno>) -> Outcome {
         r.map_or_else(Outcome::Failed, |()| Outcome::Done)
     }
+    Some(match *action {
+        Action::MapNew {
+            fd, offset, len, ..
+        } => q
+            .map_new(fd, offset, len)
+            .map_or_else(Outcome::Failed, Outcome::Mapped),
+        Action::Map { addr, len, src } => done(q.map_fixed(addr, len, src)),
+        Action::Unmap { addr, len } => done(q.unmap(addr, len)),
+        Action::Send(ref line) => done(q.send(line)),
+        Action::Close(fd) => {
+            q.close(fd);
+            Outcome::Done
+        }
+        Action::CloseLink => {
+            q.close_link();
+            Outcome::Done
+        }
+        Action::WaitHeadAt { .. }
+        | Action::OpenHead { .. }
+        | Action::OpenRev { .. }
+        | Action::StatHead { .. } => return None,
+    })
+}
+
+/// Performs one blocking action; `None` (nothing done) for a quick one.
+pub fn perform_blocking<B: BlockingOs + ?Sized>(b: &mut B, action: &Action) -> Option<Outcome> {
     fn opened(r: Result<(Fd, Stat), Errno>) -> Outcome {
         r.map_or_else(Outcome::Failed, |(fd, st)| Outcome::Opened(fd, st))
     }
-    match *action {
+    Some(match *action {
         Action::WaitHeadAt { at, .. } => b
             .wait_head_at(at)
             .map_or_else(Outcome::Failed, Outcome::HeadAt),
         Action::OpenHead { oid, .. } => opened(b.open_head(oid)),
         Action::OpenRev { oid, rev, .. } => opened(b.open_rev(oid, rev)),
         Action::StatHead { fd, .. } => b.stat(fd).map_or_else(Outcome::Failed, Outcome::Stat),
-        Action::MapNew {
-            fd, offset, len, ..
-        } => b
-            .map_new(fd, offset, len)
-            .map_or_else(Outcome::Failed, Outcome::Mapped),
-        Action::Map { addr, len, src } => done(b.map_fixed(addr, len, src)),
-        Action::Unmap { addr, len } => done(b.unmap(addr, len)),
-        Action::Send(ref line) => done(b.send(line.as_bytes())),
-        Action::Close(fd) => {
-            b.close(fd);
-            Outcome::Done
-        }
-        Action::CloseLink => {
-            b.close_link();
-            Outcome::Done
-        }
+        Action::MapNew { .. }
+        | Action::Map { .. }
+        | Action::Unmap { .. }
+        | Action::Send(_)
+        | Action::Close(_)
+        | Action::CloseLink => return None,
+    })
+}
+
+/// Performs one action, quick or blocking, on this thread.
+pub fn perform<B: Backend + ?Sized>(b: &mut B, action: &Action) -> Outcome {
+    match perform_quick(b, action) {
+        Some(o) => o,
+        // Every action is quick or blocking (`OsOp::is_blocking`).
+        None => perform_blocking(b, action).unwrap_or(Outcome::Failed(Errno(22))),
     }
 }

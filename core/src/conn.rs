@@ -72,7 +72,7 @@ use core::fmt::{self, Write as _};
 
 use hashbrown::HashMap;
 
-use crate::action::{Action, Errno, Fd, Outcome, Src, Stat, Tok};
+use crate::action::{Action, Errno, Fd, OsOp, Outcome, Src, Stat, Tok};
 use crate::file::{File, FileState};
 use crate::link::{text, Incoming, Link, LinkError, Text};
 use crate::mapping::{MapId, Mapping};
@@ -125,25 +125,6 @@ pub enum OpOk {
     Mapped(MapId),
     /// Every other op.
     Done,
-}
-
-/// Which OS operation failed (in [`Error::Os`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Syscall {
-    /// Waiting for `head/at` ([`Action::WaitHeadAt`]).
-    WaitHeadAt,
-    /// Opening a head file ([`Action::OpenHead`]).
-    OpenHead,
-    /// Opening an `@rev` file ([`Action::OpenRev`]).
-    OpenRev,
-    /// Fstat of a head file ([`Action::StatHead`]).
-    Stat,
-    /// Mapping memory ([`Action::MapNew`], [`Action::Map`]).
-    Mmap,
-    /// Releasing memory ([`Action::Unmap`]).
-    Munmap,
-    /// Writing to the watch link ([`Action::Send`]).
-    Write,
 }
 
 /// What went wrong, in the protocol's words.
@@ -236,7 +217,7 @@ pub enum Error {
     /// The OS refused.
     Os {
         /// The operation.
-        call: Syscall,
+        call: OsOp,
         /// What the OS said.
         errno: Errno,
     },
@@ -289,7 +270,7 @@ impl fmt::Display for Error {
             }
             Error::TooManyPins(oid) => write!(f, "f<{oid}>: too many pins"),
             Error::Link(e) => write!(f, "watch link: {e}"),
-            Error::Os { call, errno } => write!(f, "{call:?}: errno {}", errno.0),
+            Error::Os { call, errno } => write!(f, "{}: errno {}", call.name(), errno.0),
         }
     }
 }
@@ -921,12 +902,12 @@ impl Conn {
             Action::OpenRev { tok, oid, rev } => self.on_rev_opened(tok, oid, rev, outcome),
             Action::MapNew { tok, .. } => self.on_mapped(OpId(tok.0), action, outcome),
             Action::Map { .. } => {
-                if let Some(e) = failed(Syscall::Mmap) {
+                if let Some(e) = failed(action.op()) {
                     self.go_down(e);
                 }
             }
             Action::Unmap { .. } => {
-                if let Some(e) = failed(Syscall::Munmap) {
+                if let Some(e) = failed(action.op()) {
                     self.go_down(e);
                 }
             }
@@ -1131,7 +1112,7 @@ impl Conn {
                 return self.finish(
                     op,
                     Err(Error::Os {
-                        call: Syscall::OpenHead,
+                        call: OsOp::OpenHead,
                         errno,
                     }),
                 );
@@ -1186,7 +1167,7 @@ impl Conn {
                 return self.finish(
                     op,
                     Err(Error::Os {
-                        call: Syscall::WaitHeadAt,
+                        call: OsOp::WaitHeadAt,
                         errno,
                     }),
                 )
@@ -1223,7 +1204,7 @@ impl Conn {
             Outcome::Stat(st) => st,
             Outcome::Failed(errno) => {
                 return self.go_down(Error::Os {
-                    call: Syscall::Stat,
+                    call: OsOp::Stat,
                     errno,
                 })
             }
@@ -1368,7 +1349,7 @@ impl Conn {
                 return self.finish(
                     op,
                     Err(Error::Os {
-                        call: Syscall::Mmap,
+                        call: OsOp::MapNew,
                         errno,
                     }),
                 );
@@ -1464,7 +1445,7 @@ impl Conn {
                 None
             }
             Outcome::Failed(errno) => Some(Error::Os {
-                call: Syscall::OpenRev,
+                call: OsOp::OpenRev,
                 errno,
             }),
             _ => return,

@@ -279,7 +279,7 @@ fn os_error_of_a_quick_action_takes_the_connection_down() {
     t.c.complete(&remap, Outcome::Failed(Errno(12)));
     let acts = t.drain();
     let why = Error::Os {
-        call: Syscall::Mmap,
+        call: OsOp::MapFixed,
         errno: Errno(12),
     };
     assert_down(&t, &acts, &why);
@@ -520,7 +520,7 @@ fn failed_open_of_a_stalled_pins_rev_naks_it() {
     let open_rev = only(t.feed(&pin(2, F1, 0, &format!("{}", Tid(5)))));
     let acts = t.answer(&open_rev, Outcome::Failed(Errno(2)));
     let why = Error::Os {
-        call: Syscall::OpenRev,
+        call: OsOp::OpenRev,
         errno: Errno(2),
     };
     assert_down(&t, &acts, &why);
@@ -701,7 +701,7 @@ fn resync_refuses_a_head_whose_blksize_changed_or_size_is_off() {
         (
             Outcome::Failed(Errno(5)),
             Error::Os {
-                call: Syscall::Stat,
+                call: OsOp::Stat,
                 errno: Errno(5),
             },
         ),

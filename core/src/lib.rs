@@ -84,15 +84,35 @@ pub(crate) fn bug(b: u8) -> bool {
     false
 }
 
-pub use action::{perform, Action, Backend, Errno, Fd, Outcome, Src, Stat, Tok};
-pub use conn::{Config, Conn, ConnState, Error, FileId, OpId, OpOk, Syscall};
+pub use action::{
+    perform, perform_blocking, perform_quick, Action, Backend, BlockingOs, Errno, Fd, OsOp,
+    Outcome, QuickOs, Src, Stat, Tok,
+};
+pub use conn::{Config, Conn, ConnState, Error, FileId, OpId, OpOk};
 pub use mapping::MapId;
 pub use stats::{ConnStats, Stats, PIN_TIME_BUCKETS};
 
 /// A backend that refuses everything (for doc examples and compile checks).
 pub struct NullBackend;
 
-impl Backend for NullBackend {
+impl QuickOs for NullBackend {
+    fn map_new(&mut self, _: Fd, _: u64, _: usize) -> Result<usize, Errno> {
+        Err(Errno(38))
+    }
+    fn map_fixed(&mut self, _: usize, _: usize, _: Src) -> Result<(), Errno> {
+        Err(Errno(38))
+    }
+    fn unmap(&mut self, _: usize, _: usize) -> Result<(), Errno> {
+        Err(Errno(38))
+    }
+    fn send(&mut self, _: &wire::OutLine) -> Result<(), Errno> {
+        Err(Errno(38))
+    }
+    fn close(&mut self, _: Fd) {}
+    fn close_link(&mut self) {}
+}
+
+impl BlockingOs for NullBackend {
     fn wait_head_at(&mut self, _: wire::Tid) -> Result<wire::Tid, Errno> {
         Err(Errno(38))
     }
@@ -105,18 +125,4 @@ impl Backend for NullBackend {
     fn stat(&mut self, _: Fd) -> Result<Stat, Errno> {
         Err(Errno(38))
     }
-    fn map_new(&mut self, _: Fd, _: u64, _: usize) -> Result<usize, Errno> {
-        Err(Errno(38))
-    }
-    fn map_fixed(&mut self, _: usize, _: usize, _: Src) -> Result<(), Errno> {
-        Err(Errno(38))
-    }
-    fn unmap(&mut self, _: usize, _: usize) -> Result<(), Errno> {
-        Err(Errno(38))
-    }
-    fn send(&mut self, _: &[u8]) -> Result<(), Errno> {
-        Err(Errno(38))
-    }
-    fn close(&mut self, _: Fd) {}
-    fn close_link(&mut self) {}
 }
