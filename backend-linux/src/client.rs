@@ -34,6 +34,9 @@ use wcfs_core::{
 use crate::error::{Context, Error};
 use crate::sys;
 
+mod exit;
+pub use exit::EXIT_LOCK_WAIT;
+
 /// A mounted WCFS server.
 #[derive(Clone)]
 pub struct Wcfs {
@@ -678,6 +681,9 @@ fn register(sh: &Arc<Shared>) {
         // child, perform the core's fork actions (mmap, close) with the
         // locks taken by `prepare` in the forking thread.
         let rc = unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };
+        debug_assert_eq!(rc, 0);
+        // SAFETY: the handler only tries our locks and says `bye` (exit.rs).
+        let rc = unsafe { libc::atexit(exit::at_exit) };
         debug_assert_eq!(rc, 0);
     });
     let mut conns = CONNS.lock();

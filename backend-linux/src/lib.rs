@@ -10,7 +10,7 @@ mod error;
 mod join;
 pub mod sys;
 
-pub use client::{Conn, FileH, Mapping, Wcfs, LINK_END_WAIT, PIN_THREAD_STACK};
+pub use client::{Conn, FileH, Mapping, Wcfs, EXIT_LOCK_WAIT, LINK_END_WAIT, PIN_THREAD_STACK};
 pub use error::{Context, Error, ErrorKind};
 pub use join::{
     check_mount, mountpoint_for, mountpoint_under, Autostart, JoinOptions, MountEntry,
