@@ -1248,15 +1248,26 @@ mod tests {
             "{}",
             last_error()
         );
-        // SAFETY: as above.
-        let r = unsafe { wcfs_join_under(c"/nonexistent".as_ptr(), c"zeo://x".as_ptr(), &mut w) };
+        let base = std::env::temp_dir().join(format!("wcfs-capi-unit-{}", std::process::id()));
+        let cbase = std::ffi::CString::new(base.as_os_str().as_bytes()).unwrap();
+        // SAFETY: live C strings and a live local.
+        let r = unsafe { wcfs_join_under(cbase.as_ptr(), c"zeo://x".as_ptr(), &mut w) };
+        let _ = std::fs::remove_dir_all(&base);
         assert_eq!(r, WCFS_ERR_NOT_MOUNTED);
         assert!(last_error().ends_with("no wcfs server mounted for zeo://x"));
         // Where wendelin.core mounts: /dev/shm/wcfs/<sha1 of zurl>.
         let zurl =
             std::ffi::CString::new(format!("zeo://capi-test-{}", std::process::id())).unwrap();
-        // SAFETY: a live C string and a live local.
-        let r = unsafe { wcfs_join(zurl.as_ptr(), &mut w) };
+        let no = wcfs_join_options {
+            autostart: WCFS_AUTOSTART_NO,
+            server: std::ptr::null(),
+            options: std::ptr::null(),
+            n_options: 0,
+            base: std::ptr::null(),
+            start_timeout_ms: 0,
+        };
+        // SAFETY: a live C string, live options and a live local.
+        let r = unsafe { wcfs_join_with(zurl.as_ptr(), &no, &mut w) };
         assert_eq!(r, WCFS_ERR_NOT_MOUNTED);
         assert!(w.is_null());
         let e = last_error();
@@ -1268,6 +1279,23 @@ mod tests {
             )),
             "{e}"
         );
+        // Autostart (the default) with no server executable known.
+        if std::env::var_os("WCFS_SERVER").is_none()
+            && std::env::var_os("WENDELIN_CORE_WCFS_AUTOSTART").is_none()
+        {
+            // SAFETY: a live C string and a live local.
+            let r = unsafe { wcfs_join(zurl.as_ptr(), &mut w) };
+            assert_eq!(r, WCFS_ERR_SERVER_START);
+            assert!(w.is_null());
+            assert!(last_error().contains("none to start"), "{}", last_error());
+        }
+        // SAFETY: a string literal and a live local.
+        let r = unsafe { wcfs_join_with(c"nosuch://db".as_ptr(), std::ptr::null(), &mut w) };
+        assert_eq!(r, WCFS_ERR_BAD_ZURL);
+        let bad = wcfs_join_options { autostart: 3, ..no };
+        // SAFETY: as above.
+        let r = unsafe { wcfs_join_with(zurl.as_ptr(), &bad, &mut w) };
+        assert_eq!(r, WCFS_ERR_INVALID_ARG);
     }
 
     #[test]
