@@ -21,11 +21,16 @@ raise ``ConnDownError`` first (``memoryview(m)``, ``m.mark_dirty``, ...),
 ``m.faulting`` tells whether lent buffers are still safe to read, and
 ``m.read()`` copies bytes out with the same check. The same holds in a
 fork child: there every mapping faults and the module refuses access.
+
+The interpreter may exit with connections open: an exit handler says
+goodbye on each (their mappings fault from then on), so the exit does not
+wait for the server. ``os._exit`` and death by a signal run no exit
+handler: close connections first when ending that way.
 """
 
 from os import PathLike
 from types import TracebackType
-from typing import Optional, Type, Union
+from typing import List, Optional, Sequence, Type, TypedDict, Union
 
 _Id = Union[int, str, bytes]
 
@@ -49,10 +54,62 @@ class FileClosedError(Error):
 class NotMountedError(Error):
     """No WCFS server is mounted there, or it serves another database."""
 
-def join(zurl: str) -> WCFS:
-    """The WCFS server of database ``zurl``, mounted where wendelin.core
-    mounts it (``/dev/shm/wcfs/<sha1 of zurl>``); the same server for the
-    same ``zurl`` within a process. Raises ``NotMountedError``."""
+class BadZurlError(Error):
+    """``join``/``mountpoint_for``: the zurl has no normal form (a scheme
+    other than file, zeo, demo, neo, neos), so it names no mountpoint."""
+
+class UntrustedError(Error):
+    """``join`` refuses what is mounted at the database's mountpoint: a
+    mount by a user that is neither root nor the caller, or a filesystem
+    that is not a wcfs."""
+
+class ServerStartError(Error):
+    """``join`` could not start a server: none known (``server=`` or
+    ``$WCFS_SERVER``), it could not be spawned, it exited first, or it did
+    not answer in time."""
+
+def join(
+    zurl: str,
+    *,
+    autostart: Optional[bool] = None,
+    server: Union[str, PathLike[str], None] = None,
+    options: Optional[Sequence[str]] = None,
+    base: Union[str, PathLike[str], None] = None,
+) -> WCFS:
+    """The WCFS server of database ``zurl``, where wendelin.core mounts it
+    (``mountpoint_for(zurl)``), accepted if its mount is a wcfs of root or
+    of this user serving that database; the same server for the same
+    database within a process.
+
+    When nothing is mounted there a server is started,
+    ``<server> [options] -autoexit <zurl> <mountpoint>``, and awaited:
+    ``autostart`` True/False, or None for ``$WENDELIN_CORE_WCFS_AUTOSTART``
+    (``yes``, the default, or ``no``); ``server`` the executable, None for
+    ``$WCFS_SERVER``; ``options`` extra options after
+    ``$WENDELIN_CORE_WCFS_OPTIONS``; ``base`` another directory of
+    mountpoints than ``/dev/shm/wcfs``.
+
+    Raises ``BadZurlError``, ``NotMountedError`` (nothing mounted and no
+    autostart, or a server of another database), ``UntrustedError``,
+    ``ServerStartError``."""
+
+def mountpoint_for(zurl: str) -> str:
+    """Where ``join(zurl)`` looks for the server of ``zurl``:
+    ``/dev/shm/wcfs/<sha1 hex of the normalized zurl>``. Nothing is looked
+    up or created. Raises ``BadZurlError``."""
+
+class ConnStats(TypedDict):
+    """``Conn.stats()``: counters since the connection was made."""
+
+    pins: int
+    unpins: int
+    acks: int
+    naks: int
+    rev_opens: int
+    rev_hits: int
+    remaps: int
+    resyncs: int
+    pin_time_ns: List[int]
 
 class WCFS:
     """A mounted WCFS server."""
@@ -78,6 +135,12 @@ class Conn:
     @property
     def down_reason(self) -> Optional[str]:
         """Why the connection is down, or None."""
+    def stats(self) -> ConnStats:
+        """The connection's statistics, read without stopping its pin
+        thread: pins and unpins applied, acks and naks sent, ``@rev`` files
+        opened and reused, blocks remapped, resyncs, and ``pin_time_ns``:
+        40 counts of pins handled in ``[2**i, 2**(i+1))`` ns (from reading
+        the pin to writing its ack)."""
     @property
     def closed(self) -> bool:
         """Whether ``close()`` was called."""

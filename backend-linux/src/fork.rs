@@ -13,7 +13,8 @@ use wcfs_core::{perform_quick, Errno, Outcome};
 use crate::driver::{LineBatch, Shared, State, Sys};
 use crate::sys;
 
-static CONNS: SpinMutex<Vec<Weak<Shared>>, Yield> = SpinMutex::new(Vec::new());
+/// Every connection of this process (weak), for the fork and exit handlers.
+pub(crate) static CONNS: SpinMutex<Vec<Weak<Shared>>, Yield> = SpinMutex::new(Vec::new());
 static ATFORK: Once = Once::new();
 
 pub(crate) fn register(sh: &Arc<Shared>) {
@@ -22,6 +23,9 @@ pub(crate) fn register(sh: &Arc<Shared>) {
         // child, perform the core's fork actions (mmap, close) with the
         // locks taken by `prepare` in the forking thread.
         let rc = unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };
+        debug_assert_eq!(rc, 0);
+        // SAFETY: the handler only tries our locks and says `bye` (exit.rs).
+        let rc = unsafe { libc::atexit(crate::exit::at_exit) };
         debug_assert_eq!(rc, 0);
     });
     let mut conns = CONNS.lock();

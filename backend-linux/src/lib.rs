@@ -1,6 +1,6 @@
 //! Linux backend of the WCFS client: the public API (`Wcfs`, `Conn`,
 //! `FileH`, `Mapping`: `handles`), the pin thread and the lock around the
-//! core (`driver`), fork safety (`fork`), joining a database's server
+//! core (`driver`), fork safety (`fork`), process exit with connections open (`exit`), joining a database's server
 //! (`join`: mountpoint, mount checks, autostart), and the raw syscalls
 //! (`sys`). Every protocol decision is taken by `wcfs-core`; this crate
 //! performs what it asks and waits.
@@ -8,12 +8,14 @@
 
 mod driver;
 mod error;
+mod exit;
 mod fork;
 mod handles;
 mod join;
 pub mod sys;
 
 pub use driver::PIN_THREAD_STACK;
+pub use exit::EXIT_LOCK_WAIT;
 pub use error::{Context, Error, ErrorKind};
 pub use handles::{Conn, FileH, Mapping, Wcfs, LINK_END_WAIT};
 pub use join::{

@@ -69,7 +69,29 @@ create_exception!(
     wcfs_rs,
     NotMountedError,
     Error,
-    "No WCFS server is mounted there, or it serves another database."
+    "No WCFS server is mounted there (and `join` was not to start one), or it \
+     serves another database."
+);
+create_exception!(
+    wcfs_rs,
+    BadZurlError,
+    Error,
+    "`join`/`mountpoint_for`: the zurl has no normal form (a scheme other than file, \
+     zeo, demo, neo, neos), so it names no mountpoint."
+);
+create_exception!(
+    wcfs_rs,
+    UntrustedError,
+    Error,
+    "`join` refuses what is mounted at the database's mountpoint: a mount by a user \
+     that is neither root nor the caller, or a filesystem that is not a wcfs."
+);
+create_exception!(
+    wcfs_rs,
+    ServerStartError,
+    Error,
+    "`join` could not start a server: none known (`server=` or `$WCFS_SERVER`), it \
+     could not be spawned, it exited first, or it did not answer in time."
 );
 
 /// The Python exception for a client error: its class by what callers
@@ -81,6 +103,14 @@ fn py_err(py: Python<'_>, e: wcfs_linux::Error, down: bool) -> PyErr {
     let err = match &e.kind {
         ErrorKind::NotMounted { .. } | ErrorKind::ZurlMismatch { .. } => {
             NotMountedError::new_err(msg)
+        }
+        ErrorKind::BadZurl(_) => BadZurlError::new_err(msg),
+        ErrorKind::Untrusted { .. } | ErrorKind::NotWcfs { .. } => UntrustedError::new_err(msg),
+        ErrorKind::NoServerExecutable
+        | ErrorKind::ServerExited { .. }
+        | ErrorKind::ServerTimeout { .. } => ServerStartError::new_err(msg),
+        ErrorKind::Io { what, .. } if what.starts_with("autostart") => {
+            ServerStartError::new_err(msg)
         }
         ErrorKind::Core(CE::GoingBack { .. }) => GoingBackError::new_err(msg),
         // A file of a closed connection is closed too: the connection is
@@ -246,15 +276,58 @@ impl PyWcfs {
     }
 }
 
-/// The WCFS server of database `zurl`, mounted where wendelin.core mounts it
-/// (`/dev/shm/wcfs/<sha1 of zurl>`); the same server object for the same
-/// `zurl` within a process. Raises `NotMountedError` if none is mounted.
+/// The WCFS server of database `zurl`, where wendelin.core mounts it
+/// (`mountpoint_for(zurl)`: `/dev/shm/wcfs/<sha1 of the normalized zurl>`),
+/// accepted if its mount is a wcfs of root or of this user serving that
+/// database; the same server for the same database within a process.
+///
+/// When nothing is mounted there a server is started,
+/// `<server> [options] -autoexit <zurl> <mountpoint>`, and awaited:
+/// `autostart` True/False, or None for `$WENDELIN_CORE_WCFS_AUTOSTART`
+/// (`yes`, the default, or `no`); `server` the executable, None for
+/// `$WCFS_SERVER`; `options` extra options after
+/// `$WENDELIN_CORE_WCFS_OPTIONS`; `base` another directory of mountpoints.
+///
+/// Raises `BadZurlError`, `NotMountedError` (nothing mounted and no
+/// autostart, or a server of another database), `UntrustedError`,
+/// `ServerStartError`.
 #[pyfunction]
-fn join(py: Python<'_>, zurl: &str) -> PyResult<PyWcfs> {
+#[pyo3(signature = (zurl, *, autostart=None, server=None, options=None, base=None))]
+fn join(
+    py: Python<'_>,
+    zurl: &str,
+    autostart: Option<bool>,
+    server: Option<std::path::PathBuf>,
+    options: Option<Vec<String>>,
+    base: Option<std::path::PathBuf>,
+) -> PyResult<PyWcfs> {
+    let mut o = wcfs_linux::JoinOptions {
+        autostart: match autostart {
+            None => wcfs_linux::Autostart::FromEnv,
+            Some(true) => wcfs_linux::Autostart::Yes,
+            Some(false) => wcfs_linux::Autostart::No,
+        },
+        server,
+        options: options.unwrap_or_default(),
+        ..wcfs_linux::JoinOptions::default()
+    };
+    if let Some(b) = base {
+        o.base = b;
+    }
     let w = py
-        .detach(|| wcfs_linux::Wcfs::join(zurl))
+        .detach(|| wcfs_linux::Wcfs::join_with(zurl, &o))
         .map_err(|e| py_err(py, e, false))?;
     Ok(PyWcfs { w })
+}
+
+/// Where `join(zurl)` looks for the server of `zurl`:
+/// `/dev/shm/wcfs/<sha1 hex of the normalized zurl>`. Nothing is looked up
+/// or created. Raises `BadZurlError` for a zurl with no normal form.
+#[pyfunction]
+fn mountpoint_for(zurl: &str) -> PyResult<String> {
+    wcfs_linux::mountpoint_for(zurl)
+        .map(|p| p.to_string_lossy().into_owned())
+        .map_err(|e| BadZurlError::new_err(format!("wcfs: mountpoint for {zurl}: {e}")))
 }
 
 /// A view of the database as of `at`: files opened through it show their
@@ -285,6 +358,28 @@ impl PyConn {
     #[getter]
     fn down_reason(&self) -> Option<String> {
         self.conn.down_reason().map(|e| e.to_string())
+    }
+
+    /// The connection's statistics since it was made, read without
+    /// stopping its pin thread, as a dict: `pins`, `unpins` (pins applied),
+    /// `acks`, `naks` (replies sent), `rev_opens`, `rev_hits` (`@rev` files
+    /// opened, and pins that found theirs open), `remaps` (blocks remapped
+    /// one by one), `resyncs`, and `pin_time_ns`: a list of 40 counts of
+    /// pins handled in `[2**i, 2**(i+1))` ns, from reading the pin to
+    /// writing its ack.
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let s = self.conn.stats();
+        let d = PyDict::new(py);
+        d.set_item("pins", s.pins)?;
+        d.set_item("unpins", s.unpins)?;
+        d.set_item("acks", s.acks)?;
+        d.set_item("naks", s.naks)?;
+        d.set_item("rev_opens", s.rev_opens)?;
+        d.set_item("rev_hits", s.rev_hits)?;
+        d.set_item("remaps", s.remaps)?;
+        d.set_item("resyncs", s.resyncs)?;
+        d.set_item("pin_time_ns", s.pin_time_ns.to_vec())?;
+        Ok(d)
     }
 
     /// Opens bigfile `oid` (int, 16 hex digits or 8 bytes). Each call gives
@@ -744,11 +839,15 @@ fn wcfs_rs(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("GoingBackError", py.get_type::<GoingBackError>())?;
     m.add("FileClosedError", py.get_type::<FileClosedError>())?;
     m.add("NotMountedError", py.get_type::<NotMountedError>())?;
+    m.add("BadZurlError", py.get_type::<BadZurlError>())?;
+    m.add("UntrustedError", py.get_type::<UntrustedError>())?;
+    m.add("ServerStartError", py.get_type::<ServerStartError>())?;
     m.add_class::<PyWcfs>()?;
     m.add_class::<PyConn>()?;
     m.add_class::<PyFileH>()?;
     m.add_class::<PyMapping>()?;
     m.add_function(wrap_pyfunction!(join, m)?)?;
+    m.add_function(wrap_pyfunction!(mountpoint_for, m)?)?;
     m.add_function(wrap_pyfunction!(_rust_mmap_read, m)?)?;
     Ok(())
 }

@@ -43,9 +43,9 @@ def server():
 @pytest.fixture
 def joined_server():
     """A test server mounted where `wcfs_rs.join(zurl)` looks for it:
-    /dev/shm/wcfs/<sha1 hex of zurl>."""
+    /dev/shm/wcfs/<sha1 hex of zurl> (a zeo:// zurl is its own normal form)."""
     _require_fuse()
-    zurl = f"test://py-join/{os.getpid()}/{threading.get_ident()}"
+    zurl = f"zeo://py-join.example:{os.getpid()}/{threading.get_ident()}"
     mnt = Path("/dev/shm/wcfs") / hashlib.sha1(zurl.encode()).hexdigest()
     srv = Server(mnt, zurl=zurl)
     try:

@@ -356,16 +356,27 @@ def test_every_exception_type(server, tmp_path):
     srv = server
     at1 = srv.commit({(F, 0): b"a"})
     at2 = srv.commit({(F, 0): b"b"})
-    for cls in (wcfs_rs.ConnDownError, wcfs_rs.FileClosedError, wcfs_rs.NotMountedError):
+    for cls in (
+        wcfs_rs.ConnDownError,
+        wcfs_rs.FileClosedError,
+        wcfs_rs.NotMountedError,
+        wcfs_rs.BadZurlError,
+        wcfs_rs.UntrustedError,
+        wcfs_rs.ServerStartError,
+    ):
         assert issubclass(cls, wcfs_rs.Error) and issubclass(cls, Exception)
     assert issubclass(wcfs_rs.GoingBackError, wcfs_rs.ConnDownError)
 
     # not mounted: a plain directory, a missing one, an unknown database
+    # (with autostart off)
     for where in (tmp_path, tmp_path / "missing"):
         with pytest.raises(wcfs_rs.NotMountedError) as e:
             wcfs_rs.WCFS(str(where))
         assert e.value.context == f"wcfs {where}"
     with pytest.raises(wcfs_rs.NotMountedError, match="no wcfs server mounted for"):
+        wcfs_rs.join(f"zeo://nowhere.example:{os.getpid()}", autostart=False)
+    # a zurl of no known scheme names no mountpoint
+    with pytest.raises(wcfs_rs.BadZurlError, match="can't normalize zurl with scheme"):
         wcfs_rs.join(f"test://nowhere/{os.getpid()}")
 
     w = wcfs_rs.WCFS(srv.mountpoint)
@@ -431,13 +442,14 @@ def test_join_refuses_a_server_of_another_database(fuse):
 
     from testserver import Server
 
-    zurl = f"test://py-mismatch/{os.getpid()}"
+    zurl = f"zeo://py-mismatch.example:{os.getpid()}"
     mnt = os.path.join("/dev/shm/wcfs", hashlib.sha1(zurl.encode()).hexdigest())
+    assert wcfs_rs.mountpoint_for(zurl) == mnt
     other = Server(mnt, zurl=zurl + "-other")
     try:
         with pytest.raises(wcfs_rs.NotMountedError, match="serves") as e:
             wcfs_rs.join(zurl)
-        assert e.value.context == f"wcfs {mnt}"
+        assert e.value.context == f"wcfs {mnt}: join {zurl}"
     finally:
         other.stop()
 
@@ -615,6 +627,8 @@ def test_no_leak_after_1000_cycles(server):
                 a = view(m)
                 assert tag(a, m, i % 4) == f"r{i % 4}"
                 del a
+                # block 0 is pinned to at1: the new mapping remapped it
+                assert conn.stats()["remaps"] >= 1
         else:
             conn = w.connect(at1)
             fh = conn.open(F)
@@ -692,3 +706,174 @@ def test_fork_child_is_refused_access(server):
     m.unmap()
     fh.close()
     conn.close()
+
+
+def test_conn_stats(server):
+    """Conn.stats(): a pin to our connection, triggered by a head read of
+    this process, counts once as a pin, an ack and a pin time."""
+    srv = server
+    at1 = srv.commit({(F, 0): b"a1", (F, 1): b"b1"})
+    w = wcfs_rs.WCFS(srv.mountpoint)
+    with w.connect(at1) as conn, conn.open(F) as fh, fh.mmap(0, 2) as m:
+        s0 = conn.stats()
+        assert set(s0) == {
+            "pins", "unpins", "acks", "naks", "rev_opens", "rev_hits", "remaps", "resyncs", "pin_time_ns",
+        }
+        assert len(s0["pin_time_ns"]) == 40
+        assert s0["pins"] == s0["acks"] == s0["naks"] == s0["resyncs"] == 0
+        srv.commit({(F, 1): b"b2"})
+        with open(head_file(srv, F), "rb") as f:
+            f.seek(PAGE)
+            assert f.read(2) == b"b2"  # the server pinned us first
+        # The pin's time is recorded once its ack is written, which the
+        # server may see (and answer our read) before the write returns.
+        deadline = time.monotonic() + 5
+        while sum(conn.stats()["pin_time_ns"]) == sum(s0["pin_time_ns"]) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        s1 = conn.stats()
+        assert (s1["pins"], s1["acks"], s1["naks"]) == (1, 1, 0)
+        assert sum(s1["pin_time_ns"]) == sum(s0["pin_time_ns"]) + 1
+        assert s1["remaps"] >= s0["remaps"] + 1
+        assert tags(view(m), m, [0, 1]) == ["a1", "b1"]
+        conn.resync(srv.head())
+        assert conn.stats()["resyncs"] == 1
+    assert srv.failures() == []
+
+
+# ---- join: mountpoints, autostart, refusals ----
+
+
+def _mounted(mnt):
+    with open("/proc/self/mountinfo") as f:
+        return [l.split(" - ")[1].split()[:2] for l in f if l.split()[4] == str(mnt)]
+
+
+def test_mountpoint_for():
+    """The mountpoint of a zurl: sha1 of its normal form under /dev/shm/wcfs."""
+    import hashlib
+
+    z = "zeo://db.example:8100"
+    assert wcfs_rs.mountpoint_for(z) == "/dev/shm/wcfs/" + hashlib.sha1(z.encode()).hexdigest()
+    # clients of one NEO cluster share it, whatever their credentials,
+    # client options or order of masters
+    assert wcfs_rs.mountpoint_for("neos://db@m2,m1?ca=/a&cert=/b&key=/c") == wcfs_rs.mountpoint_for(
+        "neo://db@m1,m2?compress=true&key=/z"
+    )
+    for bad in ("http://x", "test://x", ""):
+        with pytest.raises(wcfs_rs.BadZurlError):
+            wcfs_rs.mountpoint_for(bad)
+
+
+def test_join_autostart(fuse, tmp_path):
+    """join starts the test server where the zurl's mountpoint is, shares it
+    within the process, and the server ends by itself (-autoexit) once its
+    last client is gone."""
+    from testserver import testserver_binary
+
+    zurl = f"neo://py-auto@m2:1,m1:1?cert=/c&key=/k&compress=true"
+    w = wcfs_rs.join(zurl, autostart=True, server=testserver_binary(), options=["--blksize", str(PAGE)], base=tmp_path)
+    mnt = w.mountpoint
+    assert os.path.dirname(mnt) == str(tmp_path.resolve())
+    assert os.path.basename(mnt) == os.path.basename(wcfs_rs.mountpoint_for(zurl))
+    assert _mounted(mnt) == [["fuse.wcfs", zurl]]
+    # the same server for the same database, written differently, without autostart
+    w2 = wcfs_rs.join("neos://py-auto@m1:1,m2:1", autostart=False, base=tmp_path)
+    assert w2.mountpoint == mnt
+    head = w.head_at()
+    with w.connect(head) as conn:
+        assert conn.at == head
+    del w, w2, conn
+    gc.collect()
+    deadline = time.monotonic() + 20
+    while (_mounted(mnt) or os.path.exists(mnt)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _mounted(mnt) == [], "the autostarted server did not end"
+    assert not os.path.exists(mnt), "the autostarted server left its mountpoint"
+
+
+def test_join_refusals(fuse, tmp_path, monkeypatch):
+    """What join refuses, with autostart: no executable, one that exits or
+    cannot be spawned, a server of another database; and the environment."""
+    from testserver import testserver_binary
+
+    zurl = f"zeo://py-refuse.example:{os.getpid()}"
+    monkeypatch.delenv("WCFS_SERVER", raising=False)
+    monkeypatch.delenv("WENDELIN_CORE_WCFS_OPTIONS", raising=False)
+    monkeypatch.delenv("WENDELIN_CORE_WCFS_AUTOSTART", raising=False)
+    with pytest.raises(wcfs_rs.ServerStartError, match="none to start") as e:
+        wcfs_rs.join(zurl, base=tmp_path)  # autostart: yes by default
+    assert zurl in str(e.value)
+    with pytest.raises(wcfs_rs.ServerStartError, match="/bin/false exited"):
+        wcfs_rs.join(zurl, autostart=True, server="/bin/false", base=tmp_path)
+    with pytest.raises(wcfs_rs.ServerStartError, match="spawn"):
+        wcfs_rs.join(zurl, autostart=True, server=str(tmp_path / "no-such-wcfs"), base=tmp_path)
+    # a server that serves another database is stopped and refused
+    other = "zeo://py-refuse-other.example:1"
+    with pytest.raises(wcfs_rs.NotMountedError, match="serves"):
+        wcfs_rs.join(zurl, autostart=True, server=testserver_binary(), options=["--zurl", other], base=tmp_path)
+    mnt = os.path.join(str(tmp_path.resolve()), os.path.basename(wcfs_rs.mountpoint_for(zurl)))
+    assert _mounted(mnt) == []
+    # $WENDELIN_CORE_WCFS_AUTOSTART decides when the caller does not
+    monkeypatch.setenv("WCFS_SERVER", testserver_binary())
+    monkeypatch.setenv("WENDELIN_CORE_WCFS_AUTOSTART", "no")
+    with pytest.raises(wcfs_rs.NotMountedError, match="no wcfs server mounted for"):
+        wcfs_rs.join(zurl, base=tmp_path)
+    monkeypatch.setenv("WENDELIN_CORE_WCFS_AUTOSTART", "maybe")
+    with pytest.raises(wcfs_rs.Error, match="WENDELIN_CORE_WCFS_AUTOSTART"):
+        wcfs_rs.join(zurl, base=tmp_path)
+    assert _mounted(mnt) == []
+
+
+# ---- exit with connections open ----
+
+_EXIT_CHILD = r"""
+import os, sys, threading, time
+import wcfs_rs
+
+mnt, at, how = sys.argv[1], int(sys.argv[2], 16), sys.argv[3]
+
+def hold(ready):
+    w = wcfs_rs.WCFS(mnt)
+    conn = w.connect(at)
+    fh = conn.open(1)
+    m = fh.mmap(0, 2)
+    assert bytes(memoryview(m)[:2]) == b"a1"
+    assert fh.pinned() == {0: at}
+    ready.set()
+    if how == "thread":
+        time.sleep(3600)  # a daemon thread: never finalized, its frame keeps all
+    return conn, fh, m
+
+ready = threading.Event()
+if how == "thread":
+    threading.Thread(target=hold, args=(ready,), daemon=True).start()
+    ready.wait()
+else:
+    kept = hold(ready)
+print("ready", flush=True)
+sys.exit(3)
+"""
+
+
+@pytest.mark.parametrize("how", ["global", "thread"])
+def test_interpreter_exit_with_a_conn_open(server, how):
+    """The interpreter exits promptly with a connection open (held by a
+    global, or by a daemon thread that is never finalized)."""
+    import subprocess
+
+    srv = server
+    at1 = srv.commit({(F, 0): b"a1", (F, 1): b"b1"})
+    srv.commit({(F, 0): b"a2"})
+    p = subprocess.Popen(
+        [sys.executable, "-c", _EXIT_CHILD, srv.mountpoint, f"{at1:016x}", how],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert p.stdout.readline().strip() == "ready"
+    deadline = time.monotonic() + 15
+    while p.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    # stuck in the kernel, the child ends once the server unmounts (teardown)
+    assert p.returncode == 3, f"{how}: the interpreter did not exit in time"
+    p.stdout.close()
+    assert srv.failures() == []

@@ -289,6 +289,51 @@ fn header_stats_struct_matches_the_rust_struct() {
     );
 }
 
+#[test]
+fn header_join_options_struct_matches_the_rust_struct() {
+    let h = std::fs::read_to_string(capi_dir().join("include/wcfs.h")).expect("wcfs.h");
+    let rs = std::fs::read_to_string(capi_dir().join("src/lib.rs")).expect("lib.rs");
+    let hf: Vec<String> = block(&h, "typedef struct wcfs_join_options")
+        .iter()
+        .map(|l| {
+            let l = l.trim_end_matches(';');
+            let cut = l
+                .rfind(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .map_or(0, |i| i + 1);
+            let ty: String = l[..cut].split_whitespace().collect();
+            format!("{}: {ty}", &l[cut..])
+        })
+        .collect();
+    let rf: Vec<String> = block(&rs, "pub struct wcfs_join_options")
+        .iter()
+        .map(|l| {
+            let (name, ty) = l
+                .trim_start_matches("pub ")
+                .trim_end_matches(',')
+                .split_once(": ")
+                .expect("field");
+            let c = match ty {
+                "c_int" => "int",
+                "*const c_char" => "constchar*",
+                "*const *const c_char" => "constchar*const*",
+                "usize" => "size_t",
+                "u32" => "uint32_t",
+                t => panic!("field type {t}"),
+            };
+            format!("{name}: {c}")
+        })
+        .collect();
+    assert_eq!(hf.len(), 6, "{hf:?}");
+    assert_eq!(hf, rf, "wcfs_join_options: wcfs.h against lib.rs");
+    for (name, v) in [
+        ("WCFS_AUTOSTART_FROM_ENV", wcfs::WCFS_AUTOSTART_FROM_ENV),
+        ("WCFS_AUTOSTART_YES", wcfs::WCFS_AUTOSTART_YES),
+        ("WCFS_AUTOSTART_NO", wcfs::WCFS_AUTOSTART_NO),
+    ] {
+        assert!(h.contains(&format!("#define {name} {v}\n")), "{name}");
+    }
+}
+
 // ---- building C programs ----
 
 #[derive(Clone, Copy, Debug)]
@@ -438,9 +483,10 @@ fn header_compiles_alone_as_c99_and_cpp() {
 
 /// Compiles `src` with `cc` against `wcfs.h` and the library, flags from `wcfs.pc`.
 fn compile(src: &Path, link: Link) -> PathBuf {
-    let out = out_dir(&format!("{link:?}"));
+    let name = src.file_stem().expect("name");
+    let out = out_dir(&format!("{link:?}-{}", name.to_string_lossy()));
     let pc = pc_dir(&out);
-    let exe = out.join(src.file_stem().expect("name"));
+    let exe = out.join(name);
     let mut cc = cc();
     cc.args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-O1"])
         .args(pkg_config(&pc, &["--cflags"]))
@@ -481,32 +527,116 @@ fn compile(src: &Path, link: Link) -> PathBuf {
 
 // ---- the reference scenario in C ----
 
-/// A symlink `<base>/<sha1 hex of zurl>` -> `mnt`, as `wcfs_join_under` looks for.
-fn join_link(base: &Path, zurl: &str, mnt: &Path) {
-    let name = sha1_smol::Sha1::from(zurl).digest().to_string();
-    std::os::unix::fs::symlink(mnt, base.join(name)).expect("symlink");
+/// The test server binary cargo built next to this test binary.
+fn testserver_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    exe.ancestors()
+        .map(|d| d.join("wcfs-testserver"))
+        .find(|p| p.is_file())
+        .expect("wcfs-testserver built")
+}
+
+/// A test server at a mountpoint of our choosing (where `join` looks),
+/// driven over its stdin (`serve` in tests/src/server.rs).
+struct Driven {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    stdout: BufReader<std::process::ChildStdout>,
+}
+
+impl Driven {
+    fn start(mnt: &Path, zurl: &str) -> Driven {
+        std::fs::create_dir_all(mnt).expect("mountpoint");
+        let mut child = Command::new(testserver_bin())
+            .arg(mnt)
+            .args(["--blksize", &bs().to_string()])
+            .args(["--pintimeout", "10"])
+            .args(["--zurl", zurl])
+            .args(["--history", &(u64::MAX / 2).to_string()])
+            .arg("--rmdir")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the test server");
+        let stdin = child.stdin.take().expect("piped");
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
+        let mut ready = String::new();
+        stdout.read_line(&mut ready).expect("ready line");
+        assert!(ready.starts_with("ready "), "test server: {ready:?}");
+        Driven {
+            child,
+            stdin,
+            stdout,
+        }
+    }
+
+    fn call(&mut self, cmd: &str) -> String {
+        writeln!(self.stdin, "{cmd}").expect("to the test server");
+        let mut l = String::new();
+        self.stdout.read_line(&mut l).expect("from the test server");
+        l.trim_end().to_string()
+    }
+
+    fn commit(&mut self, changes: &[(wcfs_core::wire::Oid, u64, Vec<u8>)]) -> Tid {
+        let mut cmd = String::from("commitx");
+        for (oid, blk, data) in changes {
+            let hex: String = data.iter().map(|b| format!("{b:02x}")).collect();
+            let hex = if hex.is_empty() { "00".into() } else { hex };
+            cmd.push_str(&format!(" {oid} {blk} {hex}"));
+        }
+        let got = self.call(&cmd);
+        let tid = got
+            .strip_prefix("ok ")
+            .unwrap_or_else(|| panic!("commit: {got}"));
+        Tid::parse(tid).expect("tid")
+    }
+
+    fn failures(&mut self) -> String {
+        self.call("failures")
+    }
+}
+
+impl Drop for Driven {
+    fn drop(&mut self) {
+        let _ = writeln!(self.stdin, "quit");
+        let _ = self.child.wait();
+    }
+}
+
+/// Whether something is mounted at `mnt` (`/proc/self/mountinfo`).
+fn mounted(mnt: &Path) -> bool {
+    wcfs_linux::MountEntry::lookup(mnt)
+        .expect("mountinfo")
+        .is_some()
 }
 
 fn reference_scenario(link: Link) {
     require_fuse!();
     let exe = compile(&capi_dir().join("tests/reference_scenario.c"), link);
-    let srv = server();
+    let base = out_dir(&format!("{link:?}-join"))
+        .canonicalize()
+        .expect("base");
+    let zurl = "zeo://capi.example:8100";
+    let other = "zeo://capi-other.example:8100";
+    let mnt = wcfs_linux::mountpoint_under(&base, zurl).expect("mountpoint");
+    let other_mnt = wcfs_linux::mountpoint_under(&base, other).expect("mountpoint");
+    let mut srv = Driven::start(&mnt, zurl);
     srv.commit(&[change(F, 0, ""), change(F, 1, "")]);
     let at1 = srv.commit(&[change(F, 2, "c1"), change(F, 3, "d1")]);
     let at2 = srv.commit(&[change(F, 2, "c2")]);
-    let base = out_dir(&format!("{link:?}-join"));
-    let zurl = cfg().zurl;
-    let other = "test://another-db";
-    join_link(&base, &zurl, srv.mountpoint());
-    join_link(&base, other, srv.mountpoint());
+    let srv = std::sync::Mutex::new(srv);
 
     // Without cargo's LD_LIBRARY_PATH (it lists target/<profile>, where a
     // libwcfs.so of an earlier `cargo build` may lie): the rpath decides.
     let mut child = Command::new(&exe)
         .env_remove("LD_LIBRARY_PATH")
-        .arg(srv.mountpoint())
+        .env_remove("WCFS_SERVER")
+        .env_remove("WENDELIN_CORE_WCFS_AUTOSTART")
+        .env_remove("WENDELIN_CORE_WCFS_OPTIONS")
+        .arg(&mnt)
         .arg(&base)
-        .args([zurl.as_str(), other, &at1.to_string(), &at2.to_string()])
+        .args([zurl, other, &at1.to_string(), &at2.to_string()])
+        .arg(testserver_bin())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -530,7 +660,7 @@ fn reference_scenario(link: Link) {
                 .chunks(2)
                 .map(|c| change(F, c[0].parse().expect("blk"), c[1]))
                 .collect();
-            let at: Tid = srv.commit(&ch);
+            let at: Tid = srv.lock().unwrap().commit(&ch);
             writeln!(stdin, "{at}").expect("answer the C program");
         }
         lines.push(line);
@@ -538,10 +668,29 @@ fn reference_scenario(link: Link) {
     let status = child.wait().expect("wait");
     let _ = done_tx.send(());
     watchdog.join().expect("watchdog");
-    let _ = std::fs::remove_dir_all(&base);
     let _ = std::fs::remove_dir_all(exe.parent().expect("out dir"));
     let out = lines.join("\n");
+    // The server the C program autostarted ends by itself (-autoexit),
+    // unmounting: nothing is left mounted for `other`.
+    let t0 = std::time::Instant::now();
+    while mounted(&other_mnt) && t0.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let leaked = mounted(&other_mnt);
+    let failures = srv.lock().unwrap().failures();
+    drop(srv);
+    if !leaked {
+        let _ = std::fs::remove_dir_all(&base);
+    }
     assert!(status.success(), "{link:?}: {status}\n{out}");
+    assert!(
+        !leaked,
+        "{link:?}: the autostarted server is still mounted at {other_mnt:?}"
+    );
+    assert!(
+        !mounted(&mnt),
+        "{link:?}: the test server left {mnt:?} mounted"
+    );
     let steps: Vec<&String> = lines.iter().filter(|l| l.starts_with("step ")).collect();
     assert_eq!(steps.len(), 8, "{out}");
     assert_eq!(
@@ -556,7 +705,7 @@ fn reference_scenario(link: Link) {
         .find(|l| l.starts_with("stats "))
         .expect("stats line");
     eprintln!("{link:?}: {stats}");
-    assert!(srv.failures().is_empty(), "{:?}", srv.failures());
+    assert_eq!(failures, "ok 0", "{link:?}: clients that failed the server");
 }
 
 #[test]
@@ -567,4 +716,52 @@ fn c_reference_scenario_static() {
 #[test]
 fn c_reference_scenario_shared() {
     reference_scenario(Link::Shared);
+}
+
+// ---- exit with a connection open ----
+
+fn exit_with_conn_open(link: Link) {
+    require_fuse!();
+    let exe = compile(&capi_dir().join("tests/exit_with_conn_open.c"), link);
+    let srv = server();
+    let at1 = srv.commit(&[change(F, 0, "a1"), change(F, 1, "b1")]);
+    srv.commit(&[change(F, 0, "a2")]);
+    let mut child = Command::new(&exe)
+        .env_remove("LD_LIBRARY_PATH")
+        .arg(srv.mountpoint())
+        .arg(at1.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run the C program");
+    let mut ready = String::new();
+    BufReader::new(child.stdout.take().expect("piped"))
+        .read_line(&mut ready)
+        .expect("C program output");
+    assert_eq!(ready.trim_end(), "ready a1", "{link:?}");
+    let t0 = std::time::Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            break st;
+        }
+        // Stuck in the kernel, the child ends when the server unmounts (drop).
+        assert!(
+            t0.elapsed() < Duration::from_secs(15),
+            "{link:?}: exit() with a connection open did not end the process"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let _ = std::fs::remove_dir_all(exe.parent().expect("out dir"));
+    assert_eq!(status.code(), Some(3), "{link:?}: {status}");
+    assert!(srv.failures().is_empty(), "{:?}", srv.failures());
+}
+
+#[test]
+fn c_exit_with_a_connection_open_static() {
+    exit_with_conn_open(Link::Static);
+}
+
+#[test]
+fn c_exit_with_a_connection_open_shared() {
+    exit_with_conn_open(Link::Shared);
 }

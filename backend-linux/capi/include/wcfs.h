@@ -32,10 +32,13 @@
  * Threads. Every handle may be used from any thread, concurrently, except
  *   that a `_free` must not race with another use of the same handle.
  *   The library runs one thread per connection (the pin thread).
- * Exit. Close every connection (wcfs_conn_close, or free all its handles)
- *   before the process exits: the pin thread waits in a read of the
- *   server's head/watch, and an exiting process waits for the server to
- *   answer that read (the FUSE test server answers only at close).
+ * Exit. A process may exit (exit(), a return from main) with connections
+ *   open: an exit handler says goodbye on each connection still up (its
+ *   mappings fault from then on; do not read them in later exit handlers
+ *   or destructors), so the server ends the pin thread's pending read of
+ *   head/watch at once. _exit() and death by a signal run no exit handler:
+ *   such a process waits until the server answers that read, so close
+ *   connections (wcfs_conn_close) before ending that way.
  * Panics. No Rust panic crosses into C: it becomes WCFS_ERR_PANIC (or a
  *   getter's default) with the panic's text as the last error.
  * Numbers. Revisions (tids) and oids are uint64_t, as in ZODB; blocks are
@@ -93,8 +96,8 @@ typedef enum wcfs_result {
   /* What is mounted there is not a WCFS serving this database, or is
    * mounted by a user that is neither root nor the caller (wcfs_join). */
   WCFS_ERR_UNTRUSTED = 18,
-  /* Starting a server failed: none known ($WCFS_SERVER), it exited, or it
-   * did not answer in time (wcfs_join). */
+  /* Starting a server failed: none known ($WCFS_SERVER), it could not be
+   * spawned, it exited, or it did not answer in time (wcfs_join). */
   WCFS_ERR_SERVER_START = 19,
 } wcfs_result;
 
@@ -161,13 +164,55 @@ size_t wcfs_last_error(char *buf, size_t len);
 wcfs_result wcfs_open(const char *mountpoint, wcfs_wcfs **out);
 
 /* The server of database `zurl` (UTF-8) where wendelin.core mounts it:
- * /dev/shm/wcfs/<sha1 hex of zurl>, checked against its .wcfs/zurl. The
- * same server for the same zurl within a process.
- * WCFS_ERR_NOT_MOUNTED, WCFS_ERR_ZURL_MISMATCH. */
+ * /dev/shm/wcfs/<sha1 hex of the normalized zurl> (wcfs_mountpoint_for),
+ * accepted if its mount is of type fuse.wcfs, owned by root or the caller,
+ * and serves that database. When nothing is mounted there, a server is
+ * started as $WENDELIN_CORE_WCFS_AUTOSTART says (yes, the default, or no):
+ * `$WCFS_SERVER [$WENDELIN_CORE_WCFS_OPTIONS] -autoexit <zurl> <mountpoint>`.
+ * The same server for the same database within a process.
+ * WCFS_ERR_BAD_ZURL (no normal form: unknown scheme), WCFS_ERR_NOT_MOUNTED
+ * (nothing mounted, autostart off), WCFS_ERR_ZURL_MISMATCH,
+ * WCFS_ERR_UNTRUSTED, WCFS_ERR_SERVER_START (no executable known, it
+ * exited, or it did not answer in time), WCFS_ERR_INVALID_ARG (a bad
+ * $WENDELIN_CORE_WCFS_AUTOSTART). */
 wcfs_result wcfs_join(const char *zurl, wcfs_wcfs **out);
 
-/* wcfs_join with another directory of mountpoints than /dev/shm/wcfs. */
+/* Values of wcfs_join_options.autostart. */
+#define WCFS_AUTOSTART_FROM_ENV 0
+#define WCFS_AUTOSTART_YES 1
+#define WCFS_AUTOSTART_NO 2
+
+/* How wcfs_join_with finds or starts the server. Zero-initialized
+ * (`wcfs_join_options o = {0};`) it means what wcfs_join does. Strings are
+ * NUL-terminated and read during the call only. */
+typedef struct wcfs_join_options {
+  /* WCFS_AUTOSTART_FROM_ENV (0), WCFS_AUTOSTART_YES or WCFS_AUTOSTART_NO. */
+  int autostart;
+  /* The wcfs executable to autostart; NULL: $WCFS_SERVER. */
+  const char *server;
+  /* n_options options for an autostarted server, after those of
+   * $WENDELIN_CORE_WCFS_OPTIONS (UTF-8); NULL with n_options == 0. */
+  const char *const *options;
+  size_t n_options;
+  /* The directory of mountpoints (path, any bytes); NULL: /dev/shm/wcfs. */
+  const char *base;
+  /* How long an autostarted server has to answer, in ms; 0: 30 s. */
+  uint32_t start_timeout_ms;
+} wcfs_join_options;
+
+/* wcfs_join as `opts` say; NULL opts: as wcfs_join. An autostart value
+ * that is none of WCFS_AUTOSTART_* gives WCFS_ERR_INVALID_ARG. */
+wcfs_result wcfs_join_with(const char *zurl, const wcfs_join_options *opts, wcfs_wcfs **out);
+
+/* wcfs_join with another directory of mountpoints than /dev/shm/wcfs and
+ * no autostart (as wcfs_join_with with base and WCFS_AUTOSTART_NO). */
 wcfs_result wcfs_join_under(const char *base, const char *zurl, wcfs_wcfs **out);
+
+/* Copies the mountpoint wcfs_join uses for `zurl`,
+ * "/dev/shm/wcfs/<40 hex digits>", NUL-terminated into buf. Nothing is
+ * looked up or created. WCFS_ERR_BAD_ZURL, WCFS_ERR_BUFFER_TOO_SMALL (len
+ * below 55; buf untouched). */
+wcfs_result wcfs_mountpoint_for(const char *zurl, char *buf, size_t len);
 
 /* Releases a handle from wcfs_open/wcfs_join. */
 void wcfs_free(wcfs_wcfs *w);

@@ -22,8 +22,12 @@ use std::ffi::{c_char, c_int, c_void, CStr};
 use std::os::unix::ffi::OsStrExt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+use std::path::PathBuf;
 use wcfs_core::wire::{Oid, Tid};
-use wcfs_linux::{Conn, ConnStats, ErrorKind, FileH, Mapping, Wcfs, PIN_TIME_BUCKETS};
+
+use wcfs_linux::{
+    Autostart, Conn, ConnStats, ErrorKind, FileH, JoinOptions, Mapping, Wcfs, PIN_TIME_BUCKETS,
+};
 
 /// What a call did: `WCFS_OK`, or why it failed (the text: `wcfs_last_error`).
 #[repr(C)]
@@ -68,8 +72,8 @@ pub enum wcfs_result {
     /// What is mounted there is not a WCFS serving this database, or is
     /// mounted by a user that is neither root nor the caller (`wcfs_join`).
     WCFS_ERR_UNTRUSTED = 18,
-    /// Starting a server failed: none known (`$WCFS_SERVER`), it exited, or
-    /// it did not answer in time (`wcfs_join`).
+    /// Starting a server failed: none known (`$WCFS_SERVER`), it could not
+    /// be spawned, it exited, or it did not answer in time (`wcfs_join`).
     WCFS_ERR_SERVER_START = 19,
 }
 
@@ -169,6 +173,7 @@ impl From<wcfs_linux::Error> for Failure {
     fn from(e: wcfs_linux::Error) -> Failure {
         let code = match &e.kind {
             ErrorKind::Core(c) => core_code(c),
+            ErrorKind::Io { what, .. } if what.starts_with("autostart") => WCFS_ERR_SERVER_START,
             ErrorKind::Io { .. } => WCFS_ERR_IO,
             ErrorKind::NotMounted { .. } => WCFS_ERR_NOT_MOUNTED,
             ErrorKind::ZurlMismatch { .. } => WCFS_ERR_ZURL_MISMATCH,
@@ -416,6 +421,142 @@ pub unsafe extern "C" fn wcfs_join_under(
             unsafe { (out_ptr(out)?, c_str(base, "base")?, utf8(zurl, "zurl")?) };
         let base = std::path::Path::new(std::ffi::OsStr::from_bytes(base.to_bytes()));
         give(out, wcfs_wcfs(Wcfs::join_under(base, zurl)?));
+        Ok(())
+    })
+}
+
+/// `wcfs_join_options::autostart`: as `$WENDELIN_CORE_WCFS_AUTOSTART` says.
+pub const WCFS_AUTOSTART_FROM_ENV: c_int = 0;
+/// `wcfs_join_options::autostart`: start a server when none is mounted.
+pub const WCFS_AUTOSTART_YES: c_int = 1;
+/// `wcfs_join_options::autostart`: never start a server.
+pub const WCFS_AUTOSTART_NO: c_int = 2;
+
+/// How `wcfs_join_with` finds or starts the server (`wcfs_join_options`).
+/// Every pointer may be NULL (the default); strings are read during the
+/// call only.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct wcfs_join_options {
+    /// `WCFS_AUTOSTART_FROM_ENV` (0), `WCFS_AUTOSTART_YES` or `WCFS_AUTOSTART_NO`.
+    pub autostart: c_int,
+    /// The wcfs executable to autostart; NULL: `$WCFS_SERVER`.
+    pub server: *const c_char,
+    /// Options for an autostarted server (after `$WENDELIN_CORE_WCFS_OPTIONS`): `n_options` strings.
+    pub options: *const *const c_char,
+    pub n_options: usize,
+    /// The directory of mountpoints; NULL: `/dev/shm/wcfs`.
+    pub base: *const c_char,
+    /// How long an autostarted server has to answer, in ms; 0: 30 s.
+    pub start_timeout_ms: u32,
+}
+
+/// The Rust options `opts` describes (`NULL`: the defaults).
+///
+/// # Safety
+///
+/// `opts` NULL or readable, its strings NUL-terminated, `options` NULL
+/// (with `n_options == 0`) or readable for `n_options` pointers.
+unsafe fn join_options(opts: *const wcfs_join_options) -> Result<JoinOptions, Failure> {
+    let mut o = JoinOptions::default();
+    // SAFETY: per the function's contract.
+    let Some(c) = (unsafe { opts.as_ref() }) else {
+        return Ok(o);
+    };
+    let path = |p: *const c_char, what: &str| -> Result<Option<PathBuf>, Failure> {
+        if p.is_null() {
+            return Ok(None);
+        }
+        // SAFETY: non-NULL, NUL-terminated per the contract.
+        let s = unsafe { c_str(p, what) }?;
+        Ok(Some(PathBuf::from(std::ffi::OsStr::from_bytes(
+            s.to_bytes(),
+        ))))
+    };
+    o.autostart = match c.autostart {
+        WCFS_AUTOSTART_FROM_ENV => Autostart::FromEnv,
+        WCFS_AUTOSTART_YES => Autostart::Yes,
+        WCFS_AUTOSTART_NO => Autostart::No,
+        v => {
+            return Err(Failure::new(
+                WCFS_ERR_INVALID_ARG,
+                format!("wcfs: join options: autostart {v} is none of WCFS_AUTOSTART_*"),
+            ))
+        }
+    };
+    o.server = path(c.server, "server")?;
+    if let Some(b) = path(c.base, "base")? {
+        o.base = b;
+    }
+    if c.n_options > 0 {
+        if c.options.is_null() {
+            return Err(Failure::null("options"));
+        }
+        // SAFETY: readable for `n_options` pointers per the contract.
+        let opts = unsafe { std::slice::from_raw_parts(c.options, c.n_options) };
+        for &p in opts {
+            // SAFETY: each NUL-terminated per the contract (NULL refused).
+            o.options.push(unsafe { utf8(p, "option") }?.to_string());
+        }
+    }
+    if c.start_timeout_ms > 0 {
+        o.start_timeout = std::time::Duration::from_millis(c.start_timeout_ms.into());
+    }
+    Ok(o)
+}
+
+/// `wcfs_join` as `opts` say (NULL: the defaults).
+///
+/// # Safety
+///
+/// `zurl` NUL-terminated; `opts` as for [`join_options`]; `out` writable.
+#[no_mangle]
+pub unsafe extern "C" fn wcfs_join_with(
+    zurl: *const c_char,
+    opts: *const wcfs_join_options,
+    out: *mut *mut wcfs_wcfs,
+) -> wcfs_result {
+    boundary(|| {
+        // SAFETY: per the function's contract.
+        let (out, zurl, opts) =
+            unsafe { (out_ptr(out)?, utf8(zurl, "zurl")?, join_options(opts)?) };
+        give(out, wcfs_wcfs(Wcfs::join_with(zurl, &opts)?));
+        Ok(())
+    })
+}
+
+/// Copies the mountpoint `wcfs_join` uses for `zurl` into `buf`.
+///
+/// # Safety
+///
+/// `zurl` NUL-terminated; `buf` NULL (with `len == 0`) or writable for `len` bytes.
+#[no_mangle]
+pub unsafe extern "C" fn wcfs_mountpoint_for(
+    zurl: *const c_char,
+    buf: *mut c_char,
+    len: usize,
+) -> wcfs_result {
+    boundary(|| {
+        // SAFETY: per the function's contract.
+        let zurl = unsafe { utf8(zurl, "zurl") }?;
+        let mnt = wcfs_linux::mountpoint_for(zurl).map_err(|e| {
+            Failure::new(
+                WCFS_ERR_BAD_ZURL,
+                format!("wcfs: mountpoint for {zurl}: {e}"),
+            )
+        })?;
+        let mnt = String::from_utf8_lossy(mnt.as_os_str().as_bytes()).into_owned();
+        if len <= mnt.len() {
+            return Err(Failure::new(
+                WCFS_ERR_BUFFER_TOO_SMALL,
+                format!(
+                    "wcfs: mountpoint for {zurl}: {} bytes needed, {len} given",
+                    mnt.len() + 1
+                ),
+            ));
+        }
+        // SAFETY: per the function's contract; `len > 0` here.
+        unsafe { copy_text(&mnt, buf, len) };
         Ok(())
     })
 }
@@ -1107,15 +1248,26 @@ mod tests {
             "{}",
             last_error()
         );
-        // SAFETY: as above.
-        let r = unsafe { wcfs_join_under(c"/nonexistent".as_ptr(), c"zeo://x".as_ptr(), &mut w) };
+        let base = std::env::temp_dir().join(format!("wcfs-capi-unit-{}", std::process::id()));
+        let cbase = std::ffi::CString::new(base.as_os_str().as_bytes()).unwrap();
+        // SAFETY: live C strings and a live local.
+        let r = unsafe { wcfs_join_under(cbase.as_ptr(), c"zeo://x".as_ptr(), &mut w) };
+        let _ = std::fs::remove_dir_all(&base);
         assert_eq!(r, WCFS_ERR_NOT_MOUNTED);
         assert!(last_error().ends_with("no wcfs server mounted for zeo://x"));
         // Where wendelin.core mounts: /dev/shm/wcfs/<sha1 of zurl>.
         let zurl =
             std::ffi::CString::new(format!("zeo://capi-test-{}", std::process::id())).unwrap();
-        // SAFETY: a live C string and a live local.
-        let r = unsafe { wcfs_join(zurl.as_ptr(), &mut w) };
+        let no = wcfs_join_options {
+            autostart: WCFS_AUTOSTART_NO,
+            server: std::ptr::null(),
+            options: std::ptr::null(),
+            n_options: 0,
+            base: std::ptr::null(),
+            start_timeout_ms: 0,
+        };
+        // SAFETY: a live C string, live options and a live local.
+        let r = unsafe { wcfs_join_with(zurl.as_ptr(), &no, &mut w) };
         assert_eq!(r, WCFS_ERR_NOT_MOUNTED);
         assert!(w.is_null());
         let e = last_error();
@@ -1127,6 +1279,23 @@ mod tests {
             )),
             "{e}"
         );
+        // Autostart (the default) with no server executable known.
+        if std::env::var_os("WCFS_SERVER").is_none()
+            && std::env::var_os("WENDELIN_CORE_WCFS_AUTOSTART").is_none()
+        {
+            // SAFETY: a live C string and a live local.
+            let r = unsafe { wcfs_join(zurl.as_ptr(), &mut w) };
+            assert_eq!(r, WCFS_ERR_SERVER_START);
+            assert!(w.is_null());
+            assert!(last_error().contains("none to start"), "{}", last_error());
+        }
+        // SAFETY: a string literal and a live local.
+        let r = unsafe { wcfs_join_with(c"nosuch://db".as_ptr(), std::ptr::null(), &mut w) };
+        assert_eq!(r, WCFS_ERR_BAD_ZURL);
+        let bad = wcfs_join_options { autostart: 3, ..no };
+        // SAFETY: as above.
+        let r = unsafe { wcfs_join_with(zurl.as_ptr(), &bad, &mut w) };
+        assert_eq!(r, WCFS_ERR_INVALID_ARG);
     }
 
     #[test]

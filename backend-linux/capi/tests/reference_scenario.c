@@ -1,10 +1,12 @@
 /* The reference scenario (PROTOCOL section 7) through wcfs.h alone, against
  * a WCFS server mounted at argv[1]; run by tests/tests/capi.rs.
  *
- *   reference_scenario <mountpoint> <join-base> <zurl> <other-zurl> <at1> <at2>
+ *   reference_scenario <mountpoint> <join-base> <zurl> <other-zurl> <at1> <at2> <testserver>
  *
- * <join-base>/<sha1(zurl)> and <join-base>/<sha1(other-zurl)> lead to the
- * mountpoint, which serves <zurl>. File 1 has #2 'c1', #3 'd1' at <at1> and
+ * <mountpoint> is <join-base>/<sha1(zurl)>, where a server of <zurl> is
+ * mounted; nothing is mounted for <other-zurl>, which the program joins by
+ * autostarting <testserver> (it ends by itself once the program has left
+ * it: -autoexit). File 1 has #2 'c1', #3 'd1' at <at1> and
  * #2 'c2' at <at2> (hex tids). To commit, the program prints
  * "commit <blk> <text> [<blk> <text>]..." and reads the new tid (hex) on
  * stdin. It prints "step N ok" as it goes and "PASS" at the end; on the
@@ -27,9 +29,8 @@
 
 static const uint64_t F = 1;
 static size_t bs;
-/* Closed on failure before exit: a process exiting with its connection open
- * waits in the kernel for the server to answer the pin thread's pending
- * read of head/watch (a FUSE request the server already took). */
+/* Closed on failure before exit, as a tidy program does (the library's exit
+ * handler would say bye on it otherwise). */
 static wcfs_conn *g_conn;
 
 static void fail(int line, const char *fmt, ...) {
@@ -144,12 +145,14 @@ static uint64_t commit(const char *changes) {
 }
 
 int main(int argc, char **argv) {
-  if (argc != 7) {
-    fprintf(stderr, "usage: %s <mountpoint> <join-base> <zurl> <other-zurl> <at1> <at2>\n",
+  if (argc != 8) {
+    fprintf(stderr,
+            "usage: %s <mountpoint> <join-base> <zurl> <other-zurl> <at1> <at2> <testserver>\n",
             argv[0]);
     return 2;
   }
-  const char *mnt = argv[1], *base = argv[2], *zurl = argv[3], *other = argv[4];
+  const char *mnt = argv[1], *base = argv[2], *zurl = argv[3], *other = argv[4],
+             *testserver = argv[7];
   uint64_t at1 = strtoull(argv[5], NULL, 16), at2 = strtoull(argv[6], NULL, 16), at3, head;
   bs = (size_t)sysconf(_SC_PAGESIZE);
   char buf[4096];
@@ -160,10 +163,66 @@ int main(int argc, char **argv) {
   CHECK(wcfs_mountpoint(wo, buf, sizeof buf) == strlen(mnt) && strcmp(buf, mnt) == 0,
         "mountpoint %s", buf);
   OK(wcfs_join_under(base, zurl, &w));
-  FAILS(wcfs_join_under(base, other, &wbad), WCFS_ERR_ZURL_MISMATCH, zurl);
-  CHECK(wbad == NULL, "out not cleared on failure");
-  FAILS(wcfs_join_under(base, "nosuch://db", &wbad), WCFS_ERR_NOT_MOUNTED,
-        "no wcfs server mounted for nosuch://db");
+  CHECK(wcfs_mountpoint(w, buf, sizeof buf) == strlen(mnt) && strcmp(buf, mnt) == 0,
+        "joined at %s, want %s", buf, mnt);
+  {
+    /* Where join looks by default: the same name under /dev/shm/wcfs. */
+    char mp[64], small[10];
+    OK(wcfs_mountpoint_for(zurl, mp, sizeof mp));
+    const char *hex = strrchr(mnt, '/') + 1;
+    CHECK(strlen(mp) == 14 + 40 && strncmp(mp, "/dev/shm/wcfs/", 14) == 0 &&
+              strcmp(mp + 14, hex) == 0,
+          "mountpoint_for %s, want /dev/shm/wcfs/%s", mp, hex);
+    FAILS(wcfs_mountpoint_for(zurl, small, sizeof small), WCFS_ERR_BUFFER_TOO_SMALL,
+          "55 bytes needed");
+    FAILS(wcfs_mountpoint_for("nosuch://db", mp, sizeof mp), WCFS_ERR_BAD_ZURL,
+          "can't normalize zurl with scheme \"nosuch\"");
+    FAILS(wcfs_mountpoint_for(NULL, mp, sizeof mp), WCFS_ERR_NULL, "zurl is NULL");
+  }
+  {
+    /* wcfs_join_with: the server already mounted, then the refusals. */
+    wcfs_wcfs *w2 = NULL;
+    wcfs_join_options o = {0};
+    o.autostart = WCFS_AUTOSTART_NO;
+    o.base = base;
+    OK(wcfs_join_with(zurl, &o, &w2));
+    CHECK(wcfs_mountpoint(w2, buf, sizeof buf) == strlen(mnt) && strcmp(buf, mnt) == 0,
+          "join_with at %s", buf);
+    wcfs_free(w2);
+    FAILS(wcfs_join_with(other, &o, &wbad), WCFS_ERR_NOT_MOUNTED,
+          "no wcfs server mounted for ");
+    CHECK(wbad == NULL, "out not cleared on failure");
+    FAILS(wcfs_join_under(base, "nosuch://db", &wbad), WCFS_ERR_BAD_ZURL,
+          "can't normalize zurl with scheme");
+    o.autostart = 7;
+    FAILS(wcfs_join_with(zurl, &o, &wbad), WCFS_ERR_INVALID_ARG, "autostart 7");
+    /* Autostart without an executable ($WCFS_SERVER is unset here), with
+     * one that exits at once, with one serving another database. */
+    o.autostart = WCFS_AUTOSTART_YES;
+    FAILS(wcfs_join_with(other, &o, &wbad), WCFS_ERR_SERVER_START, "none to start");
+    o.server = "/bin/false";
+    FAILS(wcfs_join_with(other, &o, &wbad), WCFS_ERR_SERVER_START, "/bin/false exited");
+    const char *mismatch[] = {"--zurl", zurl};
+    o.server = testserver;
+    o.options = mismatch;
+    o.n_options = 2;
+    FAILS(wcfs_join_with(other, &o, &wbad), WCFS_ERR_ZURL_MISMATCH, zurl);
+    o.n_options = 1;
+    o.options = NULL;
+    FAILS(wcfs_join_with(other, &o, &wbad), WCFS_ERR_NULL, "options is NULL");
+    /* Autostart of a server for `other`: it answers, and it ends by itself
+     * once its last client is gone. */
+    o.n_options = 0;
+    o.start_timeout_ms = 30000;
+    OK(wcfs_join_with(other, &o, &w2));
+    uint64_t h2;
+    OK(wcfs_head_at(w2, &h2));
+    wcfs_conn *c = NULL;
+    OK(wcfs_connect(w2, h2, &c));
+    OK(wcfs_conn_close(c));
+    wcfs_conn_free(c);
+    wcfs_free(w2);
+  }
   FAILS(wcfs_open("/nonexistent/wcfs", &wbad), WCFS_ERR_IO, "wcfs /nonexistent/wcfs: ");
   FAILS(wcfs_join_under(base, NULL, &wbad), WCFS_ERR_NULL, "zurl is NULL");
   OK(wcfs_head_at(w, &head));
