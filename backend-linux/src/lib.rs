@@ -15,8 +15,8 @@ mod join;
 pub mod sys;
 
 pub use driver::PIN_THREAD_STACK;
-pub use exit::EXIT_LOCK_WAIT;
 pub use error::{Context, Error, ErrorKind};
+pub use exit::EXIT_LOCK_WAIT;
 pub use handles::{Conn, FileH, Mapping, Wcfs, LINK_END_WAIT};
 pub use join::{
     check_mount, mountpoint_for, mountpoint_under, Autostart, JoinOptions, MountEntry,
