@@ -50,6 +50,7 @@ impl Wcfs {
         })
     }
 
+    /// Where the server is mounted.
     pub fn mountpoint(&self) -> &Path {
         &self.inner.mountpoint
     }
@@ -66,6 +67,7 @@ impl Wcfs {
         self.connect_with(at, Config::default())
     }
 
+    /// [`Wcfs::connect`] with tunables (the page size is always the OS's).
     pub fn connect_with(&self, at: Tid, cfg: Config) -> Result<Conn, Error> {
         let id = self.inner.next_conn.fetch_add(1, Ordering::Relaxed);
         let ctx = Context::conn(&self.inner.mountpoint, id, at);
@@ -240,6 +242,7 @@ impl Conn {
         Context::conn(&self.sh().wcfs.mountpoint, self.sh().id, self.at())
     }
 
+    /// This connection's number, unique within its `Wcfs` (`conn<N>` in errors).
     pub fn id(&self) -> u64 {
         self.sh().id
     }
@@ -328,10 +331,12 @@ impl Drop for FileInner {
 }
 
 impl FileH {
+    /// The bigfile this handle shows.
     pub fn oid(&self) -> Oid {
         self.f.oid
     }
 
+    /// The file's block size (`st_blksize` of its head file; never changes).
     pub fn blksize(&self) -> u64 {
         self.f.blksize
     }
@@ -485,26 +490,32 @@ impl Drop for MapInner {
 }
 
 impl Mapping {
+    /// The first byte of the mapping (block `blk_start`).
     pub fn addr(&self) -> *const u8 {
         self.m.addr as *const u8
     }
 
+    /// Bytes spanned: `(blk_stop - blk_start) * blksize`.
     pub fn len(&self) -> usize {
         self.m.len
     }
 
+    /// Whether the mapping spans no byte (never: mappings have at least one block).
     pub fn is_empty(&self) -> bool {
         self.m.len == 0
     }
 
+    /// The first block mapped.
     pub fn blk_start(&self) -> u64 {
         self.m.blk_start
     }
 
+    /// The block after the last one mapped.
     pub fn blk_stop(&self) -> u64 {
         self.m.blk_start + self.m.blk_len
     }
 
+    /// The file this mapping shows.
     pub fn file(&self) -> &FileH {
         &self.m.file
     }

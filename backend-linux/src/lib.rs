@@ -5,6 +5,7 @@
 //! (`sys`). Every protocol decision is taken by `wcfs-core`; this crate
 //! performs what it asks and waits.
 #![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
 
 mod driver;
 mod error;
