@@ -346,3 +346,67 @@ pub fn perform<B: Backend + ?Sized>(b: &mut B, action: &Action) -> Outcome {
         None => perform_blocking(b, action).unwrap_or(Outcome::Failed(Errno(22))),
     }
 }
+
+/// The actions a [`Conn`](crate::Conn) has queued, in the order a driver
+/// performs them: every quick action first, in the order queued, then the
+/// one blocking action, if any.
+///
+/// Invariant, by construction: a blocking action is always the last one
+/// polled, so the thread that drains a step performs the quick actions of
+/// that step under its lock and the blocking one without it. At most one
+/// blocking action waits at a time: each step queues at most one, and a
+/// driver drains after every step. A second one queued before the first
+/// was polled means the drain contract was broken; it is kept out and
+/// reported by [`Actions::overrun`] (the connection goes down with
+/// [`Error::NotDrained`](crate::Error::NotDrained)).
+#[derive(Debug, Default)]
+pub(crate) struct Actions {
+    quick: alloc::collections::VecDeque<Action>,
+    blocking: Option<Action>,
+    overrun: bool,
+}
+
+impl Actions {
+    pub(crate) fn with_capacity(n: usize) -> Actions {
+        Actions {
+            quick: alloc::collections::VecDeque::with_capacity(n),
+            blocking: None,
+            overrun: false,
+        }
+    }
+
+    /// Queues `a`: a quick action after the other quick ones, a blocking
+    /// one into the single slot behind them.
+    pub(crate) fn push_back(&mut self, a: Action) {
+        if !a.is_blocking() {
+            self.quick.push_back(a);
+        } else if self.blocking.is_none() {
+            self.blocking = Some(a);
+        } else {
+            self.overrun = true;
+        }
+    }
+
+    /// The next action: quick ones first, then the blocking one.
+    pub(crate) fn pop_front(&mut self) -> Option<Action> {
+        self.quick.pop_front().or_else(|| self.blocking.take())
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.quick.is_empty() && self.blocking.is_none()
+    }
+
+    /// Keeps only the actions `keep` says yes to.
+    pub(crate) fn retain(&mut self, mut keep: impl FnMut(&Action) -> bool) {
+        self.quick.retain(&mut keep);
+        if self.blocking.as_ref().is_some_and(|a| !keep(a)) {
+            self.blocking = None;
+        }
+    }
+
+    /// Whether a blocking action was queued while another waited (and was
+    /// dropped); reading it clears it.
+    pub(crate) fn overrun(&mut self) -> bool {
+        core::mem::take(&mut self.overrun)
+    }
+}

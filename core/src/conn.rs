@@ -13,6 +13,11 @@
 //!   non-blocking action must be completed before the next is polled
 //!   (`poll_action` yields nothing until it is); a blocking one may be
 //!   completed later, by the thread that drained it, without the lock.
+//!   A step queues at most one blocking action, and it is always polled
+//!   last (the queue, `action::Actions`, polls quick actions first); a
+//!   step that queues a blocking action while the previous step's still
+//!   waits to be polled broke this contract, and the connection goes down
+//!   with [`Error::NotDrained`].
 //! * Long operations return an [`OpId`]; `poll_op` starts them when their
 //!   turn comes and yields their result once. When `poll_op` is `None` and
 //!   there is nothing to drain, the op waits for the server: wait until the
@@ -65,14 +70,13 @@
 //! assert!(matches!(r, Err(Error::Os { .. })));
 //! ```
 
-use alloc::collections::VecDeque;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt::{self, Write as _};
 
 use hashbrown::HashMap;
 
-use crate::action::{Action, Errno, Fd, OsOp, Outcome, Src, Stat, Tok};
+use crate::action::{Action, Actions, Errno, Fd, OsOp, Outcome, Src, Stat, Tok};
 use crate::file::{File, FileState};
 use crate::link::{text, Incoming, Link, LinkError, Text};
 use crate::mapping::{MapId, Mapping};
@@ -212,6 +216,10 @@ pub enum Error {
     },
     /// More pins in force than `max_pins_per_file`.
     TooManyPins(Oid),
+    /// The driver broke the drain contract: a step queued a blocking action
+    /// while the previous step's was still waiting to be polled (see
+    /// [`Conn`]'s module doc: drain after every mutator and handler).
+    NotDrained,
     /// The watch link broke.
     Link(LinkError),
     /// The OS refused.
@@ -269,6 +277,9 @@ impl fmt::Display for Error {
                 )
             }
             Error::TooManyPins(oid) => write!(f, "f<{oid}>: too many pins"),
+            Error::NotDrained => {
+                f.write_str("actions not drained before the next step (driver bug)")
+            }
             Error::Link(e) => write!(f, "watch link: {e}"),
             Error::Os { call, errno } => write!(f, "{}: errno {}", call.name(), errno.0),
         }
@@ -371,7 +382,7 @@ pub struct Conn {
     ops: HashMap<OpId, Op>,
     waiting_reply: HashMap<StreamId, OpId>,
     stalled: Option<PinReq>,
-    actions: VecDeque<Action>,
+    actions: Actions,
     /// A non-blocking action was polled and not completed yet.
     in_flight: bool,
     next_id: u64,
@@ -403,7 +414,7 @@ impl Conn {
             ops: HashMap::new(),
             waiting_reply: HashMap::new(),
             stalled: None,
-            actions: VecDeque::with_capacity(64),
+            actions: Actions::with_capacity(64),
             in_flight: false,
             next_id: 1,
             stats: Arc::new(Stats::default()),
@@ -524,12 +535,11 @@ impl Conn {
             debug_assert!(false, "poll_action before completing the previous action");
             return None;
         }
+        if self.actions.overrun() {
+            self.go_down(Error::NotDrained);
+        }
         let a = self.actions.pop_front()?;
         self.in_flight = !a.is_blocking();
-        debug_assert!(
-            !a.is_blocking() || self.actions.is_empty(),
-            "a blocking action is always the last one queued"
-        );
         Some(a)
     }
 
@@ -1177,7 +1187,7 @@ impl Conn {
         if head < at {
             return self.finish(op, Err(Error::HeadBehind { head, at }));
         }
-        // One stat at a time: a blocking action is always the last one queued.
+        // One stat at a time: a step queues at most one blocking action.
         let mut fds: Vec<Fd> = self.files.values().filter_map(|f| f.fd).collect();
         fds.sort_unstable_by(|a, b| b.cmp(a)); // popped last first: in fd order
         if let OpKind::Resync { stats, .. } = &mut self.op_mut(op).kind {
@@ -1845,7 +1855,7 @@ impl Conn {
     }
 }
 
-fn fault(m: &mut Mapping, actions: &mut VecDeque<Action>) {
+fn fault(m: &mut Mapping, actions: &mut Actions) {
     if !m.faulting && m.addr != 0 {
         actions.push_back(Action::Map {
             addr: m.addr,

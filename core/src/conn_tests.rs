@@ -816,3 +816,45 @@ fn send_error_takes_the_connection_down_only_before_bye() {
     assert_eq!(t.c.poll_op(close), Some(Ok(OpOk::Done)));
     assert_eq!(t.c.state(), ConnState::Closed);
 }
+
+#[test]
+fn a_blocking_action_is_polled_after_every_quick_one() {
+    let mut q = Actions::with_capacity(4);
+    q.push_back(Action::OpenHead {
+        tok: Tok(1),
+        oid: F1,
+    });
+    q.push_back(Action::Close(Fd(3)));
+    q.push_back(Action::CloseLink);
+    assert_eq!(q.pop_front(), Some(Action::Close(Fd(3))));
+    assert_eq!(q.pop_front(), Some(Action::CloseLink));
+    assert_eq!(
+        q.pop_front(),
+        Some(Action::OpenHead {
+            tok: Tok(1),
+            oid: F1
+        })
+    );
+    assert_eq!(q.pop_front(), None);
+    assert!(!q.overrun());
+}
+
+#[test]
+fn a_second_blocking_action_before_a_drain_takes_the_connection_down() {
+    let mut t = T::new();
+    // Two opens started without draining in between: the driver broke the
+    // drain contract, and the second `OpenHead` finds the slot taken.
+    let op1 = t.c.open(F1).unwrap();
+    assert_eq!(t.c.poll_op(op1), None);
+    let op2 = t.c.open(F2).unwrap();
+    assert_eq!(t.c.poll_op(op2), None);
+    let acts = t.drain();
+    assert!(
+        acts.iter().all(|a| !a.is_blocking()),
+        "no call into the mount once down: {acts:?}"
+    );
+    assert_eq!(t.c.state(), ConnState::Down);
+    assert_eq!(t.c.down_reason(), Some(&Error::NotDrained));
+    assert_eq!(t.c.poll_op(op1), Some(Err(Error::NotDrained)));
+    assert_eq!(t.c.poll_op(op2), Some(Err(Error::NotDrained)));
+}
