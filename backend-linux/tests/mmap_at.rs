@@ -4,15 +4,8 @@
 //! the other end of a socketpair.
 mod common;
 
-use common::{bs, connect, open_watched, wait_for, Server, Tree, F, REV};
-use wcfs_linux::{sys, Conn, ErrorKind, FileH, Mapping};
-
-/// A connection with `F` open and watched (the server says `ok`).
-fn open(tree: &Tree) -> (Conn, FileH, Server) {
-    let (conn, srv) = connect(tree);
-    let (fh, srv) = open_watched(&conn, srv);
-    (conn, fh, srv)
-}
+use common::{bs, open, wait_for, Tree, F, REV};
+use wcfs_linux::{sys, ErrorKind, FileH, Mapping};
 
 /// A range the test owns, reserved `PROT_NONE` as a runtime would.
 struct Reservation {

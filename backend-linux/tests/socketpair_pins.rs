@@ -5,7 +5,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{bs, connect, in_fork_child, open_watched, wait_for, Tree, AT, F, REV};
+use common::{bs, connect, in_fork_child, open, wait_for, Tree, AT, F, REV};
 use wcfs_linux::sys;
 
 /// Reads the tag at the start of block `i` of a mapping ("" for zeros).
@@ -112,8 +112,7 @@ fn pins_remap_real_memory() {
 #[test]
 fn bad_server_input_faults_every_mapping() {
     let tree = Tree::new("bad");
-    let (conn, srv) = connect(&tree);
-    let (fh, mut srv) = open_watched(&conn, srv);
+    let (conn, fh, mut srv) = open(&tree);
     let m = fh.mmap(0, 2).unwrap();
     assert_eq!(tag(&m, 0), "h0");
     srv.send(&format!("2 pin {F} #-1 @head"));
@@ -136,8 +135,7 @@ fn pin_for_unwatched_file_is_nakked() {
 #[test]
 fn fork_child_faults_and_sends_nothing() {
     let tree = Tree::new("fork");
-    let (conn, srv) = connect(&tree);
-    let (fh, mut srv) = open_watched(&conn, srv);
+    let (conn, fh, mut srv) = open(&tree);
     let m = fh.mmap(0, 2).unwrap();
     assert_eq!(tag(&m, 0), "h0");
 
@@ -162,8 +160,7 @@ fn fork_child_faults_and_sends_nothing() {
 #[test]
 fn pins_crossing_the_bye_then_the_link_ends() {
     let tree = Tree::new("crossing");
-    let (conn, srv) = connect(&tree);
-    let (fh, mut srv) = open_watched(&conn, srv);
+    let (conn, fh, mut srv) = open(&tree);
     let m = fh.mmap(0, 2).unwrap();
     assert_eq!(tag(&m, 0), "h0");
     // The server sends pins that cross our `bye`, then ends the link at
@@ -183,8 +180,7 @@ fn pins_crossing_the_bye_then_the_link_ends() {
 #[test]
 fn close_is_bounded_when_the_server_never_ends_the_link() {
     let tree = Tree::new("never");
-    let (conn, srv) = connect(&tree);
-    let (fh, mut srv) = open_watched(&conn, srv);
+    let (conn, fh, mut srv) = open(&tree);
     let m = fh.mmap(0, 1).unwrap();
     let (tx, rx) = std::sync::mpsc::channel::<()>();
     let server = std::thread::spawn(move || {
@@ -221,8 +217,7 @@ fn fds_into(dir: &Path) -> Vec<PathBuf> {
 fn files_let_go_of_are_closed_later_and_in_a_fork_child() {
     let tree = Tree::new("deferred");
     let dir = tree.0.canonicalize().unwrap();
-    let (conn, srv) = connect(&tree);
-    let (fh, mut srv) = open_watched(&conn, srv);
+    let (conn, fh, mut srv) = open(&tree);
     srv.send(&format!("2 pin {F} #1 @{REV}"));
     srv.expect("2 ack");
     let closer = std::thread::spawn(move || {

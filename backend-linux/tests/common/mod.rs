@@ -93,6 +93,13 @@ pub fn open_watched(conn: &Conn, mut srv: Server) -> (FileH, Server) {
     (fh, server.join().unwrap())
 }
 
+/// A connection with `F` open and watched (the server says `ok`).
+pub fn open(tree: &Tree) -> (Conn, FileH, Server) {
+    let (conn, srv) = connect(tree);
+    let (fh, srv) = open_watched(&conn, srv);
+    (conn, fh, srv)
+}
+
 pub fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
     let t = Instant::now();
     while !f() {
