@@ -452,33 +452,19 @@ fn header_compiles_alone_as_c99_and_cpp() {
     )
     .expect("write");
     let inc = capi_dir().join("include");
-    run(Command::new("cc")
-        .args([
-            "-std=c99",
-            "-pedantic",
-            "-Wall",
-            "-Wextra",
-            "-Werror",
-            "-fsyntax-only",
-        ])
-        .arg("-I")
-        .arg(&inc)
-        .arg(&src));
+    // The header alone, warnings as errors, in the language `lang` picks.
+    let syntax_check = |cc: &str, lang: &[&str]| {
+        run(Command::new(cc)
+            .args(lang)
+            .args(["-Wall", "-Wextra", "-Werror", "-fsyntax-only"])
+            .arg("-I")
+            .arg(&inc)
+            .arg(&src))
+    };
+    syntax_check("cc", &["-std=c99", "-pedantic"]);
     match Command::new("c++").arg("--version").output() {
         Ok(_) => {
-            run(Command::new("c++")
-                .args([
-                    "-x",
-                    "c++",
-                    "-std=c++11",
-                    "-Wall",
-                    "-Wextra",
-                    "-Werror",
-                    "-fsyntax-only",
-                ])
-                .arg("-I")
-                .arg(&inc)
-                .arg(&src));
+            syntax_check("c++", &["-x", "c++", "-std=c++11"]);
         }
         Err(_) => eprintln!("no c++ compiler: the header's C++ guards are not compiled"),
     }
