@@ -5,7 +5,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{bs, connect, in_fork_child, open, wait_for, Tree, AT, F, REV};
+use common::{bs, close_watched, connect, in_fork_child, open, wait_for, Tree, AT, F, REV};
 use wcfs_linux::sys;
 
 /// Reads the tag at the start of block `i` of a mapping ("" for zeros).
@@ -73,13 +73,7 @@ fn pins_remap_real_memory() {
     assert_eq!(tag(&m2, 1), "r1");
 
     // Closing the file faults its mappings.
-    let closer = std::thread::spawn(move || {
-        srv.expect(&format!("3 watch {F} -"));
-        srv.send("3 ok");
-        srv
-    });
-    fh.close().unwrap();
-    let mut srv = closer.join().unwrap();
+    let mut srv = close_watched(&fh, srv, 3);
     assert!(m.is_faulting() && m2.is_faulting());
     assert!(m.read(0, &mut [0u8; 1]).is_err());
     assert!(
@@ -220,13 +214,7 @@ fn files_let_go_of_are_closed_later_and_in_a_fork_child() {
     let (conn, fh, mut srv) = open(&tree);
     srv.send(&format!("2 pin {F} #1 @{REV}"));
     srv.expect("2 ack");
-    let closer = std::thread::spawn(move || {
-        srv.expect(&format!("3 watch {F} -"));
-        srv.send("3 ok");
-        srv
-    });
-    fh.close().unwrap();
-    let mut srv = closer.join().unwrap();
+    let mut srv = close_watched(&fh, srv, 3);
     // With no file open, a resync says nothing to the server: the files it
     // lets go of (head/at read, the cached @REV file) wait for the pin
     // thread, which reads the quiet link.

@@ -100,6 +100,18 @@ pub fn open(tree: &Tree) -> (Conn, FileH, Server) {
     (conn, fh, srv)
 }
 
+/// Closes `fh` (of `F`), the scripted server answering its unwatch, request
+/// `id`, with `ok`.
+pub fn close_watched(fh: &FileH, mut srv: Server, id: u32) -> Server {
+    let closer = std::thread::spawn(move || {
+        srv.expect(&format!("{id} watch {F} -"));
+        srv.send(&format!("{id} ok"));
+        srv
+    });
+    fh.close().unwrap();
+    closer.join().unwrap()
+}
+
 pub fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
     let t = Instant::now();
     while !f() {
