@@ -2,89 +2,10 @@
 //! `mmap(PROT_NONE)`, the client maps into it, and unmapping leaves it
 //! reserved. A tmpfs directory laid out like WCFS, and a scripted server on
 //! the other end of a socketpair.
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+mod common;
 
-use wcfs_core::wire::{Oid, Tid};
-use wcfs_linux::{sys, Conn, ErrorKind, FileH, Mapping, Wcfs};
-
-const F: Oid = Oid(1);
-const AT: Tid = Tid(0x0400);
-const REV: Tid = Tid(0x0300);
-
-fn bs() -> usize {
-    sys::page_size()
-}
-
-/// head has blocks "h0".."h3", @REV has "r0".."r2".
-struct Tree(PathBuf);
-
-impl Tree {
-    fn new(name: &str) -> Tree {
-        let dir = PathBuf::from(format!(
-            "/dev/shm/wcfs-linux-mmap-at-{name}-{}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("head/bigfile")).unwrap();
-        std::fs::create_dir_all(dir.join(format!("@{REV}/bigfile"))).unwrap();
-        std::fs::write(dir.join("head/at"), AT.to_string()).unwrap();
-        write_blocks(&dir.join(format!("head/bigfile/{F}")), "h", 4);
-        write_blocks(&dir.join(format!("@{REV}/bigfile/{F}")), "r", 3);
-        Tree(dir)
-    }
-}
-
-impl Drop for Tree {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn write_blocks(p: &Path, tag: &str, n: usize) {
-    let mut data = vec![0u8; n * bs()];
-    for i in 0..n {
-        let t = format!("{tag}{i}");
-        data[i * bs()..i * bs() + t.len()].copy_from_slice(t.as_bytes());
-    }
-    std::fs::write(p, data).unwrap();
-}
-
-struct Server {
-    rx: BufReader<UnixStream>,
-    tx: UnixStream,
-}
-
-impl Server {
-    fn expect(&mut self, want: &str) {
-        let mut l = String::new();
-        self.rx.read_line(&mut l).unwrap();
-        assert_eq!(l.trim_end(), want);
-    }
-    fn send(&mut self, line: &str) {
-        self.tx.write_all(format!("{line}\n").as_bytes()).unwrap();
-    }
-}
-
-/// A connection with `F` open and watched (the server says `ok`).
-fn open(tree: &Tree) -> (Conn, FileH, Server) {
-    let (a, b) = UnixStream::pair().unwrap();
-    let w = Wcfs::open(&tree.0).unwrap();
-    let conn = w.connect_over(AT, a.into()).unwrap();
-    let mut srv = Server {
-        rx: BufReader::new(b.try_clone().unwrap()),
-        tx: b,
-    };
-    let server = std::thread::spawn(move || {
-        srv.expect(&format!("1 watch {F} @{AT}"));
-        srv.send("1 ok");
-        srv
-    });
-    let fh = conn.open(F).unwrap();
-    (conn, fh, server.join().unwrap())
-}
+use common::{bs, open, wait_for, Tree, F, REV};
+use wcfs_linux::{sys, ErrorKind, FileH, Mapping};
 
 /// A range the test owns, reserved `PROT_NONE` as a runtime would.
 struct Reservation {
@@ -171,17 +92,6 @@ fn tag_at(addr: usize) -> String {
     String::from_utf8_lossy(&bytes)
         .trim_end_matches('\0')
         .to_string()
-}
-
-fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let t = Instant::now();
-    while !f() {
-        assert!(
-            t.elapsed() < Duration::from_secs(10),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(1));
-    }
 }
 
 #[test]

@@ -1,94 +1,12 @@
 //! The Linux backend on real memory: a tmpfs directory laid out like WCFS,
 //! and a scripted server on the other end of a socketpair.
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use wcfs_core::wire::{Oid, Tid};
-use wcfs_linux::{sys, Conn, Wcfs};
-
-const F: Oid = Oid(1);
-const AT: Tid = Tid(0x0400);
-const REV: Tid = Tid(0x0300);
-
-fn bs() -> usize {
-    sys::page_size()
-}
-
-/// A directory laid out like WCFS: head has blocks "h0".."h3", @REV has
-/// "r0".."r2" (one block shorter).
-struct Tree(PathBuf);
-
-impl Tree {
-    fn new(name: &str) -> Tree {
-        let dir = PathBuf::from(format!(
-            "/dev/shm/wcfs-linux-test-{name}-{}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("head/bigfile")).unwrap();
-        std::fs::create_dir_all(dir.join(format!("@{REV}/bigfile"))).unwrap();
-        std::fs::write(dir.join("head/at"), AT.to_string()).unwrap();
-        write_blocks(&dir.join(format!("head/bigfile/{F}")), "h", 4);
-        write_blocks(&dir.join(format!("@{REV}/bigfile/{F}")), "r", 3);
-        Tree(dir)
-    }
-}
-
-impl Drop for Tree {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn write_blocks(p: &Path, tag: &str, n: usize) {
-    let mut data = vec![0u8; n * bs()];
-    for i in 0..n {
-        let t = format!("{tag}{i}");
-        data[i * bs()..i * bs() + t.len()].copy_from_slice(t.as_bytes());
-    }
-    std::fs::write(p, data).unwrap();
-}
-
-/// The scripted server end of the link.
-struct Server {
-    rx: BufReader<UnixStream>,
-    tx: UnixStream,
-}
-
-impl Server {
-    fn expect(&mut self, want: &str) {
-        let mut l = String::new();
-        self.rx.read_line(&mut l).unwrap();
-        assert_eq!(l.trim_end(), want);
-    }
-    fn send(&mut self, line: &str) {
-        self.tx.write_all(format!("{line}\n").as_bytes()).unwrap();
-    }
-}
-
-fn connect(tree: &Tree) -> (Conn, Server) {
-    let (a, b) = UnixStream::pair().unwrap();
-    let w = Wcfs::open(&tree.0).unwrap();
-    let conn = w.connect_over(AT, a.into()).unwrap();
-    let srv = Server {
-        rx: BufReader::new(b.try_clone().unwrap()),
-        tx: b,
-    };
-    (conn, srv)
-}
-
-/// Opens `F`, the scripted server answering its watch with `ok`.
-fn open_watched(conn: &Conn, mut srv: Server) -> (wcfs_linux::FileH, Server) {
-    let server = std::thread::spawn(move || {
-        srv.expect(&format!("1 watch {F} @{AT}"));
-        srv.send("1 ok");
-        srv
-    });
-    let fh = conn.open(F).unwrap();
-    (fh, server.join().unwrap())
-}
+use common::{bs, close_watched, connect, in_fork_child, open, wait_for, Tree, AT, F, REV};
+use wcfs_linux::sys;
 
 /// Reads the tag at the start of block `i` of a mapping ("" for zeros).
 fn tag(m: &wcfs_linux::Mapping, i: u64) -> String {
@@ -98,17 +16,6 @@ fn tag(m: &wcfs_linux::Mapping, i: u64) -> String {
     String::from_utf8_lossy(&buf)
         .trim_end_matches('\0')
         .to_string()
-}
-
-fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let t = Instant::now();
-    while !f() {
-        assert!(
-            t.elapsed() < Duration::from_secs(10),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(1));
-    }
 }
 
 #[test]
@@ -166,13 +73,7 @@ fn pins_remap_real_memory() {
     assert_eq!(tag(&m2, 1), "r1");
 
     // Closing the file faults its mappings.
-    let closer = std::thread::spawn(move || {
-        srv.expect(&format!("3 watch {F} -"));
-        srv.send("3 ok");
-        srv
-    });
-    fh.close().unwrap();
-    let mut srv = closer.join().unwrap();
+    let mut srv = close_watched(&fh, srv, 3);
     assert!(m.is_faulting() && m2.is_faulting());
     assert!(m.read(0, &mut [0u8; 1]).is_err());
     assert!(
@@ -205,8 +106,7 @@ fn pins_remap_real_memory() {
 #[test]
 fn bad_server_input_faults_every_mapping() {
     let tree = Tree::new("bad");
-    let (conn, srv) = connect(&tree);
-    let (fh, mut srv) = open_watched(&conn, srv);
+    let (conn, fh, mut srv) = open(&tree);
     let m = fh.mmap(0, 2).unwrap();
     assert_eq!(tag(&m, 0), "h0");
     srv.send(&format!("2 pin {F} #-1 @head"));
@@ -229,30 +129,20 @@ fn pin_for_unwatched_file_is_nakked() {
 #[test]
 fn fork_child_faults_and_sends_nothing() {
     let tree = Tree::new("fork");
-    let (conn, srv) = connect(&tree);
-    let (fh, mut srv) = open_watched(&conn, srv);
+    let (conn, fh, mut srv) = open(&tree);
     let m = fh.mmap(0, 2).unwrap();
     assert_eq!(tag(&m, 0), "h0");
 
-    // SAFETY: the child only reads our state, closes (which must be a
-    // no-op) and exits with `_exit`.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0);
-    if pid == 0 {
-        let faulting = m.is_faulting();
-        let probe = sys::probe_read(m.addr() as usize).is_err();
-        let closed = fh.close().is_ok() && conn.close().is_ok();
-        let code = if faulting && probe && closed { 0 } else { 1 };
-        // SAFETY: end the child without running the parent's destructors.
-        unsafe { libc::_exit(code) };
-    }
-    let mut status = 0;
-    // SAFETY: waiting for our own child.
-    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
-    assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "child: {status:#x}"
-    );
+    // SAFETY: the child only reads our state and closes (which must be a
+    // no-op).
+    unsafe {
+        in_fork_child(|| {
+            let faulting = m.is_faulting();
+            let probe = sys::probe_read(m.addr() as usize).is_err();
+            let closed = fh.close().is_ok() && conn.close().is_ok();
+            faulting && probe && closed
+        })
+    };
 
     // The parent keeps working: a pin, then its ack, and nothing from the child first.
     srv.send(&format!("2 pin {F} #0 @{REV}"));
@@ -264,8 +154,7 @@ fn fork_child_faults_and_sends_nothing() {
 #[test]
 fn pins_crossing_the_bye_then_the_link_ends() {
     let tree = Tree::new("crossing");
-    let (conn, srv) = connect(&tree);
-    let (fh, mut srv) = open_watched(&conn, srv);
+    let (conn, fh, mut srv) = open(&tree);
     let m = fh.mmap(0, 2).unwrap();
     assert_eq!(tag(&m, 0), "h0");
     // The server sends pins that cross our `bye`, then ends the link at
@@ -285,8 +174,7 @@ fn pins_crossing_the_bye_then_the_link_ends() {
 #[test]
 fn close_is_bounded_when_the_server_never_ends_the_link() {
     let tree = Tree::new("never");
-    let (conn, srv) = connect(&tree);
-    let (fh, mut srv) = open_watched(&conn, srv);
+    let (conn, fh, mut srv) = open(&tree);
     let m = fh.mmap(0, 1).unwrap();
     let (tx, rx) = std::sync::mpsc::channel::<()>();
     let server = std::thread::spawn(move || {
@@ -323,17 +211,10 @@ fn fds_into(dir: &Path) -> Vec<PathBuf> {
 fn files_let_go_of_are_closed_later_and_in_a_fork_child() {
     let tree = Tree::new("deferred");
     let dir = tree.0.canonicalize().unwrap();
-    let (conn, srv) = connect(&tree);
-    let (fh, mut srv) = open_watched(&conn, srv);
+    let (conn, fh, mut srv) = open(&tree);
     srv.send(&format!("2 pin {F} #1 @{REV}"));
     srv.expect("2 ack");
-    let closer = std::thread::spawn(move || {
-        srv.expect(&format!("3 watch {F} -"));
-        srv.send("3 ok");
-        srv
-    });
-    fh.close().unwrap();
-    let mut srv = closer.join().unwrap();
+    let mut srv = close_watched(&fh, srv, 3);
     // With no file open, a resync says nothing to the server: the files it
     // lets go of (head/at read, the cached @REV file) wait for the pin
     // thread, which reads the quiet link.
@@ -347,25 +228,16 @@ fn files_let_go_of_are_closed_later_and_in_a_fork_child() {
         "set-up: the @rev file waits to be closed"
     );
 
-    // SAFETY: the child reads /proc and exits with `_exit`.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0);
-    if pid == 0 {
-        let left = fds_into(&dir);
-        let code = if left.is_empty() { 0 } else { 1 };
-        if code != 0 {
-            eprintln!("child: inherited and left open: {left:?}");
-        }
-        // SAFETY: end the child without running the parent's destructors.
-        unsafe { libc::_exit(code) };
-    }
-    let mut status = 0;
-    // SAFETY: waiting for our own child.
-    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
-    assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "child: {status:#x}"
-    );
+    // SAFETY: the child reads /proc and prints.
+    unsafe {
+        in_fork_child(|| {
+            let left = fds_into(&dir);
+            if !left.is_empty() {
+                eprintln!("child: inherited and left open: {left:?}");
+            }
+            left.is_empty()
+        })
+    };
 
     // The parent's pin thread closes them at its next wake-up, at the latest
     // at the connection's end.

@@ -2,18 +2,11 @@
 //! source at the new revision (zeros, then head), with no pins involved.
 mod common;
 use common::*;
-use wcfs_core::wire::Tid;
 use wcfs_core::{OpOk, Src};
-
-const AT1: Tid = Tid(0x10);
-const AT2: Tid = Tid(0x20);
-const AT3: Tid = Tid(0x30);
 
 #[test]
 fn grow_after_shrink_maps_head_again() {
-    let mut d = Db::default();
-    d.commit(AT1, &[(F, 0, "a"), (F, 1, "b"), (F, 2, "c"), (F, 3, "d")]);
-    let mut h = harness(AT1, d);
+    let mut h = harness(AT1, abcd(AT1));
     let f = open(&mut h, F, "ok").unwrap();
     let m = mmap(&mut h, f, 0, 5);
     h.be.store.delete_from(AT2, F, 3);

@@ -1,17 +1,11 @@
 //! After a resync across a shrink, a new mapping shows zeros past the new end.
 mod common;
 use common::*;
-use wcfs_core::wire::Tid;
 use wcfs_core::{OpOk, Src};
-
-const AT1: Tid = Tid(0x10);
-const AT2: Tid = Tid(0x20);
 
 #[test]
 fn mmap_after_a_shrink_maps_zeros_past_the_new_end() {
-    let mut d = Db::default();
-    d.commit(AT1, &[(F, 0, "a"), (F, 1, "b"), (F, 2, "c"), (F, 3, "d")]);
-    let mut h = harness(AT1, d);
+    let mut h = harness(AT1, abcd(AT1));
     let f = open(&mut h, F, "ok").unwrap();
     h.be.store.delete_from(AT2, F, 2);
     let (r, _) = resync_one(&mut h, AT2, &[]);

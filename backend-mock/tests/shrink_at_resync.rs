@@ -3,22 +3,11 @@
 //! pinned blocks past it keep their pins.
 mod common;
 use common::*;
-use wcfs_core::wire::Tid;
 use wcfs_core::{ConnState, OpOk, Src};
-
-const AT1: Tid = Tid(0x10);
-const AT2: Tid = Tid(0x20);
-const AT3: Tid = Tid(0x30);
-
-fn db() -> Db {
-    let mut db = Db::default();
-    db.commit(AT1, &[(F, 0, "a"), (F, 1, "b"), (F, 2, "c"), (F, 3, "d")]);
-    db
-}
 
 #[test]
 fn shrink_at_resync_shows_zeros_past_the_new_end() {
-    let mut h = harness(AT1, db());
+    let mut h = harness(AT1, abcd(AT1));
     let f = open(&mut h, F, "ok").unwrap();
     let m = mmap(&mut h, f, 0, 5);
     assert_eq!(
@@ -53,7 +42,7 @@ fn shrink_at_resync_shows_zeros_past_the_new_end() {
 
 #[test]
 fn shrink_to_nothing_keeps_the_connection_up() {
-    let mut h = harness(AT1, db());
+    let mut h = harness(AT1, abcd(AT1));
     let f = open(&mut h, F, "ok").unwrap();
     let m = mmap(&mut h, f, 0, 4);
     h.be.store.delete_from(AT2, F, 0);
@@ -65,7 +54,7 @@ fn shrink_to_nothing_keeps_the_connection_up() {
 
 #[test]
 fn pins_past_the_new_end_are_kept() {
-    let mut d = db();
+    let mut d = abcd(AT1);
     d.commit(AT2, &[(F, 3, "d2")]);
     let mut h = harness(AT1, d);
     let f = open(&mut h, F, "ok").unwrap();

@@ -2,16 +2,10 @@
 //! fault, or the `@rev` file's data when the block existed then.
 mod common;
 use common::*;
-use wcfs_core::wire::Tid;
 use wcfs_core::{OpOk, Src};
 
-const AT1: Tid = Tid(0x10);
-const AT2: Tid = Tid(0x20);
-const AT3: Tid = Tid(0x30);
-
 fn db() -> Db {
-    let mut db = Db::default();
-    db.commit(AT1, &[(F, 0, "a"), (F, 1, "b"), (F, 2, "c"), (F, 3, "d")]);
+    let mut db = abcd(AT1);
     db.commit(AT2, &[(F, 3, "d2")]);
     db
 }

@@ -204,6 +204,21 @@ fn the_signature_parsers_see_types() {
 }
 
 /// The text between `{` and `}` after `start` in `src`, comments dropped.
+/// The C header `wcfs.h` and the Rust source `lib.rs` of the C ABI.
+fn header_and_lib() -> (String, String) {
+    let h = std::fs::read_to_string(capi_dir().join("include/wcfs.h")).expect("wcfs.h");
+    let rs = std::fs::read_to_string(capi_dir().join("src/lib.rs")).expect("lib.rs");
+    (h, rs)
+}
+
+/// A Rust struct field line `pub name: Type,` as `(name, Type)`.
+fn rust_field(l: &str) -> (&str, &str) {
+    l.trim_start_matches("pub ")
+        .trim_end_matches(',')
+        .split_once(": ")
+        .expect("field")
+}
+
 fn block<'a>(src: &'a str, start: &str) -> Vec<&'a str> {
     let at = src
         .find(start)
@@ -221,8 +236,7 @@ fn block<'a>(src: &'a str, start: &str) -> Vec<&'a str> {
 
 #[test]
 fn header_result_codes_match_the_rust_enum_and_their_names() {
-    let h = std::fs::read_to_string(capi_dir().join("include/wcfs.h")).expect("wcfs.h");
-    let rs = std::fs::read_to_string(capi_dir().join("src/lib.rs")).expect("lib.rs");
+    let (h, rs) = header_and_lib();
     let codes = |lines: Vec<&str>| -> Vec<(String, i32)> {
         lines
             .iter()
@@ -248,8 +262,7 @@ fn header_result_codes_match_the_rust_enum_and_their_names() {
 
 #[test]
 fn header_stats_struct_matches_the_rust_struct() {
-    let h = std::fs::read_to_string(capi_dir().join("include/wcfs.h")).expect("wcfs.h");
-    let rs = std::fs::read_to_string(capi_dir().join("src/lib.rs")).expect("lib.rs");
+    let (h, rs) = header_and_lib();
     let hf: Vec<String> = block(&h, "typedef struct wcfs_conn_stats")
         .iter()
         .map(|l| {
@@ -260,11 +273,7 @@ fn header_stats_struct_matches_the_rust_struct() {
     let rf: Vec<String> = block(&rs, "pub struct wcfs_conn_stats")
         .iter()
         .map(|l| {
-            let (name, ty) = l
-                .trim_start_matches("pub ")
-                .trim_end_matches(',')
-                .split_once(": ")
-                .expect("field");
+            let (name, ty) = rust_field(l);
             match ty {
                 "u64" => format!("{name}: uint64_t"),
                 "[u64; WCFS_PIN_TIME_BUCKETS]" => {
@@ -291,8 +300,7 @@ fn header_stats_struct_matches_the_rust_struct() {
 
 #[test]
 fn header_join_options_struct_matches_the_rust_struct() {
-    let h = std::fs::read_to_string(capi_dir().join("include/wcfs.h")).expect("wcfs.h");
-    let rs = std::fs::read_to_string(capi_dir().join("src/lib.rs")).expect("lib.rs");
+    let (h, rs) = header_and_lib();
     let hf: Vec<String> = block(&h, "typedef struct wcfs_join_options")
         .iter()
         .map(|l| {
@@ -307,11 +315,7 @@ fn header_join_options_struct_matches_the_rust_struct() {
     let rf: Vec<String> = block(&rs, "pub struct wcfs_join_options")
         .iter()
         .map(|l| {
-            let (name, ty) = l
-                .trim_start_matches("pub ")
-                .trim_end_matches(',')
-                .split_once(": ")
-                .expect("field");
+            let (name, ty) = rust_field(l);
             let c = match ty {
                 "c_int" => "int",
                 "*const c_char" => "constchar*",
@@ -448,33 +452,19 @@ fn header_compiles_alone_as_c99_and_cpp() {
     )
     .expect("write");
     let inc = capi_dir().join("include");
-    run(Command::new("cc")
-        .args([
-            "-std=c99",
-            "-pedantic",
-            "-Wall",
-            "-Wextra",
-            "-Werror",
-            "-fsyntax-only",
-        ])
-        .arg("-I")
-        .arg(&inc)
-        .arg(&src));
+    // The header alone, warnings as errors, in the language `lang` picks.
+    let syntax_check = |cc: &str, lang: &[&str]| {
+        run(Command::new(cc)
+            .args(lang)
+            .args(["-Wall", "-Wextra", "-Werror", "-fsyntax-only"])
+            .arg("-I")
+            .arg(&inc)
+            .arg(&src))
+    };
+    syntax_check("cc", &["-std=c99", "-pedantic"]);
     match Command::new("c++").arg("--version").output() {
         Ok(_) => {
-            run(Command::new("c++")
-                .args([
-                    "-x",
-                    "c++",
-                    "-std=c++11",
-                    "-Wall",
-                    "-Wextra",
-                    "-Werror",
-                    "-fsyntax-only",
-                ])
-                .arg("-I")
-                .arg(&inc)
-                .arg(&src));
+            syntax_check("c++", &["-x", "c++", "-std=c++11"]);
         }
         Err(_) => eprintln!("no c++ compiler: the header's C++ guards are not compiled"),
     }

@@ -11,15 +11,6 @@ use e2e_common::*;
 use wcfs_linux::Wcfs;
 use wcfs_testkit::require_fuse;
 
-fn four_blocks(srv: &impl WcfsServer) -> wcfs_core::wire::Tid {
-    srv.commit(&[
-        change(F, 0, "a0"),
-        change(F, 1, "a1"),
-        change(F, 2, "a2"),
-        change(F, 3, "a3"),
-    ])
-}
-
 /// Where the child's SIGBUS handler reports (a pipe's write end).
 static SIGBUS_FD: AtomicI32 = AtomicI32::new(-1);
 

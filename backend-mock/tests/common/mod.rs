@@ -87,6 +87,18 @@ impl Store for Db {
     }
 }
 
+/// Revisions of the scenarios, in order.
+pub const AT1: Tid = Tid(0x10);
+pub const AT2: Tid = Tid(0x20);
+pub const AT3: Tid = Tid(0x30);
+
+/// `F` with blocks 0..4 tagged "a", "b", "c", "d" as of `at`.
+pub fn abcd(at: Tid) -> Db {
+    let mut db = Db::default();
+    db.commit(at, &[(F, 0, "a"), (F, 1, "b"), (F, 2, "c"), (F, 3, "d")]);
+    db
+}
+
 pub type H = Harness<Db>;
 
 pub fn cfg() -> Config {

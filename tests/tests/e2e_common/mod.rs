@@ -34,6 +34,16 @@ pub fn change(oid: Oid, blk: u64, tag: &str) -> (Oid, u64, Vec<u8>) {
     (oid, blk, tag.as_bytes().to_vec())
 }
 
+/// Commits blocks 0..4 of `F` tagged "a0".."a3"; returns the revision.
+pub fn four_blocks(srv: &impl WcfsServer) -> Tid {
+    srv.commit(&[
+        change(F, 0, "a0"),
+        change(F, 1, "a1"),
+        change(F, 2, "a2"),
+        change(F, 3, "a3"),
+    ])
+}
+
 /// The tag at the start of block `blk` of a mapping ("" for zeros).
 pub fn tag(m: &Mapping, blk: u64) -> String {
     let mut buf = [0u8; 8];
