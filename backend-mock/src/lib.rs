@@ -18,6 +18,7 @@ use wcfs_core::wire::{Oid, Tid};
 use wcfs_core::{Backend, BlockingOs, Errno, Fd, OsOp, QuickOs, Src, Stat};
 
 pub const ENOENT: Errno = Errno(2);
+pub const EIO: Errno = Errno(5);
 pub const EBADF: Errno = Errno(9);
 pub const ENOMEM: Errno = Errno(12);
 pub const EEXIST: Errno = Errno(17);
@@ -402,7 +403,22 @@ pub struct FaultInjector<B> {
     pub inner: B,
     rng: u64,
     chances: [(u8, Errno); OsOp::ALL.len()],
-    injected: usize,
+    injected: Vec<OsOp>,
+}
+
+/// The injector stands for the backend it wraps: the mock's own calls
+/// (trace, memory, store) go through to it.
+impl<B> core::ops::Deref for FaultInjector<B> {
+    type Target = B;
+    fn deref(&self) -> &B {
+        &self.inner
+    }
+}
+
+impl<B> core::ops::DerefMut for FaultInjector<B> {
+    fn deref_mut(&mut self) -> &mut B {
+        &mut self.inner
+    }
 }
 
 impl<B: Backend> FaultInjector<B> {
@@ -418,7 +434,7 @@ impl<B: Backend> FaultInjector<B> {
                 (z ^ (z >> 31)) | 1
             },
             chances: [(0, Errno(0)); OsOp::ALL.len()],
-            injected: 0,
+            injected: Vec::new(),
         }
     }
 
@@ -437,7 +453,12 @@ impl<B: Backend> FaultInjector<B> {
 
     /// Failures injected so far.
     pub fn injected(&self) -> usize {
-        self.injected
+        self.injected.len()
+    }
+
+    /// The operations failed so far, in order.
+    pub fn injected_ops(&self) -> &[OsOp] {
+        &self.injected
     }
 
     fn check(&mut self, op: OsOp) -> Result<(), Errno> {
@@ -450,7 +471,7 @@ impl<B: Backend> FaultInjector<B> {
         self.rng ^= self.rng >> 7;
         self.rng ^= self.rng << 17;
         if self.rng % 100 < u64::from(percent) {
-            self.injected += 1;
+            self.injected.push(op);
             return Err(errno);
         }
         Ok(())
@@ -591,17 +612,23 @@ impl BlockingOs for QuietBackend {
 /// A connection on the mock OS with a server scripted by the test: the test
 /// feeds server lines with [`Harness::recv`] and takes what the client sent
 /// with [`Harness::sent`]. Every step drains the actions (blocking ones
-/// too, synchronously) and checks the core's invariants.
+/// too, synchronously) and checks the core's invariants. The mock sits in
+/// a [`FaultInjector`] that fails nothing unless a chance is set.
 pub struct Harness<S> {
     pub conn: wcfs_core::Conn,
-    pub be: MockBackend<S>,
+    pub be: FaultInjector<MockBackend<S>>,
 }
 
 impl<S: Store> Harness<S> {
     pub fn new(at: Tid, cfg: wcfs_core::Config, store: S) -> Self {
+        Harness::seeded(at, cfg, store, 0)
+    }
+
+    /// A harness whose fault injector draws from `seed`.
+    pub fn seeded(at: Tid, cfg: wcfs_core::Config, store: S, seed: u64) -> Self {
         Harness {
             conn: wcfs_core::Conn::new(at, cfg),
-            be: MockBackend::new(store),
+            be: FaultInjector::new(MockBackend::new(store), seed),
         }
     }
 

@@ -42,7 +42,7 @@ use std::fmt::Write as _;
 use std::rc::Rc;
 
 use wcfs_core::wire::{Oid, Tid};
-use wcfs_core::{Config, ConnState, Error, FileId, MapId, OpId, OpOk, Stat};
+use wcfs_core::{Config, ConnState, Error, FileId, MapId, OpId, OpOk, OsOp, Stat};
 use wcfs_mock::user_op::{pick, UserOp, UserOpKind};
 use wcfs_mock::{Harness, Mem, Path, Store};
 
@@ -175,6 +175,8 @@ struct Swarm {
     steps: Vec<(Step, u32)>,
     ops: Vec<(UserOpKind, u32)>,
     faults: Vec<Fault>,
+    /// OS calls the clients' mocks fail, with their chance in percent.
+    os_faults: Vec<(OsOp, u8)>,
 }
 
 impl Swarm {
@@ -241,7 +243,28 @@ impl Swarm {
                 m.1 = 55;
             }
         }
-        Swarm { steps, ops, faults }
+        // OS-call failures: in half the runs with faults, each operation
+        // that can fail does so in this run with a chance of 1 to 3 %.
+        let os_faults = if !faults.is_empty() || rng.chance(50) {
+            let mut v = Vec::new();
+            // Not yet MapFixed/Unmap: a failed MAP_FIXED while going down
+            // leaves a mapping showing head data (the core has no fallback).
+            for op in OsOp::ALL {
+                let later = matches!(op, OsOp::MapFixed | OsOp::Unmap);
+                if op.can_fail() && !later && rng.chance(30) {
+                    v.push((op, 1 + rng.below(3) as u8));
+                }
+            }
+            v
+        } else {
+            Vec::new()
+        };
+        Swarm {
+            steps,
+            ops,
+            faults,
+            os_faults,
+        }
     }
 }
 
@@ -271,10 +294,15 @@ impl std::fmt::Display for Swarm {
             .collect();
         write!(
             f,
-            "steps [{}]; user ops [{}]; faults {:?}",
+            "steps [{}]; user ops [{}]; faults {:?}; OS faults [{}]",
             list(&steps),
             list(&ops),
-            self.faults
+            self.faults,
+            self.os_faults
+                .iter()
+                .map(|(op, p)| format!("{op:?} {p}%"))
+                .collect::<Vec<_>>()
+                .join(", ")
         )
     }
 }
@@ -334,6 +362,8 @@ pub struct Report {
     pub reads_checked: usize,
     pub pins: usize,
     pub faults_injected: usize,
+    /// OS calls the mocks failed.
+    pub os_faults_injected: usize,
     pub commits: usize,
     /// Mappings placed at a range the user reserved.
     pub fixed_maps: usize,
@@ -428,6 +458,8 @@ struct Client {
     spare: Vec<(usize, usize)>,
     /// A fault was injected: going down is expected, naks too.
     faulted: bool,
+    /// Injected OS failures already logged.
+    os_logged: usize,
     forked: bool,
     /// Lines sent before the fork (the child must add none).
     sent_at_fork: usize,
@@ -440,6 +472,12 @@ impl Client {
 
     fn up(&self) -> bool {
         self.state() == ConnState::Up
+    }
+
+    /// Whether a fault hit this client: a bad server input or an OS call
+    /// its mock failed. Going down is then expected, naks too.
+    fn faulted(&self) -> bool {
+        self.faulted || self.h.be.injected() > 0
     }
 
     fn resyncing(&self) -> bool {
@@ -571,7 +609,7 @@ impl World {
                     let faulted = who.is_none_or(|i| {
                         self.clients[i]
                             .as_ref()
-                            .is_some_and(|c| c.faulted || !c.up())
+                            .is_some_and(|c| c.faulted() || !c.up())
                     });
                     if !faulted {
                         return Err(format!(
@@ -628,6 +666,10 @@ impl World {
             (_, Ok(_)) => {}
             (kind, Err(e)) => {
                 let expected = c.faulted
+                    || matches!(
+                        e,
+                        Error::Os { .. } | Error::Link(_) | Error::ConnClosed | Error::FileClosed
+                    ) && c.h.be.injected() > 0
                     || matches!(e, Error::Server(_))
                     || matches!(kind, OpKind::Close | OpKind::CloseFile(_))
                         && c.state() != ConnState::Up;
@@ -909,7 +951,7 @@ impl World {
     /// pinned for it.
     fn pins_agree_with_the_server(&mut self, i: usize) -> Check {
         let c = self.clients[i].as_ref().expect("client");
-        if !(c.up() && c.quiet() && !c.faulted) {
+        if !(c.up() && c.quiet() && !c.faulted()) {
             return Ok(());
         }
         for (f, oid) in c.h.conn.files() {
@@ -941,7 +983,19 @@ impl World {
         self.clients.push(Some(Client {
             name: format!("client {i} (proc {proc_id})"),
             proc_id,
-            h: Harness::new(at, cfg, ModelStore::new(self.model.clone())),
+            h: {
+                let seed = self.seed ^ (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                let mut h = Harness::seeded(at, cfg, ModelStore::new(self.model.clone()), seed);
+                for &(op, percent) in &self.swarm.os_faults {
+                    let errno = match op {
+                        OsOp::MapNew | OsOp::MapFixed => wcfs_mock::ENOMEM,
+                        OsOp::Send => wcfs_mock::EPIPE,
+                        _ => wcfs_mock::EIO,
+                    };
+                    h.be.set_fail_chance(op, percent, errno);
+                }
+                h
+            },
             link,
             link_closed: false,
             inbox: VecDeque::new(),
@@ -954,6 +1008,7 @@ impl World {
             owned: BTreeMap::new(),
             spare: Vec::new(),
             faulted: false,
+            os_logged: 0,
             forked: false,
             sent_at_fork: 0,
         }));
@@ -1225,6 +1280,20 @@ impl World {
                             "client {i} {name} #{start}+{len}{at} -> map {}",
                             m.0
                         ));
+                        Ok(())
+                    }
+                    // A failed OS call (its own mmap, or one that took
+                    // the connection down) fails the op.
+                    Some(Err(
+                        e @ (Error::Os { .. }
+                        | Error::Link(_)
+                        | Error::ConnClosed
+                        | Error::FileClosed),
+                    )) if self.client(i).h.be.injected() > 0 => {
+                        if let Some(range) = range {
+                            self.client(i).spare.push(range);
+                        }
+                        self.log(format!("client {i} mmap -> {e:?}"));
                         Ok(())
                     }
                     r => Err(format!("client {i}: mmap did not complete: {r:?}")),
@@ -1525,21 +1594,38 @@ impl World {
         let live = self.live();
         let step = self.rng.weighted(&self.swarm.steps).expect("steps weigh");
         let client = self.rng.pick(&live);
-        match (step, client) {
-            (Step::Commit, _) => self.commit()?,
+        let r = match (step, client) {
+            (Step::Commit, _) => self.commit(),
             (Step::Connect, _) if live.len() < 8 => {
                 let p = self.rng.below(self.procs as u64) as usize;
-                self.new_client(p)?;
+                self.new_client(p)
             }
-            (Step::ToClient, Some(i)) => self.deliver_to_client(i)?,
-            (Step::ToServer, Some(i)) => self.deliver_to_server(i)?,
-            (Step::PollOp, Some(i)) => self.poll_op(i)?,
-            (Step::User, Some(i)) => self.user(i)?,
-            (Step::Inject, Some(i)) => self.inject(i)?,
-            _ => {}
-        }
+            (Step::ToClient, Some(i)) => self.deliver_to_client(i),
+            (Step::ToServer, Some(i)) => self.deliver_to_server(i),
+            (Step::PollOp, Some(i)) => self.poll_op(i),
+            (Step::User, Some(i)) => self.user(i),
+            (Step::Inject, Some(i)) => self.inject(i),
+            _ => Ok(()),
+        };
+        // Named in the trace even when the step failed.
+        self.log_os_faults();
+        r?;
         self.retire()?;
         self.check_all()
+    }
+
+    /// Logs, by name, the OS calls the clients' mocks failed since the
+    /// last step.
+    fn log_os_faults(&mut self) {
+        for i in self.live() {
+            let c = self.client(i);
+            let new: Vec<OsOp> = c.h.be.injected_ops()[c.os_logged..].to_vec();
+            c.os_logged += new.len();
+            for op in new {
+                self.report.os_faults_injected += 1;
+                self.log(format!("client {i} OS fault: {op:?} fails"));
+            }
+        }
     }
 
     /// Drops clients whose life is over, after checking how it ended.
@@ -1586,7 +1672,7 @@ impl World {
     /// A connection goes down only after a fault was injected into it.
     fn down_only_after_a_fault(&mut self, i: usize) -> Check {
         let c = self.clients[i].as_ref().expect("client");
-        if c.state() == ConnState::Down && !c.faulted {
+        if c.state() == ConnState::Down && !c.faulted() {
             return Err(format!(
                 "{} went down: {:?}",
                 c.name,
@@ -1619,6 +1705,20 @@ impl World {
                 if self.clients[i].as_ref().is_some_and(|c| c.op.is_some()) {
                     self.poll_op(i)?;
                     busy = true;
+                }
+            }
+            if round == 1_000 {
+                // A `bye` whose send failed never reaches the server, which
+                // then never ends the link: the driver gives up on it after
+                // its close timeout, as here.
+                for i in self.live() {
+                    let c = self.client(i);
+                    if c.state() == ConnState::Closing && c.h.be.injected() > 0 {
+                        c.h.conn.abandon_link(wcfs_mock::EPIPE);
+                        c.h.drain();
+                        self.log(format!("client {i} close times out"));
+                        self.collect(i)?;
+                    }
                 }
             }
             self.retire()?;
@@ -1707,6 +1807,12 @@ pub fn run(cfg: &SimConfig) -> Result<Report, Failure> {
         }
     }
     w.step = cfg.steps;
+    // Liveness: the OS stops failing, so every client must finish.
+    for c in w.clients.iter_mut().flatten() {
+        for op in OsOp::ALL {
+            c.h.be.set_fail_chance(op, 0, wcfs_mock::EIO);
+        }
+    }
     if let Err(e) = w.settle() {
         return Err(fail(&mut w, e));
     }
@@ -1753,7 +1859,7 @@ pub fn summary(reports: &[Report], secs: f64) -> String {
     let mut s = String::new();
     let _ = write!(
         s,
-        "{} seeds, {steps} steps in {secs:.2}s: {:.0} seeds/s, {:.0} steps/s; {} reads checked, {} pins, {} commits ({} shrinking a file, followed by {} client opens/resyncs), {} server-limit SIGBUS reads, {} server-limit zero reads, {} faults injected, {} fixed maps",
+        "{} seeds, {steps} steps in {secs:.2}s: {:.0} seeds/s, {:.0} steps/s; {} reads checked, {} pins, {} commits ({} shrinking a file, followed by {} client opens/resyncs), {} server-limit SIGBUS reads, {} server-limit zero reads, {} faults injected, {} OS faults injected, {} fixed maps",
         reports.len(),
         reports.len() as f64 / secs,
         steps as f64 / secs,
@@ -1765,6 +1871,7 @@ pub fn summary(reports: &[Report], secs: f64) -> String {
         reports.iter().map(|r| r.server_limit_faults).sum::<usize>(),
         reports.iter().map(|r| r.regrowth_zeros).sum::<usize>(),
         reports.iter().map(|r| r.faults_injected).sum::<usize>(),
+        reports.iter().map(|r| r.os_faults_injected).sum::<usize>(),
         reports.iter().map(|r| r.fixed_maps).sum::<usize>(),
     );
     s
