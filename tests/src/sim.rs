@@ -3,7 +3,8 @@
 //! oracle that checks every byte a user could read.
 //!
 //! One `u64` seed decides everything: the run's weights (swarm testing:
-//! which [`Fault`]s and which user operations are on at all, how often each
+//! which [`Fault`]s, which failing OS calls (each client's mock sits in a
+//! seeded `FaultInjector`) and which user operations are on at all, how often each
 //! scheduler [`Step`] comes), the order in which server lines, client lines
 //! and user operations ([`UserOp`], shared with the `client` fuzz target)
 //! happen, how the server's bytes are chunked, what is committed. The
@@ -1916,6 +1917,11 @@ mod tests {
             .iter()
             .all(|s| s.faults.is_empty() == (inject(s) == 0)));
         assert!((0..100).all(|seed| Swarm::draw(&mut Rng::new(seed), false).faults.is_empty()));
+        // Some runs fail OS calls, some fail none; MapNew and Send among them.
+        assert!(swarms.iter().any(|s| s.os_faults.is_empty()));
+        for op in [OsOp::MapNew, OsOp::Send, OsOp::OpenHead, OsOp::WaitHeadAt] {
+            assert!(swarms.iter().any(|s| s.os_faults.iter().any(|f| f.0 == op)));
+        }
         let text = swarms[0].to_string();
         assert!(
             text.contains("Read ") && text.contains("ToClient "),
