@@ -208,6 +208,12 @@ impl QuickOs for Sys<'_> {
         }
         .map_err(errno)
     }
+    fn protect(&mut self, addr: usize, len: usize) -> Result<(), Errno> {
+        // SAFETY: as for `map_fixed`: the range is a mapping of this
+        // connection or a caller's range it was given, and no Rust object
+        // lives in it; making it inaccessible breaks no reference.
+        unsafe { sys::protect_none(addr, len) }.map_err(errno)
+    }
     fn unmap(&mut self, addr: usize, len: usize) -> Result<(), Errno> {
         self.write_lines();
         // SAFETY: as for `map_fixed`: the range is a mapping this connection

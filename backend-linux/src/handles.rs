@@ -532,6 +532,17 @@ impl Mapping {
         st.core.mapping(self.m.id).is_none_or(|m| m.faulting)
     }
 
+    /// Whether the view ended but the OS refused both to lay inaccessible
+    /// memory over it and to `mprotect` it: the memory may still show the
+    /// bytes it showed then. `read` refuses it as faulting; raw accesses
+    /// through `addr` must not rely on a fault. Only after two refused
+    /// syscalls, each of which took the connection down.
+    pub fn is_exposed(&self) -> bool {
+        let sh = self.m.file.f.conn.sh();
+        let st = sh.lock();
+        st.core.mapping(self.m.id).is_some_and(|m| m.exposed)
+    }
+
     /// Copies `buf.len()` bytes at `offset` into `buf`. Fails instead of
     /// faulting when the mapping is known to fault; a close racing with the
     /// copy still faults (as any memory unmapped under a reader).

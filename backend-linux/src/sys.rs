@@ -194,6 +194,19 @@ pub unsafe fn map_fault_fixed(addr: usize, len: usize) -> io::Result<()> {
     Ok(())
 }
 
+/// Makes `[addr, addr+len)` fault on any access, in place
+/// (`mprotect(PROT_NONE)`). Unlike [`map_fault_fixed`] it creates no new
+/// mapping, so it works where that one hits the process's mapping limit;
+/// the range keeps its file referenced until it is unmapped.
+///
+/// # Safety
+///
+/// As for [`map_file_fixed`]; afterwards any access to the range faults.
+pub unsafe fn protect_none(addr: usize, len: usize) -> io::Result<()> {
+    // SAFETY: the caller owns the range.
+    unsafe { rustix::mm::mprotect(addr as *mut _, len, rustix::mm::MprotectFlags::empty()) }
+}
+
 /// Releases `[addr, addr+len)`.
 ///
 /// # Safety
@@ -271,5 +284,37 @@ pub fn probe_read(addr: usize) -> Result<u8, i32> {
         Ok(1) => Ok(b[0]),
         Ok(_) => Err(libc::EIO),
         Err(e) => Err(e.raw_os_error()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The permissions /proc/self/maps shows for the mapping at `addr`.
+    fn perms(addr: usize) -> String {
+        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+        maps.lines()
+            .find_map(|l| {
+                let (range, rest) = l.split_once(' ')?;
+                let start = usize::from_str_radix(range.split_once('-')?.0, 16).ok()?;
+                (start == addr).then(|| rest[..4].to_string())
+            })
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn protect_none_makes_a_file_mapping_inaccessible_in_place() {
+        let zeros = Zeros::open().unwrap();
+        let len = 2 * rustix::param::page_size();
+        let addr = map_file(zeros.fd.as_fd(), 0, len).unwrap();
+        assert_eq!(perms(addr), "r--s");
+        // SAFETY: the range is the mapping just made, which nothing else uses.
+        unsafe { protect_none(addr, len) }.unwrap();
+        // Still the same shared file mapping, now with no access.
+        assert_eq!(perms(addr), "---s");
+        // SAFETY: as above; nothing refers to the range afterwards.
+        unsafe { unmap(addr, len) }.unwrap();
+        assert_eq!(perms(addr), "");
     }
 }

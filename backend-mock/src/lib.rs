@@ -57,6 +57,7 @@ pub enum Call {
     Stat(Fd),
     MapNew { fd: Fd, offset: u64, len: usize },
     MapFixed { addr: usize, len: usize, src: Src },
+    Protect { addr: usize, len: usize },
     Unmap { addr: usize, len: usize },
     Send(String),
     Close(Fd),
@@ -73,6 +74,7 @@ impl Call {
             Call::Stat(_) => OsOp::Stat,
             Call::MapNew { .. } => OsOp::MapNew,
             Call::MapFixed { .. } => OsOp::MapFixed,
+            Call::Protect { .. } => OsOp::Protect,
             Call::Unmap { .. } => OsOp::Unmap,
             Call::Send(_) => OsOp::Send,
             Call::Close(_) => OsOp::Close,
@@ -101,6 +103,7 @@ pub struct Counts {
     pub open: usize,
     pub fstat: usize,
     pub mmap: usize,
+    pub mprotect: usize,
     pub munmap: usize,
     pub write: usize,
     pub close: usize,
@@ -108,7 +111,7 @@ pub struct Counts {
 
 impl Counts {
     pub fn total(&self) -> usize {
-        self.open + self.fstat + self.mmap + self.munmap + self.write + self.close
+        self.open + self.fstat + self.mmap + self.mprotect + self.munmap + self.write + self.close
     }
 }
 
@@ -179,6 +182,7 @@ impl<S: Store> MockBackend<S> {
                 }
                 Call::Stat(_) => c.fstat += 1,
                 Call::MapNew { .. } | Call::MapFixed { .. } => c.mmap += 1,
+                Call::Protect { .. } => c.mprotect += 1,
                 Call::Unmap { .. } => c.munmap += 1,
                 Call::Send(_) => c.write += 1,
                 Call::Close(_) | Call::CloseLink => c.close += 1,
@@ -352,6 +356,15 @@ impl<S: Store> QuickOs for MockBackend<S> {
         self.place(addr, len, Some(what));
         Ok(())
     }
+    fn protect(&mut self, addr: usize, len: usize) -> Result<(), Errno> {
+        self.trace.push(Call::Protect { addr, len });
+        // As mprotect: every page of the range must be mapped.
+        if len == 0 || !self.mapped(addr, len) {
+            return Err(ENOMEM);
+        }
+        self.place(addr, len, Some(Mem::Fault));
+        Ok(())
+    }
     fn unmap(&mut self, addr: usize, len: usize) -> Result<(), Errno> {
         self.trace.push(Call::Unmap { addr, len });
         self.place(addr, len, None);
@@ -487,6 +500,10 @@ impl<B: Backend> QuickOs for FaultInjector<B> {
         self.check(OsOp::MapFixed)?;
         self.inner.map_fixed(addr, len, src)
     }
+    fn protect(&mut self, addr: usize, len: usize) -> Result<(), Errno> {
+        self.check(OsOp::Protect)?;
+        self.inner.protect(addr, len)
+    }
     fn unmap(&mut self, addr: usize, len: usize) -> Result<(), Errno> {
         self.check(OsOp::Unmap)?;
         self.inner.unmap(addr, len)
@@ -580,6 +597,9 @@ impl QuickOs for QuietBackend {
     fn map_fixed(&mut self, a: usize, l: usize, s: Src) -> Result<(), Errno> {
         std::hint::black_box((a, l, s));
         self.maps += 1;
+        Ok(())
+    }
+    fn protect(&mut self, _: usize, _: usize) -> Result<(), Errno> {
         Ok(())
     }
     fn unmap(&mut self, _: usize, _: usize) -> Result<(), Errno> {

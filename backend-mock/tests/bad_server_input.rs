@@ -5,7 +5,7 @@ use common::*;
 use wcfs_core::link::LinkError;
 use wcfs_core::wire::{Tid, WireError};
 use wcfs_core::{ConnState, Error, OpOk, OsOp};
-use wcfs_mock::{FaultInjector, ENOMEM};
+use wcfs_mock::{Call, Mem, ENOMEM};
 
 const AT: Tid = Tid(0x100);
 
@@ -158,30 +158,48 @@ fn error_reply_to_open_leaves_the_link_up() {
 
 #[test]
 fn failed_remap_naks_and_goes_down() {
-    let (h, m) = setup();
-    let mut be = FaultInjector::new(h.be, 1);
-    be.set_fail_chance(OsOp::MapFixed, 100, ENOMEM);
-    let mut conn = h.conn;
-    let feed = |conn: &mut wcfs_core::Conn, be: &mut _, line: &str| {
-        let mut rest = format!("{line}\n").into_bytes();
-        while !rest.is_empty() {
-            let n = conn.handle_bytes(&rest);
-            rest.drain(..n);
-            conn.drain_with(be);
-        }
-    };
-    feed(
-        &mut conn,
-        &mut be,
-        "2 pin 0000000000000001 #0 @0000000000000050",
-    );
-    let sent = be.inner.take_sent();
+    // Every MAP_FIXED fails: the pin's remap, then the fault maps of going
+    // down, which fall back to mprotect: the mapping faults all the same.
+    let (mut h, m) = setup();
+    h.be.set_fail_chance(OsOp::MapFixed, 100, ENOMEM);
+    h.recv(&format!("2 pin {F} #0 @0000000000000050"));
+    let sent = h.sent();
     assert_eq!(sent.len(), 2);
     assert!(sent[0].starts_with("2 nak: Mmap"), "{sent:?}");
     assert_eq!(sent[1], "3 bye");
-    assert_eq!(conn.state(), ConnState::Down);
-    conn.check_invariants().unwrap();
-    let _ = m;
+    let why = Error::Os {
+        call: OsOp::MapFixed,
+        errno: ENOMEM,
+    };
+    assert_down(&h, m, why);
+    assert!(h.be.trace().contains(&Call::Protect {
+        addr: h.conn.mapping(m).unwrap().addr,
+        len: 2 * BS as usize
+    }));
+    assert!(!h.conn.mapping(m).unwrap().exposed);
+    h.conn.check_invariants().unwrap();
+}
+
+#[test]
+fn refused_fault_map_and_protect_leave_the_mapping_marked_exposed() {
+    let (mut h, m) = setup();
+    h.be.set_fail_chance(OsOp::MapFixed, 100, ENOMEM);
+    h.be.set_fail_chance(OsOp::Protect, 100, ENOMEM);
+    h.recv("7 ok");
+    let map = h.conn.mapping(m).unwrap();
+    assert!(map.faulting && map.exposed);
+    let addr = map.addr;
+    // What the OS would not take away is still there, and the core says so.
+    assert!(matches!(h.be.at(addr), Some(Mem::File { .. })));
+    assert_eq!(
+        h.conn.down_reason(),
+        Some(&Error::Link(LinkError::UnexpectedReply(7)))
+    );
+    assert_eq!(h.be.injected_ops(), [OsOp::MapFixed, OsOp::Protect]);
+    // Released like any other.
+    h.conn.unmap(m).unwrap();
+    h.drain();
+    assert_eq!(h.be.at(addr), None);
 }
 
 #[test]

@@ -116,6 +116,16 @@ pub enum Action {
         /// What the range shows from now on.
         src: Src,
     },
+    /// Make `[addr, addr+len)` fault on any access, in place
+    /// (`mprotect(PROT_NONE)`): the fallback when the OS refuses a
+    /// `Map { src: Fault }`, which it may do when a new mapping would pass a
+    /// limit that changing the protection of existing ones does not.
+    Protect {
+        /// Start of the range (page aligned).
+        addr: usize,
+        /// Bytes to protect.
+        len: usize,
+    },
     /// Release `[addr, addr+len)`.
     Unmap {
         /// Start of the range.
@@ -141,6 +151,7 @@ impl Action {
             Action::OpenRev { .. } => OsOp::OpenRev,
             Action::MapNew { .. } => OsOp::MapNew,
             Action::Map { .. } => OsOp::MapFixed,
+            Action::Protect { .. } => OsOp::Protect,
             Action::Unmap { .. } => OsOp::Unmap,
             Action::Send(_) => OsOp::Send,
             Action::Close(_) => OsOp::Close,
@@ -173,6 +184,8 @@ pub enum OsOp {
     MapNew,
     /// Map over a range in place (`MAP_FIXED`).
     MapFixed,
+    /// Make a range fault in place (`mprotect`).
+    Protect,
     /// Release a range.
     Unmap,
     /// Write a line on the watch link.
@@ -185,13 +198,14 @@ pub enum OsOp {
 
 impl OsOp {
     /// Every operation, in declaration order.
-    pub const ALL: [OsOp; 10] = [
+    pub const ALL: [OsOp; 11] = [
         OsOp::WaitHeadAt,
         OsOp::OpenHead,
         OsOp::OpenRev,
         OsOp::Stat,
         OsOp::MapNew,
         OsOp::MapFixed,
+        OsOp::Protect,
         OsOp::Unmap,
         OsOp::Send,
         OsOp::Close,
@@ -220,6 +234,7 @@ impl OsOp {
             OsOp::OpenRev => "OpenRev",
             OsOp::Stat => "Stat",
             OsOp::MapNew | OsOp::MapFixed => "Mmap",
+            OsOp::Protect => "Mprotect",
             OsOp::Unmap => "Munmap",
             OsOp::Send => "Write",
             OsOp::Close => "Close",
@@ -232,7 +247,8 @@ impl OsOp {
 /// doc) and `Failed`; any other answer is ignored by the core.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
-    /// Success of an action that yields nothing (`Map`, `Unmap`, `Send`, closes).
+    /// Success of an action that yields nothing (`Map`, `Protect`, `Unmap`,
+    /// `Send`, closes).
     Done,
     /// `WaitHeadAt`: `head/at` now (at least the revision waited for).
     HeadAt(Tid),
@@ -256,6 +272,8 @@ pub trait QuickOs {
     fn map_new(&mut self, fd: Fd, offset: u64, len: usize) -> Result<usize, Errno>;
     /// Replaces `[addr, addr+len)` in place by `src` ([`Action::Map`]).
     fn map_fixed(&mut self, addr: usize, len: usize, src: Src) -> Result<(), Errno>;
+    /// Makes `[addr, addr+len)` fault on any access, in place ([`Action::Protect`]).
+    fn protect(&mut self, addr: usize, len: usize) -> Result<(), Errno>;
     /// Releases `[addr, addr+len)` ([`Action::Unmap`]).
     fn unmap(&mut self, addr: usize, len: usize) -> Result<(), Errno>;
     /// Writes one whole line (`\n` included) on the watch link ([`Action::Send`]).
@@ -300,6 +318,7 @@ pub fn perform_quick<Q: QuickOs + ?Sized>(q: &mut Q, action: &Action) -> Option<
             .map_new(fd, offset, len)
             .map_or_else(Outcome::Failed, Outcome::Mapped),
         Action::Map { addr, len, src } => done(q.map_fixed(addr, len, src)),
+        Action::Protect { addr, len } => done(q.protect(addr, len)),
         Action::Unmap { addr, len } => done(q.unmap(addr, len)),
         Action::Send(ref line) => done(q.send(line)),
         Action::Close(fd) => {
@@ -331,6 +350,7 @@ pub fn perform_blocking<B: BlockingOs + ?Sized>(b: &mut B, action: &Action) -> O
         Action::StatHead { fd, .. } => b.stat(fd).map_or_else(Outcome::Failed, Outcome::Stat),
         Action::MapNew { .. }
         | Action::Map { .. }
+        | Action::Protect { .. }
         | Action::Unmap { .. }
         | Action::Send(_)
         | Action::Close(_)
@@ -384,6 +404,16 @@ impl Actions {
             self.blocking = Some(a);
         } else {
             self.overrun = true;
+        }
+    }
+
+    /// Queues `a` first: a fallback that takes the place of the quick
+    /// action that just failed. (A blocking one still goes last.)
+    pub(crate) fn push_front(&mut self, a: Action) {
+        if a.is_blocking() {
+            self.push_back(a);
+        } else {
+            self.quick.push_front(a);
         }
     }
 

@@ -685,6 +685,7 @@ impl Conn {
                 addr,
                 caller_owned: addr != 0,
                 faulting: false,
+                exposed: false,
                 dirty: Default::default(),
             },
         );
@@ -911,8 +912,22 @@ impl Conn {
             Action::StatHead { tok, fd } => self.on_stat(OpId(tok.0), fd, outcome),
             Action::OpenRev { tok, oid, rev } => self.on_rev_opened(tok, oid, rev, outcome),
             Action::MapNew { tok, .. } => self.on_mapped(OpId(tok.0), action, outcome),
-            Action::Map { .. } => {
+            Action::Map { addr, len, src } => {
                 if let Some(e) = failed(action.op()) {
+                    if src == Src::Fault {
+                        // The range must not go on showing what it showed:
+                        // protect it in place before anything else runs.
+                        self.actions.push_front(Action::Protect { addr, len });
+                    }
+                    self.go_down(e);
+                }
+            }
+            Action::Protect { addr, .. } => {
+                if let Some(e) = failed(action.op()) {
+                    // Both ways to make the range fault were refused.
+                    if let Some(m) = self.maps.values_mut().find(|m| m.addr == addr) {
+                        m.exposed = true;
+                    }
                     self.go_down(e);
                 }
             }
@@ -1720,6 +1735,7 @@ impl Conn {
             Action::Close(_)
             | Action::CloseLink
             | Action::Unmap { .. }
+            | Action::Protect { .. }
             | Action::Map {
                 src: Src::Fault, ..
             } => true,

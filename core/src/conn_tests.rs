@@ -287,6 +287,108 @@ fn os_error_of_a_quick_action_takes_the_connection_down() {
     assert_eq!(sent(&acts), [format!("2 nak: {why}\n"), "3 bye\n".into()]);
 }
 
+#[test]
+fn refused_fault_map_is_protected_in_place_first() {
+    // Going down, the OS refuses to lay inaccessible memory over a
+    // mapping: the range is protected in place before anything else runs.
+    let mut t = T::new();
+    let f = t.open(F1, 2);
+    let (m, addr) = t.mmap(f, 0, 2);
+    let (_, addr2) = t.mmap(f, 0, 1);
+    assert_eq!(t.c.handle_bytes(b"7 ok\n"), 5);
+    let fault = |addr, len| Action::Map {
+        addr,
+        len,
+        src: Src::Fault,
+    };
+    let mut first = None;
+    while let Some(a) = t.c.poll_action() {
+        if a == fault(addr, 2 * BS as usize) {
+            first = Some(a);
+            break;
+        }
+        t.c.complete(&a, Outcome::Done);
+    }
+    t.c.complete(&first.unwrap(), Outcome::Failed(Errno(12)));
+    let acts = t.drain();
+    assert_eq!(
+        acts[0],
+        Action::Protect {
+            addr,
+            len: 2 * BS as usize
+        }
+    );
+    assert!(acts.contains(&fault(addr2, BS as usize)));
+    let mapping = t.c.mapping(m).unwrap();
+    assert!(mapping.faulting && !mapping.exposed);
+    // The first error stands: the protocol one that took the link down.
+    assert_eq!(
+        t.c.down_reason(),
+        Some(&Error::Link(LinkError::UnexpectedReply(7)))
+    );
+}
+
+#[test]
+fn refused_protect_marks_the_mapping_exposed() {
+    let mut t = T::new();
+    let f = t.open(F1, 1);
+    let (m, addr) = t.mmap(f, 0, 1);
+    let (m2, _) = t.mmap(f, 0, 1);
+    // Going down faults every mapping; the OS refuses both ways for the
+    // first one.
+    assert_eq!(t.c.handle_bytes(b"7 ok\n"), 5);
+    let mut refused = Vec::new();
+    while let Some(a) = t.c.poll_action() {
+        let o = match a {
+            Action::Map {
+                addr: at,
+                src: Src::Fault,
+                ..
+            }
+            | Action::Protect { addr: at, .. }
+                if at == addr =>
+            {
+                refused.push(a.op());
+                Outcome::Failed(Errno(12))
+            }
+            _ => Outcome::Done,
+        };
+        t.c.complete(&a, o);
+    }
+    assert_eq!(refused, [OsOp::MapFixed, OsOp::Protect]);
+    assert!(t.c.mapping(m).unwrap().exposed);
+    assert!(!t.c.mapping(m2).unwrap().exposed);
+    assert!(t.c.mappings().all(|(_, m)| m.faulting));
+    assert_eq!(t.c.state(), ConnState::Down);
+    t.c.check_invariants().unwrap();
+    // Released like any other mapping.
+    t.c.unmap(m).unwrap();
+    assert!(matches!(only(t.drain()), Action::Unmap { addr: at, .. } if at == addr));
+}
+
+#[test]
+fn refused_fault_map_of_a_released_caller_range_is_protected() {
+    // After `unmap` of a caller's range the core keeps no record; the
+    // fallback still protects the range (and the down connection stays so).
+    let mut t = T::new();
+    let f = t.open(F1, 1);
+    let op = t.c.mmap_at(f, 0, 1, 0x7000_0000, BS as usize).unwrap();
+    t.drain();
+    let Some(Ok(OpOk::Mapped(m))) = t.c.poll_op(op) else {
+        panic!("mmap_at")
+    };
+    t.c.unmap(m).unwrap();
+    let a = t.c.poll_action().unwrap();
+    t.c.complete(&a, Outcome::Failed(Errno(12)));
+    assert_eq!(
+        t.c.poll_action(),
+        Some(Action::Protect {
+            addr: 0x7000_0000,
+            len: BS as usize
+        })
+    );
+}
+
 // ---- op ordering ----
 
 #[test]

@@ -102,6 +102,9 @@ impl QuickOs for NullBackend {
     fn map_fixed(&mut self, _: usize, _: usize, _: Src) -> Result<(), Errno> {
         Err(Errno(38))
     }
+    fn protect(&mut self, _: usize, _: usize) -> Result<(), Errno> {
+        Err(Errno(38))
+    }
     fn unmap(&mut self, _: usize, _: usize) -> Result<(), Errno> {
         Err(Errno(38))
     }

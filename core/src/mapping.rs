@@ -30,6 +30,11 @@ pub struct Mapping {
     pub caller_owned: bool,
     /// The file was closed or the connection ended: every access faults.
     pub faulting: bool,
+    /// The OS refused both ways to make the range fault (`MAP_FIXED` of
+    /// inaccessible memory, then `mprotect`): though `faulting`, the range
+    /// may still show what it showed when the view ended. Only ever set
+    /// after two refused calls, each taking the connection down.
+    pub exposed: bool,
     /// Blocks the user laid a private page over (`Conn::mark_dirty`).
     pub dirty: HashSet<u64>,
 }

@@ -248,11 +248,8 @@ impl Swarm {
         // that can fail does so in this run with a chance of 1 to 3 %.
         let os_faults = if !faults.is_empty() || rng.chance(50) {
             let mut v = Vec::new();
-            // Not yet MapFixed/Unmap: a failed MAP_FIXED while going down
-            // leaves a mapping showing head data (the core has no fallback).
             for op in OsOp::ALL {
-                let later = matches!(op, OsOp::MapFixed | OsOp::Unmap);
-                if op.can_fail() && !later && rng.chance(30) {
+                if op.can_fail() && rng.chance(30) {
                     v.push((op, 1 + rng.below(3) as u8));
                 }
             }
@@ -379,6 +376,9 @@ pub struct Report {
     /// Reads of zeros where head grew back, unpinned, between the client's
     /// stat and its watch (the same limit: see `regrowth_race`).
     pub regrowth_zeros: usize,
+    /// Reads of a closed view the OS refused both to fault and to protect
+    /// (the mapping says `exposed`): not checked for data.
+    pub exposed_reads: usize,
 }
 
 /// The mock OS's view of the filesystem, answered by the model. One per
@@ -686,7 +686,7 @@ impl World {
 
     /// Reads block `blk` of a mapping as a user would, and checks it.
     fn read(&mut self, i: usize, map: MapId, blk: u64) -> Check {
-        let (addr, oid, at, dirty, live, resyncing) = {
+        let (addr, oid, at, dirty, live, resyncing, exposed) = {
             let c = self.clients[i].as_ref().expect("client");
             let Some(m) = c.h.conn.mapping(map) else {
                 return Ok(());
@@ -699,6 +699,7 @@ impl World {
                 m.dirty.contains(&blk),
                 !m.faulting,
                 c.resyncing(),
+                m.exposed,
             )
         };
         let what = self.clients[i].as_ref().expect("client").h.be.at(addr);
@@ -742,6 +743,13 @@ impl World {
                 if live && !dirty {
                     return Err(format!("client {i}: live mapping faults at #{blk}"));
                 }
+                return Ok(());
+            }
+            // The OS refused both MAP_FIXED and mprotect, and the client
+            // says so on the mapping: nothing more a client can do.
+            _ if !live && exposed => {
+                self.report.exposed_reads += 1;
+                self.log(format!("client {i}: #{blk} exposed: {what:?}"));
                 return Ok(());
             }
             _ if !live => {
@@ -989,7 +997,7 @@ impl World {
                 let mut h = Harness::seeded(at, cfg, ModelStore::new(self.model.clone()), seed);
                 for &(op, percent) in &self.swarm.os_faults {
                     let errno = match op {
-                        OsOp::MapNew | OsOp::MapFixed => wcfs_mock::ENOMEM,
+                        OsOp::MapNew | OsOp::MapFixed | OsOp::Protect => wcfs_mock::ENOMEM,
                         OsOp::Send => wcfs_mock::EPIPE,
                         _ => wcfs_mock::EIO,
                     };
@@ -1318,12 +1326,21 @@ impl World {
         let map = c.maps.swap_remove(usize::from(map) % c.maps.len());
         c.dirty.retain(|k, _| k.0 != map);
         c.h.conn.unmap(map).map_err(|e| format!("unmap: {e}"))?;
+        let injected = c.h.be.injected();
         c.h.drain();
         self.log(format!("client {i} Unmap map {}", map.0));
+        self.collect(i)?;
         let c = self.client(i);
         if let Some((addr, len)) = c.owned.remove(&map) {
-            // The user's range is left reserved, inaccessible.
+            // The user's range is left reserved, inaccessible, unless the
+            // OS refused both ways to make it so (and it stays reserved).
             let regions = c.h.be.regions(addr, len);
+            let refused =
+                c.h.be.injected_ops()[injected..].ends_with(&[OsOp::MapFixed, OsOp::Protect]);
+            if refused && regions.iter().all(|r| r.2.is_some()) {
+                self.log(format!("client {i}: caller's range {addr:#x} exposed"));
+                return Ok(());
+            }
             if regions != [(addr, addr + len, Some(Mem::Fault))] {
                 return Err(format!(
                     "a caller's range stays reserved after unmap: client {i}: {addr:#x}+{len:#x} is {regions:?}"
@@ -1860,7 +1877,7 @@ pub fn summary(reports: &[Report], secs: f64) -> String {
     let mut s = String::new();
     let _ = write!(
         s,
-        "{} seeds, {steps} steps in {secs:.2}s: {:.0} seeds/s, {:.0} steps/s; {} reads checked, {} pins, {} commits ({} shrinking a file, followed by {} client opens/resyncs), {} server-limit SIGBUS reads, {} server-limit zero reads, {} faults injected, {} OS faults injected, {} fixed maps",
+        "{} seeds, {steps} steps in {secs:.2}s: {:.0} seeds/s, {:.0} steps/s; {} reads checked, {} pins, {} commits ({} shrinking a file, followed by {} client opens/resyncs), {} server-limit SIGBUS reads, {} server-limit zero reads, {} faults injected, {} OS faults injected, {} exposed reads, {} fixed maps",
         reports.len(),
         reports.len() as f64 / secs,
         steps as f64 / secs,
@@ -1873,6 +1890,7 @@ pub fn summary(reports: &[Report], secs: f64) -> String {
         reports.iter().map(|r| r.regrowth_zeros).sum::<usize>(),
         reports.iter().map(|r| r.faults_injected).sum::<usize>(),
         reports.iter().map(|r| r.os_faults_injected).sum::<usize>(),
+        reports.iter().map(|r| r.exposed_reads).sum::<usize>(),
         reports.iter().map(|r| r.fixed_maps).sum::<usize>(),
     );
     s
