@@ -527,9 +527,7 @@ impl Mapping {
     /// Whether the mapping's memory faults (file or connection closed or
     /// down, or a fork child).
     pub fn is_faulting(&self) -> bool {
-        let sh = self.m.file.f.conn.sh();
-        let st = sh.lock();
-        st.core.mapping(self.m.id).is_none_or(|m| m.faulting)
+        self.with_core(|m| m.is_none_or(|m| m.faulting))
     }
 
     /// Whether the view ended but the OS refused both to lay inaccessible
@@ -538,9 +536,14 @@ impl Mapping {
     /// through `addr` must not rely on a fault. Only after two refused
     /// syscalls, each of which took the connection down.
     pub fn is_exposed(&self) -> bool {
+        self.with_core(|m| m.is_some_and(|m| m.exposed))
+    }
+
+    /// Runs `f` on the core's record of this mapping (`None` once unmapped).
+    fn with_core<R>(&self, f: impl FnOnce(Option<&wcfs_core::mapping::Mapping>) -> R) -> R {
         let sh = self.m.file.f.conn.sh();
         let st = sh.lock();
-        st.core.mapping(self.m.id).is_some_and(|m| m.exposed)
+        f(st.core.mapping(self.m.id))
     }
 
     /// Copies `buf.len()` bytes at `offset` into `buf`. Fails instead of
