@@ -96,6 +96,24 @@ pub fn page_size() -> usize {
     rustix::param::page_size()
 }
 
+/// Reserves `len` bytes of fresh address space that faults on any access
+/// (anonymous, `PROT_NONE`, nothing committed): a range a runtime owns and
+/// hands to `FileH::mmap_at`. Release it with [`unmap`] once no mapping
+/// lies in it.
+pub fn reserve(len: usize) -> io::Result<*mut u8> {
+    // SAFETY: without MAP_FIXED the kernel picks fresh addresses, so no
+    // existing memory is affected.
+    let p = unsafe {
+        rustix::mm::mmap_anonymous(
+            std::ptr::null_mut(),
+            len,
+            ProtFlags::empty(),
+            MapFlags::PRIVATE | MapFlags::NORESERVE,
+        )?
+    };
+    Ok(p.cast())
+}
+
 /// Maps `len` bytes of `fd` from `offset`, read-only and shared, where the
 /// kernel likes: the reservation of a whole new mapping in one call.
 pub fn map_file(fd: BorrowedFd<'_>, offset: u64, len: usize) -> io::Result<usize> {
@@ -266,6 +284,19 @@ pub fn close_raw_no_write(fd: RawFd) {
     unsafe { libc::close(fd) };
 }
 
+/// The permissions (`r--s`, `---p`, ...) that `/proc/self/maps` gives the
+/// mapping holding `addr`; `None` where nothing is mapped.
+pub fn map_perms(addr: usize) -> Option<String> {
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    maps.lines().find_map(|l| {
+        let (range, rest) = l.split_once(' ')?;
+        let (s, e) = range.split_once('-')?;
+        let s = usize::from_str_radix(s, 16).ok()?;
+        let e = usize::from_str_radix(e, 16).ok()?;
+        (s <= addr && addr < e).then(|| rest.get(..4).unwrap_or(rest).to_string())
+    })
+}
+
 /// Reads the byte at `addr` without risking a signal: the kernel copies it
 /// into a pipe, and an address that would fault gives `EFAULT` instead.
 /// `Ok(byte)`, or `Err(errno)` (`EFAULT` for memory that faults).
@@ -291,30 +322,18 @@ pub fn probe_read(addr: usize) -> Result<u8, i32> {
 mod tests {
     use super::*;
 
-    /// The permissions /proc/self/maps shows for the mapping at `addr`.
-    fn perms(addr: usize) -> String {
-        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
-        maps.lines()
-            .find_map(|l| {
-                let (range, rest) = l.split_once(' ')?;
-                let start = usize::from_str_radix(range.split_once('-')?.0, 16).ok()?;
-                (start == addr).then(|| rest[..4].to_string())
-            })
-            .unwrap_or_default()
-    }
-
     #[test]
     fn protect_none_makes_a_file_mapping_inaccessible_in_place() {
         let zeros = Zeros::open().unwrap();
         let len = 2 * rustix::param::page_size();
         let addr = map_file(zeros.fd.as_fd(), 0, len).unwrap();
-        assert_eq!(perms(addr), "r--s");
+        assert_eq!(map_perms(addr).as_deref(), Some("r--s"));
         // SAFETY: the range is the mapping just made, which nothing else uses.
         unsafe { protect_none(addr, len) }.unwrap();
         // Still the same shared file mapping, now with no access.
-        assert_eq!(perms(addr), "---s");
+        assert_eq!(map_perms(addr).as_deref(), Some("---s"));
         // SAFETY: as above; nothing refers to the range afterwards.
         unsafe { unmap(addr, len) }.unwrap();
-        assert_eq!(perms(addr), "");
+        assert_eq!(map_perms(addr), None);
     }
 }

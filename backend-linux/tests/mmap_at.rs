@@ -15,20 +15,8 @@ struct Reservation {
 
 impl Reservation {
     fn new(len: usize) -> Reservation {
-        // SAFETY: a fresh anonymous reservation; nothing else uses it.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_NONE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-                -1,
-                0,
-            )
-        };
-        assert_ne!(p, libc::MAP_FAILED);
         Reservation {
-            addr: p.cast(),
+            addr: sys::reserve(len).unwrap(),
             len,
         }
     }
@@ -57,17 +45,7 @@ impl Reservation {
 
     /// `/proc/self/maps` permissions of the mapping holding `addr`.
     fn perms(&self, off: usize) -> Option<String> {
-        let a = self.at(off);
-        let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
-        maps.lines().find_map(|l| {
-            let (range, rest) = l.split_once(' ')?;
-            let (s, e) = range.split_once('-')?;
-            let (s, e) = (
-                usize::from_str_radix(s, 16).ok()?,
-                usize::from_str_radix(e, 16).ok()?,
-            );
-            (s <= a && a < e).then(|| rest[..4].to_string())
-        })
+        sys::map_perms(self.at(off))
     }
 
     /// The range `[off, off+len)` is still reserved: mapped, inaccessible.
@@ -82,7 +60,7 @@ impl Reservation {
 impl Drop for Reservation {
     fn drop(&mut self) {
         // SAFETY: our reservation; every mapping into it is gone.
-        unsafe { libc::munmap(self.addr.cast(), self.len) };
+        unsafe { sys::unmap(self.addr as usize, self.len) }.unwrap();
     }
 }
 

@@ -6,18 +6,6 @@ use e2e_common::*;
 use wcfs_linux::{sys, Wcfs};
 use wcfs_testkit::require_fuse;
 
-/// `/proc/self/maps` permissions of the mapping holding `addr`.
-fn perms(addr: usize) -> Option<String> {
-    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
-    maps.lines().find_map(|l| {
-        let (range, rest) = l.split_once(' ')?;
-        let (s, e) = range.split_once('-')?;
-        let s = usize::from_str_radix(s, 16).ok()?;
-        let e = usize::from_str_radix(e, 16).ok()?;
-        (s <= addr && addr < e).then(|| rest[..4].to_string())
-    })
-}
-
 #[test]
 fn mmap_at_on_fuse_with_statistics() {
     require_fuse!();
@@ -30,19 +18,7 @@ fn mmap_at_on_fuse_with_statistics() {
     let bs = bs() as usize;
 
     let len = 4 * bs;
-    // SAFETY: a fresh anonymous reservation.
-    let arena = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_NONE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-            -1,
-            0,
-        )
-    };
-    assert_ne!(arena, libc::MAP_FAILED);
-    let arena = arena as *mut u8;
+    let arena = sys::reserve(len).unwrap();
     // SAFETY: our reservation; nothing in Rust points into it.
     let m = unsafe { fh.mmap_at(0, 4, arena, len) }.unwrap();
     assert_eq!(m.addr(), arena as *const u8);
@@ -66,7 +42,11 @@ fn mmap_at_on_fuse_with_statistics() {
     m.unmap().unwrap();
     for b in 0..4 {
         let a = arena as usize + b * bs;
-        assert_eq!(perms(a).as_deref(), Some("---p"), "block {b}: reserved");
+        assert_eq!(
+            sys::map_perms(a).as_deref(),
+            Some("---p"),
+            "block {b}: reserved"
+        );
         assert_eq!(sys::probe_read(a), Err(libc::EFAULT));
     }
     // And mapped again, at a new view.

@@ -5,12 +5,20 @@
 use std::time::Instant;
 
 use wcfs_core::wire::{Oid, Tid};
-use wcfs_linux::{sys, Mapping, Wcfs};
+use wcfs_linux::{sys, FileH, Mapping, Wcfs};
 use wcfs_testkit::model::{ModelConfig, PinRevChoice};
 use wcfs_testkit::server::{fuse_available, ServerProcess, WcfsServer};
 
 const F: Oid = Oid(1);
 const NBLK: u64 = 3;
+
+/// The first bytes of a block, as one column of a view.
+fn cell(bytes: &[u8]) -> String {
+    format!(
+        "{:<11}",
+        String::from_utf8_lossy(&bytes[..12]).trim_end_matches('\0')
+    )
+}
 
 fn view(m: &Mapping) -> String {
     let bs = sys::page_size();
@@ -18,13 +26,19 @@ fn view(m: &Mapping) -> String {
         .map(|b| {
             let mut buf = [0u8; 12];
             m.read(b as usize * bs, &mut buf).expect("read");
-            format!(
-                "{:<11}",
-                String::from_utf8_lossy(&buf).trim_end_matches('\0')
-            )
+            cell(&buf)
         })
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// Prints what a connection's mapping shows and what is pinned.
+fn show(who: &str, m: &Mapping, f: &FileH, names: &[(Tid, &str)]) {
+    println!(
+        "  {who} sees: {}  pins {}",
+        view(m),
+        pins(&f.pinned(), names)
+    );
 }
 
 fn pins(p: &[(u64, Tid)], names: &[(Tid, &str)]) -> String {
@@ -79,16 +93,8 @@ fn main() {
         "\nconn1 @A and conn2 @B each map blocks #0..#{} of bigfile {F}:",
         NBLK - 1
     );
-    println!(
-        "  conn1 @A sees: {}  pins {}",
-        view(&m1),
-        pins(&f1.pinned(), &names)
-    );
-    println!(
-        "  conn2 @B sees: {}  pins {}",
-        view(&m2),
-        pins(&f2.pinned(), &names)
-    );
+    show("conn1 @A", &m1, &f1, &names);
+    show("conn2 @B", &m2, &f2, &names);
     println!("  (reading #1 through head made the server pin conn1's #1 to @A first)");
 
     let cc = srv.commit(&[c(F, 0, "APRICOT"), c(F, 2, "CLEMENTINE")]);
@@ -97,39 +103,16 @@ fn main() {
     let head =
         std::fs::read(srv.mountpoint().join(format!("head/bigfile/{F}"))).expect("read head");
     let bs = sys::page_size();
-    let headview: Vec<String> = (0..NBLK as usize)
-        .map(|b| {
-            format!(
-                "{:<11}",
-                String::from_utf8_lossy(&head[b * bs..b * bs + 12]).trim_end_matches('\0')
-            )
-        })
-        .collect();
+    let headview: Vec<String> = (0..NBLK as usize).map(|b| cell(&head[b * bs..])).collect();
     println!("  head/bigfile shows: {}", headview.join(" "));
     println!("  (that read of head pinned both connections before it returned)");
-    println!(
-        "  conn1 @A sees: {}  pins {}",
-        view(&m1),
-        pins(&f1.pinned(), &names)
-    );
-    println!(
-        "  conn2 @B sees: {}  pins {}",
-        view(&m2),
-        pins(&f2.pinned(), &names)
-    );
+    show("conn1 @A", &m1, &f1, &names);
+    show("conn2 @B", &m2, &f2, &names);
 
     conn1.resync(cc).expect("resync");
     println!("\nconn1.resync(@C): the server unpins what no longer differs from head");
-    println!(
-        "  conn1 @C sees: {}  pins {}",
-        view(&m1),
-        pins(&f1.pinned(), &names)
-    );
-    println!(
-        "  conn2 @B sees: {}  pins {}",
-        view(&m2),
-        pins(&f2.pinned(), &names)
-    );
+    show("conn1 @C", &m1, &f1, &names);
+    show("conn2 @B", &m2, &f2, &names);
 
     let e = conn2.resync(a).unwrap_err();
     println!("\nconn2.resync(@A) is refused: {e}");
