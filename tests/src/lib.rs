@@ -5,6 +5,4 @@
 
 pub mod model;
 pub mod server;
-// Documented by the simulation's own rework (issue 16, shape 2).
-#[allow(missing_docs)]
 pub mod sim;

@@ -54,10 +54,12 @@ use crate::model::{Change, HeadRead, LinkId, Model, ModelConfig, Output, PinRevC
 pub struct Rng(u64);
 
 impl Rng {
+    /// The generator a seed starts.
     pub fn new(seed: u64) -> Rng {
         Rng(seed)
     }
 
+    /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
@@ -76,6 +78,7 @@ impl Rng {
         self.below(100) < pct
     }
 
+    /// One element of `v`, uniformly; `None` when it is empty.
     pub fn pick<T: Copy>(&mut self, v: &[T]) -> Option<T> {
         (!v.is_empty()).then(|| v[self.below(v.len() as u64) as usize])
     }
@@ -106,6 +109,7 @@ impl Rng {
 /// What a run does.
 #[derive(Clone, Debug)]
 pub struct SimConfig {
+    /// Decides every choice of the run: same seed, same run.
     pub seed: u64,
     /// Steps of the safety phase.
     pub steps: usize,
@@ -137,6 +141,7 @@ pub enum Fault {
 }
 
 impl Fault {
+    /// Every fault, in declaration order.
     pub const ALL: [Fault; 8] = [
         Fault::Malformed,
         Fault::TooLong,
@@ -308,12 +313,14 @@ impl std::fmt::Display for Swarm {
 /// A failed run: what broke, where, and how to replay it.
 #[derive(Debug)]
 pub struct Failure {
+    /// The seed of the failing run.
     pub seed: u64,
     /// The step that failed (the run's `steps` and beyond: the liveness
     /// phase or the final close).
     pub step: usize,
     /// The run's configuration.
     pub cfg: SimConfig,
+    /// The property broken, with what showed it.
     pub what: String,
     /// The run's choices (its swarm weights and faults), logged first.
     pub setup: String,
@@ -355,13 +362,19 @@ impl std::fmt::Display for Failure {
 /// What a successful run did.
 #[derive(Clone, Debug, Default)]
 pub struct Report {
+    /// Steps run (safety phase, liveness phase and final close).
     pub steps: usize,
+    /// Hash of the run's log: equal for equal seeds (determinism).
     pub trace_hash: u64,
+    /// User reads checked byte for byte against the model.
     pub reads_checked: usize,
+    /// `pin` lines the server sent.
     pub pins: usize,
+    /// Server-side faults injected ([`Fault`]).
     pub faults_injected: usize,
     /// OS calls the mocks failed.
     pub os_faults_injected: usize,
+    /// Transactions committed.
     pub commits: usize,
     /// Mappings placed at a range the user reserved.
     pub fixed_maps: usize,
@@ -385,6 +398,7 @@ pub struct Report {
 /// client: it remembers the head size it last told that client.
 #[derive(Clone)]
 pub struct ModelStore {
+    /// The server's model, shared by every client of the run.
     pub model: Rc<RefCell<Model>>,
     /// `oid -> size` of `head/bigfile/<oid>` at this client's last open or
     /// fstat of it.
@@ -394,6 +408,7 @@ pub struct ModelStore {
 }
 
 impl ModelStore {
+    /// A store answering from `model`, having told this client nothing yet.
     pub fn new(model: Rc<RefCell<Model>>) -> ModelStore {
         ModelStore {
             model,
