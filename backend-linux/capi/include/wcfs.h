@@ -331,6 +331,13 @@ uint64_t wcfs_mapping_blk_stop(const wcfs_mapping *m);
  * down, unmapped, or a fork child (true for NULL). */
 bool wcfs_mapping_is_faulting(const wcfs_mapping *m);
 
+/* Whether the mapping's view ended but the OS refused both to make its
+ * memory fault (MAP_FIXED) and to mprotect it: the memory may still show
+ * the bytes it showed then, and raw accesses must not count on a fault.
+ * Only after two refused syscalls, each taking the connection down
+ * (false for NULL). */
+bool wcfs_mapping_is_exposed(const wcfs_mapping *m);
+
 /* Copies len bytes at `offset` of the mapping into buf; fails
  * (WCFS_ERR_FILE_CLOSED) instead of faulting when the mapping is known to
  * fault, WCFS_ERR_BAD_RANGE past its end. A close racing with the copy

@@ -1013,6 +1013,17 @@ pub unsafe extern "C" fn wcfs_mapping_is_faulting(m: *const wcfs_mapping) -> boo
     getter(m, true, |m| m.0.is_faulting())
 }
 
+/// Whether the view ended but the OS refused both to fault its memory and
+/// to `mprotect` it, so it may still show old bytes; false for NULL.
+///
+/// # Safety
+///
+/// `m` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn wcfs_mapping_is_exposed(m: *const wcfs_mapping) -> bool {
+    getter(m, false, |m| m.0.is_exposed())
+}
+
 /// Copies `len` bytes at `offset` of the mapping into `buf`; fails
 /// instead of faulting when the mapping is known to fault.
 ///
@@ -1219,6 +1230,7 @@ mod tests {
             assert_eq!(wcfs_mapping_blk_start(null()), 0);
             assert_eq!(wcfs_mapping_blk_stop(null()), 0);
             assert!(wcfs_mapping_is_faulting(null()));
+            assert!(!wcfs_mapping_is_exposed(null()));
             assert_eq!(wcfs_mountpoint(null(), null_mut(), 0), 0);
             assert_eq!(wcfs_conn_stats_pin_time_quantile(null(), 0.5), 0);
             wcfs_free(null_mut());

@@ -401,6 +401,7 @@ int main(int argc, char **argv) {
   FAILS(wcfs_conn_open(conn, F, &fh3), WCFS_ERR_CONN_CLOSED, "connection closed");
   CHECK(fh3 == NULL, "out not cleared on failure");
   CHECK(wcfs_mapping_is_faulting(m) && wcfs_mapping_is_faulting(past), "not faulting");
+  CHECK(!wcfs_mapping_is_exposed(m) && !wcfs_mapping_is_exposed(past), "exposed");
   CHECK(wcfs_conn_down_reason(conn, buf, sizeof buf) > 0 &&
             strstr(buf, "going back in history is forbidden") != NULL,
         "down reason: %s", buf);
