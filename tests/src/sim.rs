@@ -5,7 +5,7 @@
 //! One `u64` seed decides everything: the run's weights (swarm testing:
 //! which [`Fault`]s, which failing OS calls (each client's mock sits in a
 //! seeded `FaultInjector`) and which user operations are on at all, how often each
-//! scheduler [`Step`] comes), the order in which server lines, client lines
+//! scheduler `Step` comes), the order in which server lines, client lines
 //! and user operations ([`UserOp`], shared with the `client` fuzz target)
 //! happen, how the server's bytes are chunked, what is committed. The
 //! weights are logged first. A run is a pure function of its seed ([`run`]

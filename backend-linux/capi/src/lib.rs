@@ -6,8 +6,8 @@
 //!   released by the matching `_free`. A handle keeps what it belongs to
 //!   alive (a mapping its file and connection), so they may be freed in any
 //!   order.
-//! - Every exported function runs inside a panic boundary ([`boundary`],
-//!   [`getter`]): a panic becomes `WCFS_ERR_PANIC` (or a getter's default),
+//! - Every exported function runs inside a panic boundary (`boundary`,
+//!   `getter`): a panic becomes `WCFS_ERR_PANIC` (or a getter's default),
 //!   never an unwind into C.
 //! - A failing call returns a `wcfs_result` and keeps the full text of the
 //!   error (`wcfs <mnt>: conn<N> @<at>: ...`) in a thread-local slot, copied
@@ -509,7 +509,7 @@ unsafe fn join_options(opts: *const wcfs_join_options) -> Result<JoinOptions, Fa
 ///
 /// # Safety
 ///
-/// `zurl` NUL-terminated; `opts` as for [`join_options`]; `out` writable.
+/// `zurl` NUL-terminated; `opts` as for `join_options`; `out` writable.
 #[no_mangle]
 pub unsafe extern "C" fn wcfs_join_with(
     zurl: *const c_char,
