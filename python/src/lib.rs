@@ -219,10 +219,12 @@ impl Track {
 
 // ---- the handles: what Conn, FileH and Mapping share ----
 
+// `close()`, `closed` and the `with` statement, written once. `Handle`
+// holds the handle's node of the `Track` tree; the subclass holds its Rust
+// handle and says how to release it (`Releases`).
+
 /// The base class of `Conn`, `FileH` and `Mapping` (not made directly):
-/// `close()`, `closed` and the `with` statement, once. Holds the handle's
-/// node of the [`Track`] tree; the subclass holds its Rust handle and says
-/// how to release it ([`Releases`]).
+/// `close()`, `closed` and the `with` statement work the same on each.
 #[pyclass(module = "wcfs_rs", name = "Handle", subclass, frozen)]
 struct Handle {
     track: Arc<Track>,
