@@ -5,6 +5,10 @@ Oids and tids are accepted as an int, as 16 hex digits (``"0000000000000001"``)
 or as ZODB's 8-byte big-endian form (``ZODB.utils.p64``); they are returned
 as ints.
 
+``Conn``, ``FileH`` and ``Mapping`` are subclasses of ``Handle``:
+``close()``, ``closed`` and ``with`` blocks (which close on leaving) work
+the same on each; a mapping's ``close()`` is ``unmap()``.
+
 Calls that can wait on the server (``join``, ``WCFS()``, ``head_at``,
 ``connect``, ``open``, ``resync``, ``close``, ``mmap``, ``mark_dirty``,
 ``remap_blk``, ``unmap``) release the GIL.
@@ -30,9 +34,10 @@ handler: close connections first when ending that way.
 
 from os import PathLike
 from types import TracebackType
-from typing import List, Optional, Sequence, Type, TypedDict, Union
+from typing import List, Optional, Sequence, Type, TypedDict, TypeVar, Union
 
 _Id = Union[int, str, bytes]
+_H = TypeVar("_H", bound="Handle")
 
 class Error(Exception):
     """Any error of the WCFS client. ``str(e)`` is the Rust error with its
@@ -126,7 +131,31 @@ class WCFS:
         """A connection viewing the database as of ``at``; waits until the
         server has ``at``."""
 
-class Conn:
+class Handle:
+    """The base class of ``Conn``, ``FileH`` and ``Mapping`` (not made
+    directly): ``close()``, ``closed`` and the ``with`` statement."""
+
+    def close(self) -> None:
+        """Closes the handle: a connection's files and mappings, a file's
+        mappings stop working; a mapping is unmapped (``Mapping.unmap()``).
+        Raises ``BufferError`` while a buffer lent from its memory (or from a
+        mapping under it) lives. Closing again does nothing."""
+    @property
+    def closed(self) -> bool:
+        """Whether ``close()`` was called: on this handle, or, for a file
+        handle, on its connection (a mapping is closed by its own
+        ``close()`` or ``unmap()`` only)."""
+    def __enter__(self: _H) -> _H:
+        """Returns the handle."""
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> bool:
+        """Closes the handle."""
+
+class Conn(Handle):
     """A view of the database as of ``at``."""
 
     @property
@@ -141,29 +170,14 @@ class Conn:
         opened and reused, blocks remapped, resyncs, and ``pin_time_ns``:
         40 counts of pins handled in ``[2**i, 2**(i+1))`` ns (from reading
         the pin to writing its ack)."""
-    @property
-    def closed(self) -> bool:
-        """Whether ``close()`` was called."""
     def open(self, oid: _Id) -> FileH:
         """Opens bigfile ``oid``; each call gives a handle of its own."""
     def resync(self, at: _Id) -> None:
         """Moves the view forward to ``at``: mappings (and buffers lent from
         them) show the data as of ``at`` from now on. Going back raises
         ``GoingBackError`` and brings the connection down."""
-    def close(self) -> None:
-        """Closes the connection; its files and mappings stop working.
-        Raises ``BufferError`` while a buffer of one of its mappings is lent."""
-    def __enter__(self) -> Conn:
-        """Returns the connection."""
-    def __exit__(
-        self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> bool:
-        """Closes the connection."""
 
-class FileH:
+class FileH(Handle):
     """One open bigfile of a connection."""
 
     @property
@@ -172,28 +186,13 @@ class FileH:
     @property
     def blksize(self) -> int:
         """The block size in bytes."""
-    @property
-    def closed(self) -> bool:
-        """Whether this handle or its connection was closed."""
     def mmap(self, blk_start: int, blk_len: int) -> Mapping:
         """Maps blocks ``[blk_start, blk_start + blk_len)`` as of the
         connection's ``at``; blocks past the file's end read as zeros."""
     def pinned(self) -> dict[int, int]:
         """The pins in force, ``{blk: tid}`` (diagnostic)."""
-    def close(self) -> None:
-        """Closes this handle; its mappings stop working. Raises
-        ``BufferError`` while a buffer of one of its mappings is lent."""
-    def __enter__(self) -> FileH:
-        """Returns the file handle."""
-    def __exit__(
-        self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> bool:
-        """Closes the file handle."""
 
-class Mapping:
+class Mapping(Handle):
     """Blocks ``[blk_start, blk_stop)`` of a file in memory, as of the
     connection's ``at``. Supports the buffer protocol (read-only, bytes)."""
 
@@ -207,9 +206,6 @@ class Mapping:
     def faulting(self) -> bool:
         """Whether the memory faults now: lent buffers must not be read."""
     @property
-    def closed(self) -> bool:
-        """Whether ``unmap()`` was called."""
-    @property
     def exports(self) -> int:
         """How many buffers of this mapping are lent now."""
     def mark_dirty(self, blk: int) -> None:
@@ -221,20 +217,10 @@ class Mapping:
         Checked, unlike a lent buffer: raises ``ConnDownError`` instead of
         faulting when the memory is known to fault."""
     def unmap(self) -> None:
-        """Releases the memory. Raises ``BufferError`` while a lent buffer
-        (``memoryview``, NumPy array) lives."""
-    def close(self) -> None:
-        """The same as ``unmap()``."""
+        """Releases the memory (the same as ``close()``). Raises
+        ``BufferError`` while a lent buffer (``memoryview``, NumPy array)
+        lives."""
     def __len__(self) -> int:
         """The length in bytes."""
     def __buffer__(self, flags: int) -> memoryview:
         """Lends the memory, read-only."""
-    def __enter__(self) -> Mapping:
-        """Returns the mapping."""
-    def __exit__(
-        self,
-        exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> bool:
-        """Unmaps."""

@@ -7,6 +7,11 @@
 //! around calls that can wait on the server, maps errors to Python
 //! exceptions, and lends a `Mapping`'s memory through the buffer protocol.
 //!
+//! `Conn`, `FileH` and `Mapping` are subclasses of one base class,
+//! `Handle` ([`Handle`]): `close()`, `closed` and the `with` statement are
+//! written there once; each subclass says how its Rust handle is released
+//! ([`Releases`]).
+//!
 //! # Exported buffers
 //!
 //! A `Mapping` lends its memory read-only and without copying
@@ -212,6 +217,96 @@ impl Track {
     }
 }
 
+// ---- the handles: what Conn, FileH and Mapping share ----
+
+// `close()`, `closed` and the `with` statement, written once. `Handle`
+// holds the handle's node of the `Track` tree; the subclass holds its Rust
+// handle and says how to release it (`Releases`).
+
+/// The base class of `Conn`, `FileH` and `Mapping` (not made directly):
+/// `close()`, `closed` and the `with` statement work the same on each.
+#[pyclass(module = "wcfs_rs", name = "Handle", subclass, frozen)]
+struct Handle {
+    track: Arc<Track>,
+    /// `close()` of the subclass: [`close_as`] for it.
+    close: fn(&Bound<'_, Handle>) -> PyResult<()>,
+    /// Whether `closed` counts the parent's close too: a file handle of a
+    /// closed connection is closed; a mapping stays open until unmapped
+    /// (it holds its memory until then).
+    closed_with_parent: bool,
+}
+
+/// A subclass of [`Handle`]: the Rust handle that `close()` releases.
+trait Releases:
+    pyo3::PyClass<BaseType = Handle, Frozen = pyo3::pyclass::boolean_struct::True> + Sync
+{
+    /// What closing it is called in the `BufferError` that refuses it.
+    const CLOSING: &'static str;
+    /// [`Handle::closed_with_parent`].
+    const CLOSED_WITH_PARENT: bool;
+    /// Releases the Rust handle (the GIL released), once.
+    fn release(slf: &Bound<'_, Self>) -> PyResult<()>;
+}
+
+impl Handle {
+    /// The base of a `T` whose node is `track`.
+    fn new<T: Releases>(track: Arc<Track>) -> PyClassInitializer<Handle> {
+        PyClassInitializer::from(Handle {
+            track,
+            close: close_as::<T>,
+            closed_with_parent: T::CLOSED_WITH_PARENT,
+        })
+    }
+}
+
+/// `close()` of a `T`: nothing if closed already; refused while buffers
+/// are lent under it; else marked closed (with the GIL, so no export slips
+/// in) and released.
+fn close_as<T: Releases>(h: &Bound<'_, Handle>) -> PyResult<()> {
+    let track = &h.get().track;
+    if track.closed.load(Ordering::Acquire) {
+        return Ok(());
+    }
+    track.begin_close(T::CLOSING)?;
+    T::release(h.cast::<T>()?)
+}
+
+#[pymethods]
+impl Handle {
+    /// Closes the handle: a connection's files and mappings, a file's
+    /// mappings stop working; a mapping is unmapped (the same as
+    /// `Mapping.unmap()`). Raises `BufferError` while a buffer lent from
+    /// its memory (or from a mapping under it) lives. Closing again does
+    /// nothing.
+    fn close(slf: &Bound<'_, Self>) -> PyResult<()> {
+        (slf.get().close)(slf)
+    }
+
+    /// Whether `close()` was called: on this handle, or, for a file handle,
+    /// on its connection (a mapping is closed by its own `close()` or
+    /// `unmap()` only).
+    #[getter]
+    fn closed(&self) -> bool {
+        if self.closed_with_parent {
+            self.track.is_closed()
+        } else {
+            self.track.closed.load(Ordering::Acquire)
+        }
+    }
+
+    /// Returns itself (closed on leaving the `with` block).
+    fn __enter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
+        slf
+    }
+
+    /// Closes the handle.
+    #[pyo3(signature = (*_exc))]
+    fn __exit__(slf: &Bound<'_, Self>, _exc: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<bool> {
+        Self::close(slf)?;
+        Ok(false)
+    }
+}
+
 // ---- the classes ----
 
 /// A mounted WCFS server. `WCFS(mountpoint)` or `wcfs_rs.join(zurl)`.
@@ -258,16 +353,19 @@ impl PyWcfs {
 
     /// A connection viewing the database as of revision `at` (int, 16 hex
     /// digits or 8 bytes). Waits until the server has `at`.
-    fn connect(&self, py: Python<'_>, at: &Bound<'_, PyAny>) -> PyResult<PyConn> {
+    fn connect<'py>(&self, py: Python<'py>, at: &Bound<'_, PyAny>) -> PyResult<Bound<'py, PyConn>> {
         let at = Tid(id_arg(at, "at")?);
         let conn = py
             .detach(|| self.w.connect(at))
             .map_err(|e| py_err(py, e, false))?;
-        Ok(PyConn {
+        let conn = PyConn {
             conn,
             mnt: Arc::new(self.w.mountpoint().to_path_buf()),
-            track: Track::new(None),
-        })
+        };
+        Bound::new(
+            py,
+            Handle::new::<PyConn>(Track::new(None)).add_subclass(conn),
+        )
     }
 
     /// The Rust handle's description.
@@ -332,17 +430,25 @@ fn mountpoint_for(zurl: &str) -> PyResult<String> {
 
 /// A view of the database as of `at`: files opened through it show their
 /// data as of that revision, whatever is committed later.
-#[pyclass(module = "wcfs_rs", name = "Conn", frozen)]
+#[pyclass(module = "wcfs_rs", name = "Conn", extends = Handle, frozen)]
 struct PyConn {
     conn: wcfs_linux::Conn,
     mnt: Arc<std::path::PathBuf>,
-    track: Arc<Track>,
 }
 
 impl PyConn {
     fn err(&self, py: Python<'_>, e: wcfs_linux::Error) -> PyErr {
         let down = self.conn.down_reason().is_some();
         py_err(py, e, down)
+    }
+}
+
+impl Releases for PyConn {
+    const CLOSING: &'static str = "close the connection";
+    const CLOSED_WITH_PARENT: bool = true;
+    fn release(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let (py, me) = (slf.py(), slf.get());
+        py.detach(|| me.conn.close()).map_err(|e| me.err(py, e))
     }
 }
 
@@ -384,17 +490,17 @@ impl PyConn {
 
     /// Opens bigfile `oid` (int, 16 hex digits or 8 bytes). Each call gives
     /// a handle of its own; closing one leaves the others working.
-    fn open(&self, py: Python<'_>, oid: &Bound<'_, PyAny>) -> PyResult<PyFileH> {
+    fn open<'py>(slf: &Bound<'py, Self>, oid: &Bound<'_, PyAny>) -> PyResult<Bound<'py, PyFileH>> {
+        let (py, me) = (slf.py(), slf.get());
         let oid = Oid(id_arg(oid, "oid")?);
-        let f = py
-            .detach(|| self.conn.open(oid))
-            .map_err(|e| self.err(py, e))?;
-        Ok(PyFileH {
+        let f = py.detach(|| me.conn.open(oid)).map_err(|e| me.err(py, e))?;
+        let track = Track::new(Some(&slf.as_super().get().track));
+        let fileh = PyFileH {
             f,
-            conn: self.conn.clone(),
-            mnt: self.mnt.clone(),
-            track: Track::new(Some(&self.track)),
-        })
+            conn: me.conn.clone(),
+            mnt: me.mnt.clone(),
+        };
+        Bound::new(py, Handle::new::<PyFileH>(track).add_subclass(fileh))
     }
 
     /// Moves the view forward to revision `at`: every mapping (and every
@@ -406,32 +512,6 @@ impl PyConn {
             .map_err(|e| self.err(py, e))
     }
 
-    /// Closes the connection: its files and mappings stop working.
-    /// Raises `BufferError` while a buffer of one of its mappings is lent.
-    /// Closing again does nothing.
-    fn close(&self, py: Python<'_>) -> PyResult<()> {
-        self.track.begin_close("close the connection")?;
-        py.detach(|| self.conn.close()).map_err(|e| self.err(py, e))
-    }
-
-    /// Whether `close()` was called.
-    #[getter]
-    fn closed(&self) -> bool {
-        self.track.is_closed()
-    }
-
-    /// Returns itself (closed on leaving the `with` block).
-    fn __enter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
-        slf
-    }
-
-    /// Closes the connection.
-    #[pyo3(signature = (*_exc))]
-    fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<bool> {
-        self.close(py)?;
-        Ok(false)
-    }
-
     /// The Rust handle's description.
     fn __repr__(&self) -> String {
         format!("<wcfs_rs.Conn {:?}>", self.conn)
@@ -439,24 +519,29 @@ impl PyConn {
 }
 
 /// One open bigfile of a connection.
-#[pyclass(module = "wcfs_rs", name = "FileH", frozen)]
+#[pyclass(module = "wcfs_rs", name = "FileH", extends = Handle, frozen)]
 struct PyFileH {
     f: wcfs_linux::FileH,
     conn: wcfs_linux::Conn,
     mnt: Arc<std::path::PathBuf>,
-    track: Arc<Track>,
 }
 
 impl PyFileH {
-    fn err(&self, py: Python<'_>, e: wcfs_linux::Error) -> PyErr {
-        let down = self.conn_down();
-        py_err(py, e, down)
+    fn err(slf: &Bound<'_, Self>, e: wcfs_linux::Error) -> PyErr {
+        // The connection is closed (by the caller) or down.
+        let track = &slf.as_super().get().track;
+        let down = track.parent.as_ref().is_some_and(|p| p.is_closed())
+            || slf.get().conn.down_reason().is_some();
+        py_err(slf.py(), e, down)
     }
+}
 
-    /// The connection is closed (by the caller) or down.
-    fn conn_down(&self) -> bool {
-        self.track.parent.as_ref().is_some_and(|p| p.is_closed())
-            || self.conn.down_reason().is_some()
+impl Releases for PyFileH {
+    const CLOSING: &'static str = "close the file";
+    const CLOSED_WITH_PARENT: bool = true;
+    fn release(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let f = &slf.get().f;
+        slf.py().detach(|| f.close()).map_err(|e| Self::err(slf, e))
     }
 }
 
@@ -476,16 +561,22 @@ impl PyFileH {
 
     /// Maps blocks `[blk_start, blk_start + blk_len)` showing the data as of
     /// the connection's `at`. Blocks past the end of the file read as zeros.
-    fn mmap(&self, py: Python<'_>, blk_start: u64, blk_len: u64) -> PyResult<PyMapping> {
+    fn mmap<'py>(
+        slf: &Bound<'py, Self>,
+        blk_start: u64,
+        blk_len: u64,
+    ) -> PyResult<Bound<'py, PyMapping>> {
+        let (py, me) = (slf.py(), slf.get());
         let m = py
-            .detach(|| self.f.mmap(blk_start, blk_len))
-            .map_err(|e| self.err(py, e))?;
-        Ok(PyMapping {
+            .detach(|| me.f.mmap(blk_start, blk_len))
+            .map_err(|e| Self::err(slf, e))?;
+        let track = Track::new(Some(&slf.as_super().get().track));
+        let mapping = PyMapping {
             m,
-            conn: self.conn.clone(),
-            mnt: self.mnt.clone(),
-            track: Track::new(Some(&self.track)),
-        })
+            conn: me.conn.clone(),
+            mnt: me.mnt.clone(),
+        };
+        Bound::new(py, Handle::new::<PyMapping>(track).add_subclass(mapping))
     }
 
     /// The pins in force, `{blk: tid}` (a diagnostic: which blocks show an
@@ -498,35 +589,6 @@ impl PyFileH {
         Ok(d)
     }
 
-    /// Closes the file (this handle): its mappings stop working. Raises
-    /// `BufferError` while a buffer of one of its mappings is lent. Closing
-    /// again does nothing.
-    fn close(&self, py: Python<'_>) -> PyResult<()> {
-        if self.track.closed.load(Ordering::Acquire) {
-            return Ok(());
-        }
-        self.track.begin_close("close the file")?;
-        py.detach(|| self.f.close()).map_err(|e| self.err(py, e))
-    }
-
-    /// Whether this handle (or its connection) was closed.
-    #[getter]
-    fn closed(&self) -> bool {
-        self.track.is_closed()
-    }
-
-    /// Returns itself (closed on leaving the `with` block).
-    fn __enter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
-        slf
-    }
-
-    /// Closes the file.
-    #[pyo3(signature = (*_exc))]
-    fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<bool> {
-        self.close(py)?;
-        Ok(false)
-    }
-
     /// The Rust handle's description.
     fn __repr__(&self) -> String {
         format!("<wcfs_rs.FileH {:?} blksize={}>", self.f, self.f.blksize())
@@ -536,20 +598,31 @@ impl PyFileH {
 /// Blocks `[blk_start, blk_stop)` of a file in memory, as of the
 /// connection's `at`. Lends its memory read-only and without copying
 /// (`memoryview(m)`, `numpy.frombuffer(m, dtype=...)`).
-#[pyclass(module = "wcfs_rs", name = "Mapping", frozen)]
+#[pyclass(module = "wcfs_rs", name = "Mapping", extends = Handle, frozen)]
 struct PyMapping {
     m: wcfs_linux::Mapping,
     conn: wcfs_linux::Conn,
     mnt: Arc<std::path::PathBuf>,
-    track: Arc<Track>,
+}
+
+impl Releases for PyMapping {
+    const CLOSING: &'static str = "unmap";
+    const CLOSED_WITH_PARENT: bool = false;
+    fn release(slf: &Bound<'_, Self>) -> PyResult<()> {
+        let m = &slf.get().m;
+        slf.py()
+            .detach(|| m.unmap())
+            .map_err(|e| py_err(slf.py(), e, false))
+    }
 }
 
 /// The buffer format: unsigned bytes. Python only reads it.
 static FORMAT_B: &[u8; 2] = b"B\0";
 
 impl PyMapping {
-    /// Why the memory cannot be lent now, if it cannot.
-    fn check_usable(&self, py: Python<'_>) -> PyResult<()> {
+    /// Why the memory cannot be lent now, if it cannot (`track`: the
+    /// mapping's node).
+    fn check_usable(&self, py: Python<'_>, track: &Track) -> PyResult<()> {
         let ctx = || {
             wcfs_linux::Context::conn(&self.mnt, self.conn.id(), self.conn.at())
                 .file(self.m.file().oid())
@@ -560,12 +633,10 @@ impl PyMapping {
                 ))
                 .to_string()
         };
-        let (cls, why): (fn(String) -> PyErr, String) = if self.track.closed.load(Ordering::Acquire)
-        {
+        let (cls, why): (fn(String) -> PyErr, String) = if track.closed.load(Ordering::Acquire) {
             (|m| PyValueError::new_err(m), "mapping unmapped".into())
-        } else if self.track.is_closed() {
-            let conn_closed = self
-                .track
+        } else if track.is_closed() {
+            let conn_closed = track
                 .parent
                 .as_ref()
                 .and_then(|f| f.parent.as_ref())
@@ -611,20 +682,14 @@ impl PyMapping {
     /// Whether the memory faults now (file or connection closed or down):
     /// reading a buffer lent earlier would then be a SIGSEGV.
     #[getter]
-    fn faulting(&self) -> bool {
-        self.track.closed.load(Ordering::Acquire) || self.m.is_faulting()
-    }
-
-    /// Whether `unmap()` was called.
-    #[getter]
-    fn closed(&self) -> bool {
-        self.track.closed.load(Ordering::Acquire)
+    fn faulting(slf: &Bound<'_, Self>) -> bool {
+        slf.as_super().get().track.closed.load(Ordering::Acquire) || slf.get().m.is_faulting()
     }
 
     /// How many buffers of this mapping are lent now.
     #[getter]
-    fn exports(&self) -> usize {
-        self.track.exports.load(Ordering::Acquire)
+    fn exports(slf: &Bound<'_, Self>) -> usize {
+        slf.as_super().get().track.exports.load(Ordering::Acquire)
     }
 
     /// The user's VM layer laid a private page over block `blk`: pins leave
@@ -641,20 +706,11 @@ impl PyMapping {
             .map_err(|e| py_err(py, e, self.conn.down_reason().is_some()))
     }
 
-    /// Releases the memory now. Raises `BufferError` while a lent buffer
-    /// (`memoryview`, NumPy array) lives. Unmapping again does nothing.
-    fn unmap(&self, py: Python<'_>) -> PyResult<()> {
-        if self.track.closed.load(Ordering::Acquire) {
-            return Ok(());
-        }
-        self.track.begin_close("unmap")?;
-        py.detach(|| self.m.unmap())
-            .map_err(|e| py_err(py, e, false))
-    }
-
-    /// The same as `unmap()`.
-    fn close(&self, py: Python<'_>) -> PyResult<()> {
-        self.unmap(py)
+    /// Releases the memory now (the same as `close()`). Raises
+    /// `BufferError` while a lent buffer (`memoryview`, NumPy array) lives.
+    /// Unmapping again does nothing.
+    fn unmap(slf: &Bound<'_, Self>) -> PyResult<()> {
+        Handle::close(slf.as_super())
     }
 
     /// A copy of `size` bytes at `offset` (all of the rest by default).
@@ -663,34 +719,22 @@ impl PyMapping {
     /// when the memory is known to fault.
     #[pyo3(signature = (offset = 0, size = None))]
     fn read<'py>(
-        &self,
-        py: Python<'py>,
+        slf: &Bound<'py, Self>,
         offset: usize,
         size: Option<usize>,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        self.check_usable(py)?;
-        let size = size.unwrap_or_else(|| self.m.len().saturating_sub(offset));
+        let (py, me) = (slf.py(), slf.get());
+        me.check_usable(py, &slf.as_super().get().track)?;
+        let size = size.unwrap_or_else(|| me.m.len().saturating_sub(offset));
         let mut buf = vec![0u8; size];
-        py.detach(|| self.m.read(offset, &mut buf))
-            .map_err(|e| py_err(py, e, self.conn.down_reason().is_some()))?;
+        py.detach(|| me.m.read(offset, &mut buf))
+            .map_err(|e| py_err(py, e, me.conn.down_reason().is_some()))?;
         Ok(PyBytes::new(py, &buf))
     }
 
     /// The length in bytes.
     fn __len__(&self) -> usize {
         self.m.len()
-    }
-
-    /// Returns itself (closed on leaving the `with` block).
-    fn __enter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
-        slf
-    }
-
-    /// Unmaps.
-    #[pyo3(signature = (*_exc))]
-    fn __exit__(&self, py: Python<'_>, _exc: &Bound<'_, pyo3::types::PyTuple>) -> PyResult<bool> {
-        self.unmap(py)?;
-        Ok(false)
     }
 
     /// The Rust handle's description.
@@ -714,9 +758,9 @@ impl PyMapping {
         if flags & ffi::PyBUF_WRITABLE == ffi::PyBUF_WRITABLE {
             return Err(PyBufferError::new_err("a wcfs_rs.Mapping is read-only"));
         }
-        let me = slf.get();
-        me.check_usable(slf.py())?;
-        me.track.exports.fetch_add(1, Ordering::AcqRel);
+        let (me, track) = (slf.get(), &slf.as_super().get().track);
+        me.check_usable(slf.py(), track)?;
+        track.exports.fetch_add(1, Ordering::AcqRel);
         // SAFETY: `view` is non-null and ours to fill (the buffer protocol).
         // The memory `[addr, addr+len)` is a live mapping (checked above) and
         // stays one while the export is counted: unmap and the closes of the
@@ -757,8 +801,12 @@ impl PyMapping {
     /// # Safety
     ///
     /// Called by Python, with the GIL, once per successful `__getbuffer__`.
-    unsafe fn __releasebuffer__(&self, _view: *mut ffi::Py_buffer) {
-        self.track.exports.fetch_sub(1, Ordering::AcqRel);
+    unsafe fn __releasebuffer__(slf: &Bound<'_, Self>, _view: *mut ffi::Py_buffer) {
+        slf.as_super()
+            .get()
+            .track
+            .exports
+            .fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -843,6 +891,7 @@ fn wcfs_rs(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("UntrustedError", py.get_type::<UntrustedError>())?;
     m.add("ServerStartError", py.get_type::<ServerStartError>())?;
     m.add_class::<PyWcfs>()?;
+    m.add_class::<Handle>()?;
     m.add_class::<PyConn>()?;
     m.add_class::<PyFileH>()?;
     m.add_class::<PyMapping>()?;

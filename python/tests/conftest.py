@@ -1,4 +1,5 @@
-"""Fixtures: a fresh FUSE test server per test (see testserver.py)."""
+"""Fixtures: a fresh FUSE test server per test (see testserver.py), and a
+client of it."""
 
 import hashlib
 import os
@@ -8,6 +9,7 @@ import threading
 from pathlib import Path
 
 import pytest
+import wcfs_rs
 
 from testserver import PAGE, Server, fuse_unavailable  # noqa: F401 (PAGE: for the tests)
 
@@ -28,7 +30,7 @@ def fuse():
 
 
 @pytest.fixture
-def server():
+def srv():
     """A fresh test server on a temporary mountpoint, block size = page size."""
     _require_fuse()
     d = tempfile.mkdtemp(prefix="wcfs-py-")
@@ -38,6 +40,13 @@ def server():
     finally:
         srv.stop()
         shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture
+def w(srv):
+    """`wcfs_rs.WCFS` of the test server `srv` (opened before the test's
+    commits: a client sees them as they come)."""
+    return wcfs_rs.WCFS(srv.mountpoint)
 
 
 @pytest.fixture

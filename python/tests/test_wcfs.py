@@ -1,6 +1,8 @@
 """wcfs_rs against the FUSE test server: every read below is a real page
 fault on a FUSE file, through a zero-copy NumPy view of a Mapping."""
 
+import ast
+import builtins
 import ctypes
 import errno
 import faulthandler
@@ -32,6 +34,13 @@ def tag(a, m, blk):
 
 def tags(a, m, blks):
     return [tag(a, m, b) for b in blks]
+
+
+def open_mapping(w, at, nblk):
+    """A connection at `at`, file F opened in it, its blocks [0, nblk) mapped."""
+    conn = w.connect(at)
+    fh = conn.open(F)
+    return conn, fh, fh.mmap(0, nblk)
 
 
 def p64(v):
@@ -70,13 +79,11 @@ class Watchdog:
         return False
 
 
-def test_reference_scenario(server):
+def test_reference_scenario(srv, w):
     """PROTOCOL.md section 7, every step, through NumPy views."""
-    srv = server
     srv.commit({(F, 0): b"", (F, 1): b""})
     at1 = srv.commit({(F, 2): b"c1", (F, 3): b"d1"})
     at2 = srv.commit({(F, 2): b"c2"})
-    w = wcfs_rs.WCFS(srv.mountpoint)
 
     # 1.
     conn = w.connect(at1)
@@ -126,12 +133,10 @@ def test_reference_scenario(server):
     assert srv.failures() == []
 
 
-def test_ids_int_hex_and_p64(server):
+def test_ids_int_hex_and_p64(srv, w):
     """Oids and tids as int, 16 hex digits and 8 big-endian bytes; ints back."""
-    srv = server
     at1 = srv.commit({(F, 0): b"one"})
     at2 = srv.commit({(F, 0): b"two"})
-    w = wcfs_rs.WCFS(srv.mountpoint)
     assert w.head_at() == at2 and isinstance(w.head_at(), int)
     for at_form, oid_form in [(at1, F), (f"{at1:016x}", f"{F:016x}"), (p64(at1), p64(F))]:
         with w.connect(at_form) as conn:
@@ -161,16 +166,14 @@ def test_ids_int_hex_and_p64(server):
         assert conn.at == at1  # none of these reached the connection
 
 
-def test_isolation_while_another_thread_commits_and_reads_head(server):
+def test_isolation_while_another_thread_commits_and_reads_head(srv, w):
     """Two connections at two revisions keep their data while another thread
     commits and reads head through NumPy (each of its reads pins both)."""
-    srv = server
     nblk = 8
     at1 = srv.commit({(F, b): f"a{b}".encode() for b in range(nblk)})
     at2 = srv.commit({(F, b): f"b{b}".encode() for b in range(0, nblk, 2)})
     want1 = [f"a{b}" for b in range(nblk)]
     want2 = [f"b{b}" if b % 2 == 0 else f"a{b}" for b in range(nblk)]
-    w = wcfs_rs.WCFS(srv.mountpoint)
     c1, c2 = w.connect(at1), w.connect(at2)
     f1, f2 = c1.open(F), c2.open(F)
     m1, m2 = f1.mmap(0, nblk), f2.mmap(0, nblk)
@@ -218,15 +221,11 @@ def test_isolation_while_another_thread_commits_and_reads_head(server):
     assert srv.failures() == []
 
 
-def test_resync_forward_and_refusal_backward(server):
-    srv = server
+def test_resync_forward_and_refusal_backward(srv, w):
     at1 = srv.commit({(F, 0): b"v1"})
     at2 = srv.commit({(F, 0): b"v2"})
     at3 = srv.commit({(F, 1): b"w3"})
-    w = wcfs_rs.WCFS(srv.mountpoint)
-    conn = w.connect(at1)
-    fh = conn.open(F)
-    m = fh.mmap(0, 2)
+    conn, fh, m = open_mapping(w, at1, 2)
     a = view(m)
     assert tags(a, m, range(2)) == ["v1", ""]
     conn.resync(at2)
@@ -253,14 +252,10 @@ def test_resync_forward_and_refusal_backward(server):
     conn.close()
 
 
-def test_buffer_error_with_live_exports(server):
+def test_buffer_error_with_live_exports(srv, w):
     """Like Python's mmap: no unmap or close under a lent buffer."""
-    srv = server
     at = srv.commit({(F, 0): b"x" * 8, (F, 1): b"y"})
-    w = wcfs_rs.WCFS(srv.mountpoint)
-    conn = w.connect(at)
-    fh = conn.open(F)
-    m = fh.mmap(0, 2)
+    conn, fh, m = open_mapping(w, at, 2)
     mv = memoryview(m)
     assert mv.readonly and mv.format == "B" and mv.nbytes == len(m) == 2 * PAGE
     assert m.exports == 1
@@ -309,17 +304,13 @@ def test_buffer_error_with_live_exports(server):
     conn.close()
 
 
-def test_conn_down_under_live_view(server):
+def test_conn_down_under_live_view(srv, w):
     """What remains after a forced shutdown: a view lent earlier faults.
     Every new access through the module raises first; the kernel shows the
     old view faults (EFAULT) without touching it from Python (a SIGSEGV)."""
-    srv = server
     at1 = srv.commit({(F, 0): b"one"})
     at2 = srv.commit({(F, 0): b"two"})
-    w = wcfs_rs.WCFS(srv.mountpoint)
-    conn = w.connect(at2)
-    fh = conn.open(F)
-    m = fh.mmap(0, 1)
+    conn, fh, m = open_mapping(w, at2, 1)
     mv = memoryview(m)
     assert bytes(mv[:3]) == b"two"
     assert m.read(0, 3) == b"two" and m.read(1, 2) == b"wo"
@@ -352,8 +343,7 @@ def test_conn_down_under_live_view(server):
     conn.close()
 
 
-def test_every_exception_type(server, tmp_path):
-    srv = server
+def test_every_exception_type(srv, tmp_path):
     at1 = srv.commit({(F, 0): b"a"})
     at2 = srv.commit({(F, 0): b"b"})
     for cls in (
@@ -380,9 +370,7 @@ def test_every_exception_type(server, tmp_path):
         wcfs_rs.join(f"test://nowhere/{os.getpid()}")
 
     w = wcfs_rs.WCFS(srv.mountpoint)
-    conn = w.connect(at1)
-    fh = conn.open(F)
-    m = fh.mmap(0, 1)
+    conn, fh, m = open_mapping(w, at1, 1)
 
     # a plain Error (the base class only): a block outside the mapping
     with pytest.raises(wcfs_rs.Error) as e:
@@ -411,9 +399,7 @@ def test_every_exception_type(server, tmp_path):
     conn.close()
 
     # closed by the caller
-    conn = w.connect(at2)
-    fh = conn.open(F)
-    m = fh.mmap(0, 1)
+    conn, fh, m = open_mapping(w, at2, 1)
     conn.close()
     assert conn.closed and fh.closed and m.faulting
     for call in (lambda: conn.open(F), lambda: fh.mmap(0, 1), lambda: memoryview(m), lambda: conn.resync(at2)):
@@ -454,10 +440,8 @@ def test_join_refuses_a_server_of_another_database(fuse):
         other.stop()
 
 
-def test_context_managers_close(server):
-    srv = server
+def test_context_managers_close(srv, w):
     at = srv.commit({(F, 0): b"cm"})
-    w = wcfs_rs.WCFS(srv.mountpoint)
     with w.connect(at) as conn:
         with conn.open(F) as fh:
             with fh.mmap(0, 1) as m:
@@ -473,14 +457,60 @@ def test_context_managers_close(server):
     assert repr(conn).startswith("<wcfs_rs.Conn") and repr(w).startswith("<wcfs_rs.WCFS")
 
 
-def test_mark_dirty_keeps_pins_off_until_remap(server):
-    srv = server
+def test_handles_share_one_base(srv, w):
+    """Conn, FileH and Mapping are wcfs_rs.Handle: one close(), closed and
+    `with`. A file handle is closed with its connection; a mapping is not
+    (it holds its memory until unmapped), though its memory faults."""
+    at = srv.commit({(F, 0): b"h"})
+    with pytest.raises(TypeError):
+        wcfs_rs.Handle()
+    assert not isinstance(w, wcfs_rs.Handle)
+    conn, fh, m = open_mapping(w, at, 1)
+    for h, cls in ((conn, wcfs_rs.Conn), (fh, wcfs_rs.FileH), (m, wcfs_rs.Mapping)):
+        assert type(h) is cls and cls.__bases__ == (wcfs_rs.Handle,)
+        assert h.__enter__() is h and not h.closed
+        assert cls.close is wcfs_rs.Handle.close
+    conn.close()
+    assert conn.closed and fh.closed and not m.closed and m.faulting
+    with pytest.raises(wcfs_rs.ConnDownError, match="connection closed$"):
+        m.read()
+    assert m.__exit__(None, None, None) is False
+    assert m.closed
+    with pytest.raises(ValueError, match="mapping unmapped$"):
+        m.read()
+    m.close()  # again: nothing
+    conn.close()
+
+
+def test_stub_agrees_with_the_module():
+    """wcfs_rs.pyi names what the module has: each class with its bases at
+    run time, each public method and property both ways, each function."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "wcfs_rs.pyi")
+    with open(path) as f:
+        stub = ast.parse(f.read())
+    typing_only = {"ConnStats"}  # a TypedDict: what Conn.stats() returns
+    classes = [n for n in stub.body if isinstance(n, ast.ClassDef) and n.name not in typing_only]
+    functions = {n.name for n in stub.body if isinstance(n, ast.FunctionDef)}
+    types = {k for k, v in vars(wcfs_rs).items() if isinstance(v, type)}
+    assert {c.name for c in classes} == types
+    public = {k for k, v in vars(wcfs_rs).items() if callable(v) and not k.startswith("_")}
+    assert functions == public - types
+    for c in classes:
+        cls = getattr(wcfs_rs, c.name)
+        bases = tuple(getattr(wcfs_rs, b.id, None) or getattr(builtins, b.id) for b in c.bases)
+        assert cls.__bases__ == (bases or (object,)), c.name
+        # (annotated names, such as Error.context, are set on instances)
+        declared = {n.name for n in c.body if isinstance(n, ast.FunctionDef)}
+        public = {k for k in vars(cls) if not k.startswith("_")}
+        assert {k for k in declared if not k.startswith("_")} == public, c.name
+        for k in declared - public - {"__init__", "__buffer__"}:  # __new__; PEP 688 (3.12)
+            assert k in vars(cls), (c.name, k)
+
+
+def test_mark_dirty_keeps_pins_off_until_remap(srv, w):
     at1 = srv.commit({(F, 0): b"old0", (F, 1): b"old1"})
     srv.commit({(F, 0): b"new0", (F, 1): b"new1"})
-    w = wcfs_rs.WCFS(srv.mountpoint)
-    conn = w.connect(at1)
-    fh = conn.open(F)
-    m = fh.mmap(0, 2)
+    conn, fh, m = open_mapping(w, at1, 2)
     m.mark_dirty(0)
     # a read of head (another mapping of the same file) makes the server pin us
     head = np.memmap(head_file(srv, F), dtype=np.uint8, mode="r")
@@ -502,13 +532,11 @@ def test_mark_dirty_keeps_pins_off_until_remap(server):
     conn.close()
 
 
-def test_gil_released_while_connect_and_resync_wait(server):
+def test_gil_released_while_connect_and_resync_wait(srv, w):
     """connect(at) and resync(at) wait for the server to have `at`; another
     Python thread commits it. Had the waiting call kept the GIL, the
     committing thread could never run (the watchdog would end the run)."""
-    srv = server
     step = tid_step(srv)
-    w = wcfs_rs.WCFS(srv.mountpoint)
     with Watchdog(60):
         for verb in ("connect", "resync"):
             head = srv.head()
@@ -548,17 +576,13 @@ def test_gil_released_while_connect_and_resync_wait(server):
 
 
 @pytest.mark.parametrize("blocked_on", ["resync of the pinned connection", "connect of another"])
-def test_self_pin_while_blocked(server, blocked_on):
+def test_self_pin_while_blocked(srv, w, blocked_on):
     """One thread waits in a call on our connection (GIL released) while
     another reads head through NumPy: that read makes the server pin our own
     connection (in this process) and must not wait for the blocked thread."""
-    srv = server
     step = tid_step(srv)
     at1 = srv.commit({(F, 0): b"old", (F, 1): b"one"})
-    w = wcfs_rs.WCFS(srv.mountpoint)
-    conn = w.connect(at1)
-    fh = conn.open(F)
-    m = fh.mmap(0, 2)
+    conn, fh, m = open_mapping(w, at1, 2)
     a = view(m)
     assert tag(a, m, 1) == "one"  # block 0 untouched: it still maps head
     later = at1 + 2 * step  # two commits from now
@@ -612,14 +636,12 @@ def _counts():
     }
 
 
-def test_no_leak_after_1000_cycles(server):
+def test_no_leak_after_1000_cycles(srv, w):
     """1,000 connect/open/mmap/read/unmap/close cycles (half closing
     explicitly, half by dropping the last reference) leave no descriptor,
     mapping or pin thread behind."""
-    srv = server
     at1 = srv.commit({(F, b): f"r{b}".encode() for b in range(4)})
     srv.commit({(F, 0): b"later"})  # so that reads pin
-    w = wcfs_rs.WCFS(srv.mountpoint)
 
     def cycle(i):
         if i % 2 == 0:
@@ -651,13 +673,11 @@ def test_no_leak_after_1000_cycles(server):
     assert srv.failures() == []
 
 
-def test_readme_example(server):
+def test_readme_example(srv, w):
     """The README's Python example, as written there (two revisions compared)."""
-    srv = server
     oid = F
     at_old = srv.commit({(F, b): np.full(PAGE // 8, b, np.float64).tobytes() for b in range(16)})
     srv.commit({(F, 3): np.full(PAGE // 8, -1.0).tobytes()})
-    w = wcfs_rs.WCFS(srv.mountpoint)
 
     # --- as in README.md ---
     with w.connect(at_old) as old, w.connect(w.head_at()) as new:
@@ -672,15 +692,11 @@ def test_readme_example(server):
     assert changed.tolist() == list(range(3 * per_blk, 4 * per_blk))
 
 
-def test_fork_child_is_refused_access(server):
+def test_fork_child_is_refused_access(srv, w):
     """In a fork child the client detaches: its mappings fault there, and
     the module says so instead of lending the memory (the parent goes on)."""
-    srv = server
     at = srv.commit({(F, 0): b"parent"})
-    w = wcfs_rs.WCFS(srv.mountpoint)
-    conn = w.connect(at)
-    fh = conn.open(F)
-    m = fh.mmap(0, 1)
+    conn, fh, m = open_mapping(w, at, 1)
     assert m.read(0, 6) == b"parent"
     pid = os.fork()
     if pid == 0:  # the child: report by exit status only, never return into pytest
@@ -708,12 +724,10 @@ def test_fork_child_is_refused_access(server):
     conn.close()
 
 
-def test_conn_stats(server):
+def test_conn_stats(srv, w):
     """Conn.stats(): a pin to our connection, triggered by a head read of
     this process, counts once as a pin, an ack and a pin time."""
-    srv = server
     at1 = srv.commit({(F, 0): b"a1", (F, 1): b"b1"})
-    w = wcfs_rs.WCFS(srv.mountpoint)
     with w.connect(at1) as conn, conn.open(F) as fh, fh.mmap(0, 2) as m:
         s0 = conn.stats()
         assert set(s0) == {
@@ -856,12 +870,11 @@ sys.exit(3)
 
 
 @pytest.mark.parametrize("how", ["global", "thread"])
-def test_interpreter_exit_with_a_conn_open(server, how):
+def test_interpreter_exit_with_a_conn_open(srv, how):
     """The interpreter exits promptly with a connection open (held by a
     global, or by a daemon thread that is never finalized)."""
     import subprocess
 
-    srv = server
     at1 = srv.commit({(F, 0): b"a1", (F, 1): b"b1"})
     srv.commit({(F, 0): b"a2"})
     p = subprocess.Popen(
