@@ -206,6 +206,10 @@ class Mapping(Handle):
     def faulting(self) -> bool:
         """Whether the memory faults now: lent buffers must not be read."""
     @property
+    def exposed(self) -> bool:
+        """Whether the view ended but the OS refused both to make its memory
+        fault and to protect it: it may still show old bytes."""
+    @property
     def exports(self) -> int:
         """How many buffers of this mapping are lent now."""
     def mark_dirty(self, blk: int) -> None:

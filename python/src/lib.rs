@@ -686,6 +686,14 @@ impl PyMapping {
         slf.as_super().get().track.closed.load(Ordering::Acquire) || slf.get().m.is_faulting()
     }
 
+    /// Whether the view ended but the OS refused both to make its memory
+    /// fault and to protect it: it may still show the bytes it showed then
+    /// (`faulting` is true all the same; see the README).
+    #[getter]
+    fn exposed(slf: &Bound<'_, Self>) -> bool {
+        slf.get().m.is_exposed()
+    }
+
     /// How many buffers of this mapping are lent now.
     #[getter]
     fn exports(slf: &Bound<'_, Self>) -> usize {

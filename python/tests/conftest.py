@@ -49,6 +49,18 @@ def w(srv):
     return wcfs_rs.WCFS(srv.mountpoint)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _no_join_locks_left():
+    """join() takes a lock file `<hex>.lock` beside each mountpoint it
+    looks at under /dev/shm/wcfs and leaves it (unlinking a lock file others
+    may be waiting on is a race): remove those this test run made."""
+    base = Path("/dev/shm/wcfs")
+    before = set(base.glob("*.lock"))
+    yield
+    for p in set(base.glob("*.lock")) - before:
+        p.unlink(missing_ok=True)
+
+
 @pytest.fixture
 def joined_server():
     """A test server mounted where `wcfs_rs.join(zurl)` looks for it:

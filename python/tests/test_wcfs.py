@@ -123,6 +123,7 @@ def test_reference_scenario(srv, w):
     with pytest.raises(wcfs_rs.ConnDownError, match="connection closed$"):
         conn.open(F)
     assert m.faulting and past.faulting
+    assert not m.exposed and not past.exposed
     with pytest.raises(wcfs_rs.ConnDownError):
         memoryview(m)
     del a, pa
