@@ -52,6 +52,9 @@ pub mod bugs {
         NoZerosPastEnd = 3,
         /// Unmapping a caller's range (`mmap_at`) releases it to the OS.
         ReleaseCallerRange = 4,
+        /// A refused fault map is not followed by `mprotect`: the view
+        /// keeps showing what it showed.
+        NoProtectFallback = 5,
     }
 
     static BUG: AtomicU8 = AtomicU8::new(0);
@@ -76,6 +79,7 @@ pub(crate) fn bug(b: u8) -> bool {
             1 => bugs::Bug::SkipRemapOnPin,
             2 => bugs::Bug::IgnoreDirty,
             4 => bugs::Bug::ReleaseCallerRange,
+            5 => bugs::Bug::NoProtectFallback,
             _ => bugs::Bug::NoZerosPastEnd,
         };
         bugs::on(which)

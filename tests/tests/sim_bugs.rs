@@ -1,4 +1,4 @@
-//! The oracle bites: four deliberate client bugs, each caught by the
+//! The oracle bites: five deliberate client bugs, each caught by the
 //! simulation within the default seed budget.
 //!
 //! `cargo test --release -p wcfs-testkit --features sim-bugs --test sim_bugs -- --nocapture`
@@ -52,6 +52,7 @@ fn every_deliberate_bug_is_caught() {
         Bug::IgnoreDirty,
         Bug::NoZerosPastEnd,
         Bug::ReleaseCallerRange,
+        Bug::NoProtectFallback,
     ] {
         set(bug);
         let caught = first_failure();
