@@ -1,8 +1,9 @@
-//! Unit tests of the rules that live only in `conn.rs`: going down, op
-//! ordering, one blocking action at a time, stalled pins, going back in
-//! time and pins the connection must refuse. The behaviour tests in
-//! `wcfs-mock` cover the same code from outside, through a mock OS; these
-//! drive `poll_action`/`complete` by hand and look at the actions queued.
+//! Unit tests of the rules that live only in `conn` (conn.rs and its
+//! modules): going down, op ordering, one blocking action at a time,
+//! stalled pins, going back in time and pins the connection must refuse.
+//! The behaviour tests in `wcfs-mock` cover the same code from outside,
+//! through a mock OS; these drive `poll_action`/`complete` by hand and look
+//! at the actions queued.
 
 use alloc::format;
 use alloc::string::String;
