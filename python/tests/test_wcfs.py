@@ -423,6 +423,30 @@ def test_join(joined_server):
     assert conn.closed and fh.closed and m.closed
 
 
+def test_join_refuses_a_server_mounted_by_another_user(fuse):
+    """The mountpoints' directory is world-writable: a server there mounted
+    by another user than root or us is refused, before anything is read
+    from it, with or without autostart."""
+    from testserver import Server
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting as another user needs root")
+    nobody = 65534
+    zurl = f"zeo://py-untrusted.example:{os.getpid()}"
+    mnt = wcfs_rs.mountpoint_for(zurl)
+    other = Server(mnt, zurl=zurl, mount_as=nobody)
+    try:
+        with open("/proc/self/mountinfo") as f:
+            assert any(f" {mnt} " in l and f"user_id={nobody}," in l for l in f)
+        for autostart in (False, True):
+            with pytest.raises(wcfs_rs.UntrustedError, match=f"uid {nobody}") as e:
+                wcfs_rs.join(zurl, autostart=autostart, server="/bin/false")
+            assert e.value.context == f"wcfs {mnt}: join {zurl}"
+            assert isinstance(e.value, wcfs_rs.Error)
+    finally:
+        other.stop()
+
+
 def test_join_refuses_a_server_of_another_database(fuse):
     """A server mounted where `join(zurl)` looks, serving another database."""
     import hashlib

@@ -50,10 +50,18 @@ def testserver_binary():
     return str(target / "release" / "wcfs-testserver")
 
 
+def _real_ids(uid):
+    os.setresgid(uid, 0, 0)
+    os.setresuid(uid, 0, 0)
+
+
 class Server:
     """The test server process, driven over its stdin (as `ServerProcess`)."""
 
-    def __init__(self, mountpoint, blksize=PAGE, zurl=None, pintimeout=10.0):
+    def __init__(self, mountpoint, blksize=PAGE, zurl=None, pintimeout=10.0, mount_as=None):
+        """`mount_as=uid`: the server runs with that real uid and gid (root
+        stays its effective uid, to mount), so the kernel records the mount
+        as that user's (`user_id=` in the mount table)."""
         self.mountpoint = str(mountpoint)
         self.blksize = blksize
         self.zurl = zurl or "test://py/" + self.mountpoint
@@ -72,6 +80,7 @@ class Server:
             stdout=subprocess.PIPE,
             text=True,
             bufsize=1,
+            preexec_fn=None if mount_as is None else lambda: _real_ids(mount_as),
         )
         ready = self._proc.stdout.readline()
         if not ready.startswith("ready "):
