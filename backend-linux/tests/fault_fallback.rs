@@ -86,24 +86,32 @@ enum To {
     Allow,
 }
 
+/// One instruction of a filter under construction.
+enum Ins {
+    /// Load the 32-bit word at this offset of `struct seccomp_data`.
+    Load(u32),
+    /// Compare the word loaded with `k` by `op` (`BPF_JEQ`, `BPF_JSET`).
+    Jump { op: u32, k: u32, jt: To, jf: To },
+    /// Jump unconditionally (`BPF_JA`, whose offset is its `k`).
+    Goto(To),
+}
+
 /// A classic BPF program under construction; `finish` appends the two
 /// returns (refuse with `ENOMEM`, allow) and resolves the jumps to them.
 #[derive(Default)]
-struct Prog(Vec<(u16, u32, Option<(To, To)>)>);
+struct Prog(Vec<Ins>);
 
 impl Prog {
-    /// Loads the 32-bit word at `off` of `struct seccomp_data`.
     fn load(&mut self, off: u32) {
-        self.0.push((
-            (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16,
-            off,
-            None,
-        ));
+        self.0.push(Ins::Load(off));
     }
 
     fn jump(&mut self, op: u32, k: u32, jt: To, jf: To) {
-        self.0
-            .push(((libc::BPF_JMP | op | libc::BPF_K) as u16, k, Some((jt, jf))));
+        self.0.push(Ins::Jump { op, k, jt, jf });
+    }
+
+    fn goto(&mut self, to: To) {
+        self.0.push(Ins::Goto(to));
     }
 
     /// Goes on when syscall argument `i` (64 bits: two words, the low one
@@ -114,12 +122,6 @@ impl Prog {
         self.jump(libc::BPF_JEQ, v as u32, To::Next, To::Allow);
         self.load(off + 4);
         self.jump(libc::BPF_JEQ, (v >> 32) as u32, To::Next, To::Allow);
-    }
-
-    /// Jumps unconditionally (`BPF_JA`, whose offset is `k`).
-    fn goto(&mut self, to: To) {
-        self.0
-            .push(((libc::BPF_JMP | libc::BPF_JA) as u16, 0, Some((to, to))));
     }
 
     fn append(&mut self, block: Prog) {
@@ -138,47 +140,35 @@ impl Prog {
             };
             u8::try_from(target - pc - 1).expect("a short program")
         };
+        let ins = |code: u32, jt: u8, jf: u8, k: u32| libc::sock_filter {
+            code: code as u16,
+            jt,
+            jf,
+            k,
+        };
         let mut out: Vec<libc::sock_filter> = self
             .0
             .iter()
             .enumerate()
-            .map(|(pc, &(code, k, j))| match j {
-                None => libc::sock_filter {
-                    code,
-                    jt: 0,
-                    jf: 0,
+            .map(|(pc, i)| match *i {
+                Ins::Load(off) => ins(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0, 0, off),
+                Ins::Jump { op, k, jt, jf } => ins(
+                    libc::BPF_JMP | op | libc::BPF_K,
+                    off(pc, jt),
+                    off(pc, jf),
                     k,
-                },
-                Some((to, _)) if u32::from(code) == libc::BPF_JMP | libc::BPF_JA => {
-                    libc::sock_filter {
-                        code,
-                        jt: 0,
-                        jf: 0,
-                        k: off(pc, to).into(),
-                    }
-                }
-                Some((t, f)) => libc::sock_filter {
-                    code,
-                    jt: off(pc, t),
-                    jf: off(pc, f),
-                    k,
-                },
+                ),
+                Ins::Goto(to) => ins(libc::BPF_JMP | libc::BPF_JA, 0, 0, off(pc, to).into()),
             })
             .collect();
-        let ret = (libc::BPF_RET | libc::BPF_K) as u16;
-        let errno = libc::SECCOMP_RET_ERRNO | libc::ENOMEM as u32;
-        out.push(libc::sock_filter {
-            code: ret,
-            jt: 0,
-            jf: 0,
-            k: errno,
-        });
-        out.push(libc::sock_filter {
-            code: ret,
-            jt: 0,
-            jf: 0,
-            k: libc::SECCOMP_RET_ALLOW,
-        });
+        let ret = libc::BPF_RET | libc::BPF_K;
+        out.push(ins(
+            ret,
+            0,
+            0,
+            libc::SECCOMP_RET_ERRNO | libc::ENOMEM as u32,
+        ));
+        out.push(ins(ret, 0, 0, libc::SECCOMP_RET_ALLOW));
         out
     }
 }
@@ -362,8 +352,8 @@ fn in_filtered_child(refuse: Refuse, child: impl FnOnce()) {
         std::thread::sleep(Duration::from_millis(5));
     }
     // The child is gone: what it wrote is in the pipe. (Read without
-    // waiting for EOF: a child of a test running in parallel may hold a
-    // copy of the write end.)
+    // waiting for EOF: a child another test file's code forked meanwhile
+    // may hold a copy of the write end.)
     let mut msg = Vec::new();
     let _ = std::fs::File::from(rd).read_to_end(&mut msg); // stops at EAGAIN
     assert!(
@@ -424,10 +414,15 @@ impl Views {
 impl Drop for Views {
     fn drop(&mut self) {
         // The range is left to its owner, the test, which releases it.
-        let _ = self.caller.unmap();
+        let unmapped = self.caller.unmap();
         // SAFETY: the test's reservation, which no mapping of the client
         // lies in any more.
-        let _ = unsafe { sys::unmap(self.range, view_len()) };
+        let released = unsafe { sys::unmap(self.range, view_len()) };
+        if !std::thread::panicking() {
+            unmapped.unwrap();
+            released.unwrap();
+            assert_eq!(sys::map_perms(self.range), None);
+        }
     }
 }
 
