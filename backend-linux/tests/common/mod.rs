@@ -65,6 +65,14 @@ impl Server {
         self.rx.read_line(&mut l).unwrap();
         assert_eq!(l.trim_end(), want);
     }
+    /// The next line (without its newline); `None` at the end of the link.
+    pub fn read_line(&mut self) -> Option<String> {
+        let mut l = String::new();
+        match self.rx.read_line(&mut l).unwrap() {
+            0 => None,
+            _ => Some(l.trim_end().to_string()),
+        }
+    }
     pub fn send(&mut self, line: &str) {
         self.tx.write_all(format!("{line}\n").as_bytes()).unwrap();
     }
