@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use spin::mutex::SpinMutex;
 use wcfs_core::wire::{Oid, Tid};
-use wcfs_core::{Config, ConnStats, FileId, MapId, OpOk};
+use wcfs_core::{Config, ConnStats, FileId, MapId, OpOk, OsOp};
 
 use crate::driver::{Shared, State, DEFERRED_CLOSES, PIN_THREAD_STACK};
 use crate::error::{Context, Error};
@@ -381,8 +381,10 @@ impl FileH {
     /// The range stays the caller's: when the mapping is unmapped (or its
     /// last clone dropped), and when this call fails after touching the
     /// range, the range is left reserved for its owner, inaccessible (an
-    /// anonymous `PROT_NONE` mapping), never given back to the OS; the
-    /// caller may map into it again or release it with `munmap`. A range
+    /// anonymous `PROT_NONE` mapping; should the OS refuse that, the same
+    /// file mapping `mprotect`ed to `PROT_NONE`, and should it refuse that
+    /// too, `unmap` says so), never given back to the OS; the caller may
+    /// map into it again or release it with `munmap`. A range
     /// refused up front (misaligned, wrong length, overlapping a mapping of
     /// this connection) is not touched.
     ///
@@ -475,11 +477,26 @@ struct MapInner {
 }
 
 impl MapInner {
+    /// `Err` also when the OS refused what this unmap asked of it (to
+    /// release the range, or to make a caller's range inaccessible): the
+    /// connection went down for it, and says why.
     fn unmap(&self) -> Result<(), wcfs_core::Error> {
         if self.unmapped.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
-        self.file.f.conn.sh().now(|c| c.unmap(self.id))
+        let sh = self.file.f.conn.sh();
+        let mut st = sh.lock();
+        let was_down = st.core.down_reason().is_some();
+        st.core.unmap(self.id)?;
+        let st = sh.drain(st);
+        match st.core.down_reason() {
+            Some(e @ wcfs_core::Error::Os { call, .. })
+                if !was_down && matches!(call, OsOp::MapFixed | OsOp::Protect | OsOp::Unmap) =>
+            {
+                Err(e.clone())
+            }
+            _ => Ok(()),
+        }
     }
 }
 
@@ -604,7 +621,13 @@ impl Mapping {
             .map_err(|e| Error::core(self.ctx().op(format!("remap_blk #{blk}")), e))
     }
 
-    /// Releases the memory now (for every clone).
+    /// Releases the memory now (for every clone); a range of the caller's
+    /// (`mmap_at`) is left reserved and inaccessible instead.
+    ///
+    /// `Err` when the OS refused to do so (the connection goes down for
+    /// it): for a caller's range, the memory may then still show what it
+    /// showed, so map over it yourself before relying on a fault. Errors of
+    /// a connection already down are not repeated.
     pub fn unmap(&self) -> Result<(), Error> {
         self.m
             .unmap()

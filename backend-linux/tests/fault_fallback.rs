@@ -550,9 +550,19 @@ fn bad_input(refuse: Refuse) {
 fn unmap_caller_range(refuse: Refuse) {
     let (v, srv) = Views::new(&format!("unmap-{refuse:?}"));
     let mut server = Some(serve(srv));
-    // The unmap itself succeeds: what the OS refused is told by the
-    // connection going down.
-    v.caller.unmap().unwrap();
+    // What the OS refused is told by the unmap, and by the connection
+    // going down for it.
+    let r = v.caller.unmap();
+    match refuse.down_reason() {
+        None => r.unwrap(),
+        Some(why) => {
+            let e = r.unwrap_err();
+            assert!(
+                matches!(&e.kind, wcfs_linux::ErrorKind::Core(k) if *k == why),
+                "{e}"
+            );
+        }
+    }
     assert_eq!(v.conn.down_reason(), refuse.down_reason());
     assert!(v.caller.is_faulting(), "unmapped");
     assert!(v.caller.read(0, &mut [0; 2]).is_err());
@@ -562,9 +572,8 @@ fn unmap_caller_range(refuse: Refuse) {
         assert_eq!(sys::map_perms(a).as_deref(), Some(refuse.perms()));
     }
     if refuse == Refuse::MmapAndMprotect {
-        // Both refused: it still shows what it showed. (With the core's
-        // record of the mapping gone, no handle says so: only the
-        // connection's down reason does.)
+        // Both refused: it still shows what it showed (the unmap's error
+        // and the connection's down reason say the OS refused).
         assert_eq!(sys::probe_read(v.range), Ok(b'h'));
         assert_eq!(sys::probe_read(last), Ok(0));
     } else {

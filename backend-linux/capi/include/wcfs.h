@@ -296,8 +296,10 @@ wcfs_result wcfs_file_mmap(const wcfs_file *f, uint64_t blk_start, uint64_t blk_
  * dirty (wcfs_mapping_mark_dirty).
  * The range stays the caller's: when the mapping is unmapped (or its last
  * handle freed), and when this call fails after touching it, the range is
- * left reserved and inaccessible (an anonymous PROT_NONE mapping), never
- * given back to the OS: map into it again, or munmap it. */
+ * left reserved and inaccessible (an anonymous PROT_NONE mapping; should
+ * the OS refuse that, the same file mapping mprotect-ed to PROT_NONE, and
+ * should it refuse that too, wcfs_mapping_unmap fails), never given back to
+ * the OS: map into it again, or munmap it. */
 wcfs_result wcfs_file_mmap_at(const wcfs_file *f, uint64_t blk_start, uint64_t blk_len,
                               void *addr, size_t len, wcfs_mapping **out);
 
@@ -356,7 +358,10 @@ wcfs_result wcfs_mapping_remap_blk(const wcfs_mapping *m, uint64_t blk);
 /* Releases the mapping's memory now, for every handle of it; no thread may
  * use that memory any more. A range of wcfs_file_mmap_at is not released
  * but left reserved, inaccessible, to its owner. Unmapping twice is
- * WCFS_OK. */
+ * WCFS_OK. Fails (WCFS_ERR_OS) when the OS refused what this asked
+ * of it, and the connection goes down for it; a range of wcfs_file_mmap_at
+ * may then still show its old bytes: map over it before relying on a
+ * fault. */
 wcfs_result wcfs_mapping_unmap(const wcfs_mapping *m);
 
 /* Releases a handle from wcfs_file_mmap or wcfs_file_mmap_at; the last
