@@ -145,7 +145,13 @@ pub unsafe fn in_fork_child(child: impl FnOnce() -> bool) {
     let pid = unsafe { libc::fork() };
     assert!(pid >= 0);
     if pid == 0 {
-        let code = if child() { 0 } else { 1 };
+        // A panic must not unwind into the test harness's copy in the
+        // child (whose thread would end, and the process with status 0).
+        let code = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(child)) {
+            Ok(true) => 0,
+            Ok(false) => 1,
+            Err(_) => 2,
+        };
         // SAFETY: end the child without running the parent's destructors.
         unsafe { libc::_exit(code) };
     }
