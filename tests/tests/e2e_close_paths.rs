@@ -114,32 +114,6 @@ fn close_while_pins_are_in_flight() {
     }
 }
 
-/// Forks; in the child runs `check` and exits 0 if it holds.
-fn in_child(check: impl FnOnce() -> Result<(), String>) {
-    // SAFETY: the child runs the check (reads /proc, probes memory, calls
-    // close on handles, which say nothing in a child) and exits.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0);
-    if pid == 0 {
-        let code = match check() {
-            Ok(()) => 0,
-            Err(e) => {
-                eprintln!("child: {e}");
-                1
-            }
-        };
-        // SAFETY: leave the child without running the parent's destructors.
-        unsafe { libc::_exit(code) };
-    }
-    let mut status = 0;
-    // SAFETY: our own child.
-    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
-    assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "child status {status:#x}"
-    );
-}
-
 #[test]
 fn fork_child_after_close() {
     require_fuse!();

@@ -46,30 +46,25 @@ fn two_processes_at_different_revisions() {
         })
     };
     let (want1, want2) = (expect(at1), expect(at2));
-    let mut kids = Vec::new();
-    for (at, want) in [(at1, want1), (at2, want2)] {
-        // SAFETY: the child connects on its own and exits with _exit.
-        let pid = unsafe { libc::fork() };
-        if pid == 0 {
-            let ok = reader(srv.mountpoint(), at, &want, 200);
-            // SAFETY: leave the child without the parent's destructors.
-            unsafe { libc::_exit(if ok { 0 } else { 1 }) };
-        }
-        kids.push(pid);
-    }
+    // Each child connects on its own.
+    let mnt = srv.mountpoint();
+    let kids: Vec<Child> = [(at1, want1), (at2, want2)]
+        .into_iter()
+        .map(|(at, want)| {
+            fork_child(move || {
+                reader(mnt, at, &want, 200)
+                    .then_some(())
+                    .ok_or_else(|| format!("reader @{at} saw other data"))
+            })
+        })
+        .collect();
     // Meanwhile the database moves on.
     for i in 0..20 {
         srv.commit(&[change(F, i % NBLK, &format!("n{i}"))]);
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
-    for pid in kids {
-        let mut status = 0;
-        // SAFETY: our own child.
-        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
-        assert!(
-            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-            "reader failed: {status:#x}"
-        );
+    for kid in kids {
+        kid.wait_ok();
     }
     assert!(srv.failures().is_empty(), "{:?}", srv.failures());
 }

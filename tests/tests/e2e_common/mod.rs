@@ -66,3 +66,50 @@ pub fn faults(m: &Mapping, blk: u64) -> bool {
 pub fn pinned(v: Vec<(u64, Tid)>) -> Vec<(u64, Tid)> {
     v
 }
+
+/// A forked child process running a check (see [`fork_child`]).
+#[must_use = "wait for the child"]
+pub struct Child(libc::pid_t);
+
+/// Forks; the child runs `check` and exits 0 if it holds, 1 if not (its
+/// reason on stderr), 2 if it panicked (a panic must not unwind into the
+/// child's copy of the test harness, whose thread would end with status 0).
+///
+/// The child must do only what is sound after fork in a threaded process:
+/// the client's handles are (fork handlers), the test harness's are not.
+pub fn fork_child(check: impl FnOnce() -> Result<(), String>) -> Child {
+    // SAFETY: the child runs `check` (see above) and leaves with `_exit`.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
+    if pid == 0 {
+        let code = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(check)) {
+            Ok(Ok(())) => 0,
+            Ok(Err(e)) => {
+                eprintln!("child: {e}");
+                1
+            }
+            Err(_) => 2,
+        };
+        // SAFETY: leave the child without running the parent's destructors.
+        unsafe { libc::_exit(code) };
+    }
+    Child(pid)
+}
+
+impl Child {
+    /// Waits for the child; panics unless its check held.
+    pub fn wait_ok(self) {
+        let mut status = 0;
+        // SAFETY: our own child, waited for once.
+        assert_eq!(unsafe { libc::waitpid(self.0, &mut status, 0) }, self.0);
+        assert!(
+            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+            "child status {status:#x}"
+        );
+    }
+}
+
+/// Forks, runs `check` in the child, and waits for it to hold.
+pub fn in_child(check: impl FnOnce() -> Result<(), String>) {
+    fork_child(check).wait_ok();
+}
