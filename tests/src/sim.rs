@@ -250,12 +250,19 @@ impl Swarm {
             }
         }
         // OS-call failures: in half the runs with faults, each operation
-        // that can fail does so in this run with a chance of 1 to 3 %.
+        // that can fail does so in this run with a chance of 1 to 3 %, or
+        // now and then 10 to 49 % (so that rare sequences, such as a fault
+        // map and then its mprotect refused, happen too).
         let os_faults = if !faults.is_empty() || rng.chance(50) {
             let mut v = Vec::new();
             for op in OsOp::ALL {
                 if op.can_fail() && rng.chance(30) {
-                    v.push((op, 1 + rng.below(3) as u8));
+                    let percent = if rng.chance(10) {
+                        10 + rng.below(40)
+                    } else {
+                        1 + rng.below(3)
+                    };
+                    v.push((op, percent as u8));
                 }
             }
             v
@@ -907,6 +914,14 @@ impl World {
             return Ok(());
         }
         for (_, m) in c.h.conn.mappings() {
+            if m.exposed {
+                // The OS refused both ways to fault it, and the mapping
+                // says so: only after a refused mprotect.
+                if !c.h.be.injected_ops().contains(&OsOp::Protect) {
+                    return Err(format!("client {i}: exposed, yet no mprotect was refused"));
+                }
+                continue;
+            }
             for blk in m.blk_start..m.blk_stop() {
                 let what = c.h.be.at(m.blk_addr(blk));
                 if !matches!(what, None | Some(Mem::Fault)) {
@@ -1350,9 +1365,11 @@ impl World {
             // The user's range is left reserved, inaccessible, unless the
             // OS refused both ways to make it so (and it stays reserved).
             let regions = c.h.be.regions(addr, len);
-            let refused =
-                c.h.be.injected_ops()[injected..].ends_with(&[OsOp::MapFixed, OsOp::Protect]);
-            if refused && regions.iter().all(|r| r.2.is_some()) {
+            let refused = c.h.be.injected_ops()[injected..]
+                .windows(2)
+                .any(|w| w == [OsOp::MapFixed, OsOp::Protect]);
+            let faults = regions == [(addr, addr + len, Some(Mem::Fault))];
+            if refused && !faults && regions.iter().all(|r| r.2.is_some()) {
                 self.log(format!("client {i}: caller's range {addr:#x} exposed"));
                 return Ok(());
             }
