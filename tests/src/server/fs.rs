@@ -13,8 +13,9 @@
 //! waits for acks, is parked in the state with its reply; whichever call
 //! produces what it waits for answers it (no thread per read, no wake-up of
 //! unrelated waiters). One mutex guards the model; `pump` routes its outputs
-//! after every call and queues the answers they complete, which
-//! [`Shared::unlock`] sends once the lock is released.
+//! after every call, and [`Shared::unlock`] answers the reads they complete
+//! once per critical section (all the lines of one write: one answer), and
+//! sends the answers once the lock is released.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::ffi::OsStr;
@@ -80,8 +81,8 @@ struct LinkIo {
     /// Bytes from the client not yet a whole line.
     partial: Vec<u8>,
     /// Reads of the link waiting for bytes (reply, size), oldest first.
-    /// Invariant (after every [`LinkIo::answer`]): none waits while `out`
-    /// has bytes or the link is at its end.
+    /// Invariant (whenever the state lock is free): none waits while `out`
+    /// has bytes or the link is at its end (see [`Shared::unlock`]).
     reads: VecDeque<(ReplyData, u32)>,
 }
 
@@ -133,6 +134,8 @@ pub(super) struct State {
     /// Links whose bytes or end changed since their reads were last served.
     touched: BTreeSet<LinkId>,
     ready: BTreeMap<ReadId, Vec<u8>>,
+    /// A head read's block became ready since `head_waits` was last served.
+    heads_ready: bool,
     /// Head reads waiting for acks; answered once all their blocks are ready.
     head_waits: Vec<HeadWait>,
     /// Answers completed under the lock, sent by [`Shared::unlock`].
@@ -180,6 +183,7 @@ impl Shared {
                 links: BTreeMap::new(),
                 touched: BTreeSet::new(),
                 ready: BTreeMap::new(),
+                heads_ready: false,
                 head_waits: Vec::new(),
                 outbox: Vec::new(),
                 committers: 0,
@@ -213,16 +217,16 @@ impl Shared {
     /// is a write to the FUSE device: no I/O under the lock). Head reads
     /// leave `reads_in_flight` only once their data went out.
     pub(super) fn unlock(&self, mut st: MutexGuard<'_, State>) {
-        if st.outbox.is_empty() {
-            return;
-        }
-        let out = std::mem::take(&mut st.outbox);
+        let out = take_answers(&mut st);
         drop(st);
         self.send(out);
     }
 
-    /// Sends answers taken from the outbox (the lock not held).
+    /// Sends answers taken with [`take_answers`] (the lock not held).
     fn send(&self, out: Vec<Answer>) {
+        if out.is_empty() {
+            return;
+        }
         let mut heads = 0;
         for a in out {
             match a {
@@ -248,9 +252,18 @@ impl Shared {
     }
 }
 
-/// Answers what can be answered: the reads of the links touched since the
-/// last call, and the head reads whose blocks are all ready; at the stop,
-/// every waiting read (EOF, or the data there is).
+/// Answers what can be answered and takes the answers, to send once the
+/// lock is released: the reads of the links touched since the last call,
+/// and the head reads whose blocks are all ready; at the stop, every
+/// waiting read (EOF, or the data there is).
+fn take_answers(st: &mut State) -> Vec<Answer> {
+    let heads = std::mem::take(&mut st.heads_ready);
+    answer_waiting(st, heads);
+    std::mem::take(&mut st.outbox)
+}
+
+/// Queues in `outbox` the answers [`take_answers`] takes; `heads`: look at
+/// the head reads too.
 fn answer_waiting(st: &mut State, heads: bool) {
     let stopping = st.stopping;
     let touched = if stopping {
@@ -291,16 +304,14 @@ fn answer_waiting(st: &mut State, heads: bool) {
 pub(super) fn stop(sh: &Shared) {
     let mut st = sh.lock();
     st.stopping = true;
-    answer_waiting(&mut st, true);
     sh.cv.notify_all();
     sh.unlock(st);
 }
 
-/// Routes every model output and queues the answers they complete; call
-/// after every model call, under the lock, and release the lock with
-/// [`Shared::unlock`].
+/// Routes every model output; call after every model call, under the
+/// lock, and release the lock with [`Shared::unlock`] (which answers the
+/// reads the outputs complete).
 pub(super) fn pump(sh: &Shared, st: &mut State) {
-    let mut heads = false;
     while let Some(out) = st.model.poll_output() {
         match out {
             Output::Send { link, line } => {
@@ -324,7 +335,7 @@ pub(super) fn pump(sh: &Shared, st: &mut State) {
             Output::ReadReady { read } => {
                 if let Some(d) = st.model.take_read(read) {
                     st.ready.insert(read, d);
-                    heads = true;
+                    st.heads_ready = true;
                 }
             }
             Output::Invalidate { oid, blk } => st.invalidate.push((oid, blk)),
@@ -339,7 +350,6 @@ pub(super) fn pump(sh: &Shared, st: &mut State) {
             st.awaiting.entry(l).or_insert(now);
         }
     }
-    answer_waiting(st, heads);
     sh.wake_committers(st);
 }
 
@@ -583,7 +593,7 @@ impl Filesystem for Fs {
                     offset,
                     end,
                 });
-                answer_waiting(&mut st, true);
+                st.heads_ready = true;
                 self.sh.unlock(st);
             }
             Node::Watch => {
@@ -648,7 +658,7 @@ impl Filesystem for Fs {
         }
         // The answers first: a reply waiting for this write's request
         // (`watch -` -> `ok`) reaches its reader without another wake-up.
-        let out = std::mem::take(&mut st.outbox);
+        let out = take_answers(&mut st);
         drop(st);
         self.sh.send(out);
         reply.written(data.len() as u32)
