@@ -4,7 +4,8 @@
 //! `cargo bench -p wcfs-testkit --bench e2e` (`E2E_ONLY=7,8` runs only the
 //! figures named; `E2E_RAW_PAUSE_US=2000` pauses before the by-hand `watch -`
 //! of figure 8, and `E2E_CLOSE_PAUSE_US` before each timed file close, to
-//! see how much of its excess is the server still busy after the pins)
+//! see how much of its excess comes from what precedes the close rather
+//! than from the pins; figure 8's control line does that without a pause)
 use std::time::{Duration, Instant};
 
 use wcfs_core::wire::Oid;
@@ -381,6 +382,41 @@ fn raw_unwatch(srv: &impl WcfsServer, f: Oid, at: wcfs_core::wire::Tid) -> (Dura
     (d, pins)
 }
 
+/// The machine's part: a one-byte round trip through pipes to another
+/// thread of this process, after spinning `short` vs `long` first (the
+/// other thread idle meanwhile), alternating; medians.
+fn idle_wake_round_trip(short: Duration, long: Duration) -> (Duration, Duration) {
+    use std::io::{Read, Write};
+    let (mut to_r, mut to_w) = std::io::pipe().unwrap();
+    let (mut back_r, mut back_w) = std::io::pipe().unwrap();
+    let echo = std::thread::spawn(move || {
+        let mut b = [0u8; 1];
+        while to_r.read(&mut b).unwrap() == 1 {
+            back_w.write_all(&b).unwrap();
+        }
+    });
+    let (mut s, mut l) = (vec![], vec![]);
+    let mut b = [0u8; 1];
+    for i in 0..400 {
+        let gap = if i % 2 == 0 { short } else { long };
+        let t = Instant::now();
+        while t.elapsed() < gap {
+            std::hint::spin_loop();
+        }
+        let t = Instant::now();
+        to_w.write_all(b"x").unwrap();
+        back_r.read_exact(&mut b).unwrap();
+        if i % 2 == 0 {
+            s.push(t.elapsed())
+        } else {
+            l.push(t.elapsed())
+        }
+    }
+    drop(to_w);
+    echo.join().unwrap();
+    (median(s), median(l))
+}
+
 /// 8. file close after 64 pins vs no pins; 9. open / mmap / resync per pin.
 fn pins_64(srv: &impl WcfsServer, w: &Wcfs) {
     const N: u64 = 64;
@@ -402,18 +438,30 @@ fn pins_64(srv: &impl WcfsServer, w: &Wcfs) {
     let (mut open_p, mut open_0, mut close_p, mut close_0) = (vec![], vec![], vec![], vec![]);
     let (mut mmap_p, mut mmap_0) = (vec![], vec![]);
     let (mut w_open_p, mut w_open_0, mut w_mmap_p) = (0, 0, 0);
+    // The control: a close with no pins that comes as long after the open
+    // as one with pins (the client spinning through the pinned mmap's
+    // time, the server idle meanwhile).
+    let mut close_pad = vec![];
+    let mut pinned_mmap = Duration::ZERO;
     const ITERS: u32 = 100;
     let close_pause = std::env::var("E2E_CLOSE_PAUSE_US")
         .ok()
         .map(|us| Duration::from_micros(us.parse().unwrap()));
+    #[derive(Clone, Copy, PartialEq)]
+    enum Case {
+        Pinned,
+        Plain,
+        Padded,
+    }
     for i in 0..ITERS {
-        // Alternate which goes first: each runs as often after the other.
-        let order = if i % 2 == 0 {
-            [(&old, true), (&new, false)]
-        } else {
-            [(&new, false), (&old, true)]
-        };
-        for (conn, pinned) in order {
+        // Rotate which goes first: each runs as often after each other.
+        let mut order = [
+            (&old, Case::Pinned),
+            (&new, Case::Plain),
+            (&new, Case::Padded),
+        ];
+        order.rotate_left(i as usize % 3);
+        for (conn, case) in order {
             let w0 = writes();
             let t = Instant::now();
             let fh = conn.open(f).unwrap();
@@ -422,6 +470,11 @@ fn pins_64(srv: &impl WcfsServer, w: &Wcfs) {
             let t = Instant::now();
             let m = fh.mmap(0, N).unwrap();
             let d_mmap = t.elapsed();
+            if case == Case::Padded {
+                while t.elapsed() < pinned_mmap {
+                    std::hint::spin_loop();
+                }
+            }
             let w2 = writes();
             if let Some(p) = close_pause {
                 std::thread::sleep(p);
@@ -430,18 +483,23 @@ fn pins_64(srv: &impl WcfsServer, w: &Wcfs) {
             fh.close().unwrap();
             let d_close = t.elapsed();
             drop(m);
-            if pinned {
-                assert_eq!(fh.pinned().len(), 0, "closed");
-                open_p.push(d_open);
-                mmap_p.push(d_mmap);
-                close_p.push(d_close);
-                w_open_p += w1 - w0;
-                w_mmap_p += w2 - w1;
-            } else {
-                open_0.push(d_open);
-                mmap_0.push(d_mmap);
-                close_0.push(d_close);
-                w_open_0 += w1 - w0;
+            match case {
+                Case::Pinned => {
+                    assert_eq!(fh.pinned().len(), 0, "closed");
+                    open_p.push(d_open);
+                    mmap_p.push(d_mmap);
+                    close_p.push(d_close);
+                    w_open_p += w1 - w0;
+                    w_mmap_p += w2 - w1;
+                    pinned_mmap = d_mmap;
+                }
+                Case::Plain => {
+                    open_0.push(d_open);
+                    mmap_0.push(d_mmap);
+                    close_0.push(d_close);
+                    w_open_0 += w1 - w0;
+                }
+                Case::Padded => close_pad.push(d_close),
             }
         }
     }
@@ -461,6 +519,25 @@ fn pins_64(srv: &impl WcfsServer, w: &Wcfs) {
     println!(
         "   ratio:                               {:9.2} x   (target <= 1.2 x)",
         cp.as_secs_f64() / c0.as_secs_f64()
+    );
+    let cpad = median(close_pad);
+    println!(
+        "   control, no pins but closed as long after the open (spinning through the pinned mmap's time): \
+         {:.1} µs: after pins / this {:.2} x",
+        us(cpad),
+        cp.as_secs_f64() / cpad.as_secs_f64()
+    );
+    let short = Duration::from_micros(5);
+    let pinned_mmap = median(mmap_p.clone());
+    let (ws, wl) = idle_wake_round_trip(short, pinned_mmap);
+    println!(
+        "   the machine, no server: a pipe round trip to an idle thread after spinning {:.0} µs: {:.1} µs, \
+         after spinning {:.1} µs (the pinned mmap's time): {:.1} µs: {:.2} x",
+        us(short),
+        us(ws),
+        us(pinned_mmap),
+        us(wl),
+        wl.as_secs_f64() / ws.as_secs_f64()
     );
     println!(
         "   the test server's part, by hand on a raw link (write `watch -`, read `ok`): \

@@ -581,7 +581,25 @@ impl Model {
 
     /// Whether a pin sent on `link` is still unacked.
     pub fn awaits_ack(&self, link: LinkId) -> bool {
-        self.pins.keys().any(|k| k.0 == link)
+        self.pins
+            .range((link, 0)..=(link, u64::MAX))
+            .next()
+            .is_some()
+    }
+
+    /// The links with a pin still unacked, in id order: one lookup per
+    /// such link, however many links and pins there are.
+    pub fn links_awaiting_ack(&self) -> Vec<LinkId> {
+        let mut links = Vec::new();
+        let mut from = 0;
+        while let Some((&(link, _), _)) = self.pins.range((from, 0)..).next() {
+            links.push(link);
+            match link.checked_add(1) {
+                Some(next) => from = next,
+                None => break,
+            }
+        }
+        links
     }
 
     /// Whether block `blk` of `oid` is pinned (not `@head`) on `link` and
@@ -1020,11 +1038,16 @@ mod tests {
             panic!()
         };
         assert_eq!(sent(&mut m).len(), 2);
+        let l3 = m.link_open();
+        assert_eq!(m.links_awaiting_ack(), [l1, l2]);
+        assert!(m.awaits_ack(l1) && m.awaits_ack(l2) && !m.awaits_ack(l3));
         assert_eq!(
             recv(&mut m, l1, "2 nak: cannot"),
             ["<failed: cannot>", "<close>"]
         );
+        assert_eq!(m.links_awaiting_ack(), [l2], "a failed link's pins go");
         m.link_close(l2);
+        assert!(m.links_awaiting_ack().is_empty());
         assert_eq!(sent(&mut m), [format!("<ready {r}>")]);
         assert!(m.can_commit());
         m.pin_timeout(l2);

@@ -8,12 +8,16 @@
 //! read, which pins every watcher that needs the old data and waits for
 //! their acks before returning.
 //!
-//! Threads: fuser's workers dispatch requests and never block on a watcher;
-//! a read of `head/watch` or of a head block that waits for acks is answered
-//! from a thread of its own. One mutex guards the model; `pump` routes its
-//! outputs after every call.
+//! Threads: fuser's workers dispatch requests and never block on a watcher.
+//! A read of `head/watch` with no bytes to give, or of a head block that
+//! waits for acks, is parked in the state with its reply; whichever call
+//! produces what it waits for answers it (no thread per read, no wake-up of
+//! unrelated waiters). One mutex guards the model; `pump` routes its outputs
+//! after every call, and [`Shared::unlock`] answers the reads they complete
+//! once per critical section (all the lines of one write: one answer), and
+//! sends the answers once the lock is released.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::ffi::OsStr;
 use std::io;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -76,6 +80,48 @@ struct LinkIo {
     eof: bool,
     /// Bytes from the client not yet a whole line.
     partial: Vec<u8>,
+    /// Reads of the link waiting for bytes (reply, size), oldest first.
+    /// Invariant (whenever the state lock is free): none waits while `out`
+    /// has bytes or the link is at its end (see [`Shared::unlock`]).
+    reads: VecDeque<(ReplyData, u32)>,
+}
+
+impl LinkIo {
+    /// Answers the waiting reads that can be: with bytes of `out`, or
+    /// with EOF once the link ended (or the server stops).
+    fn answer(&mut self, stopping: bool, outbox: &mut Vec<Answer>) {
+        while let Some(&(_, size)) = self.reads.front() {
+            let data = if !self.out.is_empty() {
+                let n = (size as usize).min(self.out.len());
+                self.out.drain(..n).collect()
+            } else if self.eof || stopping {
+                Vec::new()
+            } else {
+                break;
+            };
+            let (reply, _) = self.reads.pop_front().expect("front");
+            outbox.push(Answer::Watch(reply, data));
+        }
+    }
+}
+
+/// A read of head blocks waiting for the acks of their pins.
+struct HeadWait {
+    reply: ReplyData,
+    /// The blocks that wait, and their model reads.
+    waits: Vec<(u64, ReadId)>,
+    /// The blocks that did not wait.
+    got: BTreeMap<u64, Vec<u8>>,
+    offset: u64,
+    end: u64,
+}
+
+/// An answer to a read, sent once the state lock is released.
+enum Answer {
+    /// Bytes of a watch link (empty: EOF).
+    Watch(ReplyData, Vec<u8>),
+    /// The data of a head read; counted in `reads_in_flight` until sent.
+    Head(ReplyData, Vec<u8>),
 }
 
 /// Longest line the server buffers from a client.
@@ -85,7 +131,18 @@ pub(super) struct State {
     pub(super) model: Model,
     pub(super) nodes: Nodes,
     links: BTreeMap<LinkId, LinkIo>,
+    /// Links whose bytes or end changed since their reads were last served.
+    touched: BTreeSet<LinkId>,
     ready: BTreeMap<ReadId, Vec<u8>>,
+    /// A head read's block became ready since `head_waits` was last served.
+    heads_ready: bool,
+    /// Head reads waiting for acks; answered once all their blocks are ready.
+    head_waits: Vec<HeadWait>,
+    /// Answers completed under the lock, sent by [`Shared::unlock`].
+    outbox: Vec<Answer>,
+    /// Commits waiting on `cv` for the model and the head reads to settle:
+    /// only then do settling events wake `cv`.
+    pub(super) committers: usize,
     /// Head reads between computing their data and replying: a commit
     /// waits for them, or a stale page could land after its invalidation.
     pub(super) reads_in_flight: usize,
@@ -106,6 +163,9 @@ pub(super) struct State {
 
 pub(super) struct Shared {
     pub(super) st: Mutex<State>,
+    /// Wakes the threads that wait for the state as a whole: commits
+    /// (`committers`), the pin timer, the watchdog and `-autoexit` at a
+    /// change of clients or at the stop. Reads are never waiting on it.
     pub(super) cv: Condvar,
     pub(super) blksize: u64,
     pub(super) pintimeout: Duration,
@@ -121,7 +181,12 @@ impl Shared {
                 model,
                 nodes: Nodes::default(),
                 links: BTreeMap::new(),
+                touched: BTreeSet::new(),
                 ready: BTreeMap::new(),
+                heads_ready: false,
+                head_waits: Vec::new(),
+                outbox: Vec::new(),
+                committers: 0,
                 reads_in_flight: 0,
                 awaiting: BTreeMap::new(),
                 failures: Vec::new(),
@@ -147,9 +212,105 @@ impl Shared {
     pub(super) fn wait<'a>(&self, g: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
         self.cv.wait(g).unwrap_or_else(|e| e.into_inner())
     }
+
+    /// Releases the lock, then sends the answers queued under it (a reply
+    /// is a write to the FUSE device: no I/O under the lock). Head reads
+    /// leave `reads_in_flight` only once their data went out.
+    pub(super) fn unlock(&self, mut st: MutexGuard<'_, State>) {
+        let out = take_answers(&mut st);
+        drop(st);
+        self.send(out);
+    }
+
+    /// Sends answers taken with [`take_answers`] (the lock not held).
+    fn send(&self, out: Vec<Answer>) {
+        if out.is_empty() {
+            return;
+        }
+        let mut heads = 0;
+        for a in out {
+            match a {
+                Answer::Watch(reply, data) => reply.data(&data),
+                Answer::Head(reply, data) => {
+                    reply.data(&data);
+                    heads += 1;
+                }
+            }
+        }
+        if heads > 0 {
+            let mut st = self.lock();
+            st.reads_in_flight -= heads;
+            self.wake_committers(&st);
+        }
+    }
+
+    /// Wakes the commits waiting for the state to settle, if any.
+    pub(super) fn wake_committers(&self, st: &State) {
+        if st.committers > 0 {
+            self.cv.notify_all();
+        }
+    }
 }
 
-/// Routes every model output; call after every model call, under the lock.
+/// Answers what can be answered and takes the answers, to send once the
+/// lock is released: the reads of the links touched since the last call,
+/// and the head reads whose blocks are all ready; at the stop, every
+/// waiting read (EOF, or the data there is).
+fn take_answers(st: &mut State) -> Vec<Answer> {
+    let heads = std::mem::take(&mut st.heads_ready);
+    answer_waiting(st, heads);
+    std::mem::take(&mut st.outbox)
+}
+
+/// Queues in `outbox` the answers [`take_answers`] takes; `heads`: look at
+/// the head reads too.
+fn answer_waiting(st: &mut State, heads: bool) {
+    let stopping = st.stopping;
+    let touched = if stopping {
+        st.links.keys().copied().collect()
+    } else {
+        std::mem::take(&mut st.touched)
+    };
+    st.touched.clear();
+    for link in touched {
+        if let Some(l) = st.links.get_mut(&link) {
+            l.answer(stopping, &mut st.outbox);
+        }
+    }
+    if !(heads || stopping) || st.head_waits.is_empty() {
+        return;
+    }
+    let mut i = 0;
+    while i < st.head_waits.len() {
+        let w = &st.head_waits[i];
+        if !stopping && !w.waits.iter().all(|(_, r)| st.ready.contains_key(r)) {
+            i += 1;
+            continue;
+        }
+        let mut w = st.head_waits.swap_remove(i);
+        for (b, r) in &w.waits {
+            if let Some(d) = st.ready.remove(r) {
+                w.got.insert(*b, d);
+            }
+        }
+        let bs = st.model.config().blksize;
+        let data = assemble(&w.got, bs, w.offset, w.end);
+        st.outbox.push(Answer::Head(w.reply, data));
+    }
+}
+
+/// Stops the server: every waiting read is answered (EOF on watch links,
+/// what there is for head reads) and every thread waiting on `cv` woken.
+pub(super) fn stop(sh: &Shared) {
+    let mut st = sh.lock();
+    st.stopping = true;
+    sh.cv.notify_all();
+    sh.unlock(st);
+}
+
+/// Routes every model output; call after every model call, under the
+/// lock, and release the lock with [`Shared::unlock`] (which answers the
+/// reads the outputs complete).
 pub(super) fn pump(sh: &Shared, st: &mut State) {
     while let Some(out) = st.model.poll_output() {
         match out {
@@ -162,33 +323,34 @@ pub(super) fn pump(sh: &Shared, st: &mut State) {
                 if let Some(l) = st.links.get_mut(&link) {
                     l.out.extend(line.as_bytes());
                     l.out.push_back(b'\n');
+                    st.touched.insert(link);
                 }
             }
             Output::Close { link } => {
                 if let Some(l) = st.links.get_mut(&link) {
                     l.eof = true;
+                    st.touched.insert(link);
                 }
             }
             Output::ReadReady { read } => {
                 if let Some(d) = st.model.take_read(read) {
                     st.ready.insert(read, d);
+                    st.heads_ready = true;
                 }
             }
             Output::Invalidate { oid, blk } => st.invalidate.push((oid, blk)),
             Output::ClientFailed { link, reason } => st.failures.push((link, reason)),
         }
     }
-    let now = Instant::now();
-    let links = st.model.links();
-    let awaiting: Vec<LinkId> = links
-        .into_iter()
-        .filter(|&l| st.model.awaits_ack(l))
-        .collect();
+    let awaiting = st.model.links_awaiting_ack();
     st.awaiting.retain(|l, _| awaiting.contains(l));
-    for l in awaiting {
-        st.awaiting.entry(l).or_insert(now);
+    if !awaiting.is_empty() {
+        let now = Instant::now();
+        for l in awaiting {
+            st.awaiting.entry(l).or_insert(now);
+        }
     }
-    sh.cv.notify_all();
+    sh.wake_committers(st);
 }
 
 pub(super) struct Fs {
@@ -420,53 +582,29 @@ impl Filesystem for Fs {
                 pump(&self.sh, &mut st);
                 st.reads_in_flight += 1;
                 if waits.is_empty() {
-                    drop(st);
+                    self.sh.unlock(st);
                     reply.data(&assemble(&got, bs, offset, end));
                     return done_read(&self.sh);
                 }
-                drop(st);
-                let sh = self.sh.clone();
-                std::thread::spawn(move || {
-                    let mut st = sh.lock();
-                    loop {
-                        if st.stopping {
-                            break;
-                        }
-                        if waits.iter().all(|(_, r)| st.ready.contains_key(r)) {
-                            for (b, r) in &waits {
-                                got.insert(*b, st.ready.remove(r).expect("ready"));
-                            }
-                            break;
-                        }
-                        st = sh.wait(st);
-                    }
-                    drop(st);
-                    reply.data(&assemble(&got, bs, offset, end));
-                    done_read(&sh);
+                st.head_waits.push(HeadWait {
+                    reply,
+                    waits,
+                    got,
+                    offset,
+                    end,
                 });
+                st.heads_ready = true;
+                self.sh.unlock(st);
             }
             Node::Watch => {
-                let link = fh.0;
-                let sh = self.sh.clone();
-                drop(st);
-                std::thread::spawn(move || {
-                    let mut st = sh.lock();
-                    loop {
-                        let Some(l) = st.links.get_mut(&link) else {
-                            return reply.data(&[]);
-                        };
-                        if !l.out.is_empty() {
-                            let n = (size as usize).min(l.out.len());
-                            let data: Vec<u8> = l.out.drain(..n).collect();
-                            drop(st);
-                            return reply.data(&data);
-                        }
-                        if l.eof || st.stopping {
-                            return reply.data(&[]);
-                        }
-                        st = sh.wait(st);
-                    }
-                });
+                let stopping = st.stopping;
+                let State { links, outbox, .. } = &mut *st;
+                let Some(l) = links.get_mut(&fh.0) else {
+                    return reply.data(&[]);
+                };
+                l.reads.push_back((reply, size));
+                l.answer(stopping, outbox);
+                self.sh.unlock(st);
             }
             _ => reply.error(Errno::EISDIR),
         }
@@ -518,6 +656,11 @@ impl Filesystem for Fs {
             st.model.link_recv(link, &line);
             pump(&self.sh, &mut st);
         }
+        // The answers first: a reply waiting for this write's request
+        // (`watch -` -> `ok`) reaches its reader without another wake-up.
+        let out = take_answers(&mut st);
+        drop(st);
+        self.sh.send(out);
         reply.written(data.len() as u32)
     }
 
@@ -546,13 +689,19 @@ impl Filesystem for Fs {
         let node = st.nodes.node(ino.0);
         if node == Some(Node::Watch) {
             st.model.link_close(fh.0);
-            st.links.remove(&fh.0);
+            if let Some(mut l) = st.links.remove(&fh.0) {
+                // No read can wait on a released file; should one, EOF.
+                l.eof = true;
+                l.out.clear();
+                l.answer(true, &mut st.outbox);
+            }
             pump(&self.sh, &mut st);
         }
         if let Some(Node::Watch | Node::HeadFile(_) | Node::RevFile(..)) = node {
             st.clients = st.clients.saturating_sub(1);
             self.sh.cv.notify_all();
         }
+        self.sh.unlock(st);
         reply.ok()
     }
 
@@ -679,10 +828,15 @@ fn client_came(sh: &Shared, st: &mut State) {
 fn done_read(sh: &Shared) {
     let mut st = sh.lock();
     st.reads_in_flight -= 1;
-    sh.cv.notify_all();
+    sh.wake_committers(&st);
 }
 
-/// Times out links that do not ack a pin within `pintimeout`.
+/// How often the pin timer looks at the links awaiting acks (a pin sent
+/// since its last look is timed from when `pump` saw it).
+const PIN_TIMER_TICK: Duration = Duration::from_millis(20);
+
+/// Times out links that do not ack a pin within `pintimeout`: wakes at the
+/// first deadline or each [`PIN_TIMER_TICK`], and at the stop.
 pub(super) fn pin_timer(sh: &Shared) {
     let mut st = sh.lock();
     while !st.stopping {
@@ -699,10 +853,19 @@ pub(super) fn pin_timer(sh: &Shared) {
                 st.awaiting.remove(&l);
             }
             pump(sh, &mut st);
+            sh.unlock(st);
+            st = sh.lock();
+            continue;
         }
+        let next = st
+            .awaiting
+            .values()
+            .map(|&t| (t + sh.pintimeout).saturating_duration_since(now))
+            .min()
+            .map_or(PIN_TIMER_TICK, |d| d.min(PIN_TIMER_TICK));
         let (g, _) = sh
             .cv
-            .wait_timeout(st, Duration::from_millis(20))
+            .wait_timeout(st, next)
             .unwrap_or_else(|e| e.into_inner());
         st = g;
     }

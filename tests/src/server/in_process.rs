@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use fuser::{BackgroundSession, Config, INodeNo, MountOption, Notifier};
 use wcfs_core::wire::Tid;
 
-use super::fs::{pin_timer, pump, Fs, Node, Shared};
+use super::fs::{pin_timer, pump, stop, Fs, Node, Shared};
 use super::teardown::{detach, remove_mountpoint, watchdog};
 use super::{rtt_stats, temp_mountpoint, WcfsServer};
 use crate::model::{Change, CommitError, LinkId, Model, ModelConfig};
@@ -108,11 +108,7 @@ impl TestServer {
     }
 
     fn stop(&mut self) {
-        {
-            let mut st = self.sh.lock();
-            st.stopping = true;
-            self.sh.cv.notify_all();
-        }
+        stop(&self.sh);
         if let Some(s) = self.session.take() {
             // A plain unmount fails while a client still holds the mount
             // (EBUSY): detach it then, or it stays behind, dead, once this
@@ -154,9 +150,11 @@ impl WcfsServer for TestServer {
     /// them the inode's attributes (its size), once committed.
     fn try_commit_changes(&self, changes: &[Change]) -> Result<Tid, CommitError> {
         let mut st = self.sh.lock();
+        st.committers += 1;
         while !st.model.can_commit() || st.reads_in_flight > 0 {
             st = self.sh.wait(st);
         }
+        st.committers -= 1;
         let at = st.model.commit_changes(changes)?;
         pump(&self.sh, &mut st);
         let inval = std::mem::take(&mut st.invalidate);
@@ -169,7 +167,7 @@ impl WcfsServer for TestServer {
                     .map(|&i| (i, blk))
             })
             .collect();
-        drop(st);
+        self.sh.unlock(st);
         let bs = self.sh.blksize as i64;
         for (ino, blk) in inos {
             let _ = self.notifier.inval_inode(INodeNo(ino), blk as i64 * bs, bs);
