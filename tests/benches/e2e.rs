@@ -10,17 +10,11 @@ use std::time::{Duration, Instant};
 
 use wcfs_core::wire::Oid;
 use wcfs_linux::{sys, Wcfs};
-use wcfs_testkit::model::{ModelConfig, PinRevChoice};
+use wcfs_testkit::model::ModelConfig;
 use wcfs_testkit::server::{fuse_available, ServerProcess, WcfsServer};
 
 fn cfg() -> ModelConfig {
-    ModelConfig {
-        blksize: sys::page_size() as u64,
-        history: u64::MAX / 2,
-        pin_rev: PinRevChoice::Exact,
-        zurl: "bench://".into(),
-        pintimeout_secs: 30.0,
-    }
+    ModelConfig::new("bench://", sys::page_size() as u64)
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {

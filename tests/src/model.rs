@@ -32,6 +32,22 @@ pub struct ModelConfig {
     pub pintimeout_secs: f64,
 }
 
+impl ModelConfig {
+    /// The usual set-up for tests: `blksize` blocks, a history long enough
+    /// never to refuse a watch, pins naming the exact revision, a 30 s pin
+    /// timeout, and `zurl` in `.wcfs/zurl`. Change a field with struct
+    /// update syntax (`ModelConfig { history: 0, ..ModelConfig::new(..) }`).
+    pub fn new(zurl: impl Into<String>, blksize: u64) -> ModelConfig {
+        ModelConfig {
+            blksize,
+            history: u64::MAX / 2,
+            pin_rev: PinRevChoice::Exact,
+            zurl: zurl.into(),
+            pintimeout_secs: 30.0,
+        }
+    }
+}
+
 /// Which revision `<= at` a pin names (the client must not depend on it).
 #[derive(Clone, Copy, Debug)]
 pub enum PinRevChoice {
@@ -879,11 +895,8 @@ mod tests {
 
     fn cfg(pin_rev: PinRevChoice) -> ModelConfig {
         ModelConfig {
-            blksize: 16,
-            history: u64::MAX / 2,
             pin_rev,
-            zurl: "test://".into(),
-            pintimeout_secs: 30.0,
+            ..ModelConfig::new("test://", 16)
         }
     }
 

@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use wcfs_linux::{mountpoint_under, Autostart, ErrorKind, JoinOptions, MountEntry, Wcfs};
-use wcfs_testkit::model::{Model, ModelConfig, PinRevChoice};
+use wcfs_testkit::model::{Model, ModelConfig};
 use wcfs_testkit::server::{
     block_end_signals, end_cleanly, fuse_available, is_mountpoint, TestServer,
 };
@@ -372,11 +372,8 @@ fn another_users_server_is_refused() {
             unsafe { libc::_exit(1) };
         }
         let cfg = ModelConfig {
-            blksize: 4096,
-            history: u64::MAX / 2,
-            pin_rev: PinRevChoice::Exact,
-            zurl: zurl.into(),
             pintimeout_secs: 10.0,
+            ..ModelConfig::new(zurl, 4096)
         };
         match TestServer::mount_model(&mnt, Model::new(cfg), false) {
             Ok(srv) => {

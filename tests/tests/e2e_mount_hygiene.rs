@@ -12,18 +12,15 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use wcfs_linux::Wcfs;
-use wcfs_testkit::model::{ModelConfig, PinRevChoice};
+use wcfs_testkit::model::ModelConfig;
 use wcfs_testkit::server::{fuse_available, is_mountpoint, ServerProcess, WcfsServer};
 
 const ROLE: &str = "WCFS_HYGIENE_ROLE";
 
 fn cfg() -> ModelConfig {
     ModelConfig {
-        blksize: 4096,
-        history: u64::MAX / 2,
-        pin_rev: PinRevChoice::Exact,
-        zurl: "test://hygiene".into(),
         pintimeout_secs: 10.0,
+        ..ModelConfig::new("test://hygiene", 4096)
     }
 }
 

@@ -5,20 +5,14 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::MetadataExt;
 
 use wcfs_core::wire::{Oid, Tid};
-use wcfs_testkit::model::{Model, ModelConfig, PinRevChoice};
+use wcfs_testkit::model::{Model, ModelConfig};
 use wcfs_testkit::require_fuse;
 use wcfs_testkit::server::{temp_mountpoint, TestServer, WcfsServer};
 
 const F: Oid = Oid(1);
 
 fn cfg() -> ModelConfig {
-    ModelConfig {
-        blksize: 4096,
-        history: u64::MAX / 2,
-        pin_rev: PinRevChoice::Exact,
-        zurl: "zeo://localhost:9001".into(),
-        pintimeout_secs: 30.0,
-    }
+    ModelConfig::new("zeo://localhost:9001", 4096)
 }
 
 fn temp_mount(model: Model) -> TestServer {

@@ -9,18 +9,12 @@ use std::io::{Read, Write};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use wcfs_testkit::model::{ModelConfig, PinRevChoice};
+use wcfs_testkit::model::ModelConfig;
 use wcfs_testkit::require_fuse;
 use wcfs_testkit::server::{ServerProcess, WcfsServer};
 
 fn cfg() -> ModelConfig {
-    ModelConfig {
-        blksize: 4096,
-        history: u64::MAX / 2,
-        pin_rev: PinRevChoice::Exact,
-        zurl: "test://reads".into(),
-        pintimeout_secs: 30.0,
-    }
+    ModelConfig::new("test://reads", 4096)
 }
 
 fn open_watch(srv: &ServerProcess) -> File {

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use wcfs_core::wire::{Oid, Tid};
 use wcfs_linux::{sys, FileH, Mapping, Wcfs};
-use wcfs_testkit::model::{ModelConfig, PinRevChoice};
+use wcfs_testkit::model::ModelConfig;
 use wcfs_testkit::server::{fuse_available, ServerProcess, WcfsServer};
 
 const F: Oid = Oid(1);
@@ -64,13 +64,7 @@ fn main() {
         std::process::exit(1);
     }
     let t0 = Instant::now();
-    let cfg = ModelConfig {
-        blksize: sys::page_size() as u64,
-        history: u64::MAX / 2,
-        pin_rev: PinRevChoice::Exact,
-        zurl: "demo://".into(),
-        pintimeout_secs: 30.0,
-    };
+    let cfg = ModelConfig::new("demo://", sys::page_size() as u64);
     // The server runs in a process of its own, as the real WCFS does.
     let srv = ServerProcess::fork_temp(cfg).expect("start the test server");
     println!("WCFS test server mounted at {}", srv.mountpoint().display());

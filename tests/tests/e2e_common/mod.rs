@@ -3,7 +3,7 @@
 
 use wcfs_core::wire::{Oid, Tid};
 use wcfs_linux::{sys, Mapping};
-use wcfs_testkit::model::{ModelConfig, PinRevChoice};
+use wcfs_testkit::model::ModelConfig;
 use wcfs_testkit::server::ServerProcess;
 pub use wcfs_testkit::server::WcfsServer;
 
@@ -16,11 +16,8 @@ pub fn bs() -> u64 {
 
 pub fn cfg() -> ModelConfig {
     ModelConfig {
-        blksize: bs(),
-        history: u64::MAX / 2,
-        pin_rev: PinRevChoice::Exact,
-        zurl: "test://e2e".into(),
         pintimeout_secs: 10.0,
+        ..ModelConfig::new("test://e2e", bs())
     }
 }
 
