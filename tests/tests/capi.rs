@@ -17,6 +17,7 @@ use std::time::Duration;
 use e2e_common::*;
 use wcfs_core::wire::Tid;
 use wcfs_testkit::require_fuse;
+use wcfs_testkit::server::built_binary;
 
 fn capi_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../backend-linux/capi")
@@ -519,11 +520,7 @@ fn compile(src: &Path, link: Link) -> PathBuf {
 
 /// The test server binary cargo built next to this test binary.
 fn testserver_bin() -> PathBuf {
-    let exe = std::env::current_exe().expect("current exe");
-    exe.ancestors()
-        .map(|d| d.join("wcfs-testserver"))
-        .find(|p| p.is_file())
-        .expect("wcfs-testserver built")
+    built_binary("wcfs-testserver").unwrap()
 }
 
 /// A test server at a mountpoint of our choosing (where `join` looks),

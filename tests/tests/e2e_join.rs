@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use wcfs_linux::{mountpoint_under, Autostart, ErrorKind, JoinOptions, MountEntry, Wcfs};
 use wcfs_testkit::model::{Model, ModelConfig};
 use wcfs_testkit::server::{
-    block_end_signals, end_cleanly, fuse_available, is_mountpoint, TestServer,
+    block_end_signals, built_binary, end_cleanly, fuse_available, is_mountpoint, TestServer,
 };
 
 const ROLE: &str = "WCFS_JOIN_ROLE";
@@ -22,11 +22,7 @@ const BASE: &str = "WCFS_JOIN_BASE";
 const ZURL: &str = "WCFS_JOIN_ZURL";
 
 fn testserver() -> PathBuf {
-    let exe = std::env::current_exe().expect("current exe");
-    exe.ancestors()
-        .map(|d| d.join("wcfs-testserver"))
-        .find(|p| p.is_file())
-        .expect("wcfs-testserver not built")
+    built_binary("wcfs-testserver").unwrap()
 }
 
 /// A fresh directory of mountpoints, named so that `.ci/leaked-mounts`

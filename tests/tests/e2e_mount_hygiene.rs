@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use wcfs_linux::Wcfs;
 use wcfs_testkit::model::ModelConfig;
-use wcfs_testkit::server::{fuse_available, is_mountpoint, ServerProcess, WcfsServer};
+use wcfs_testkit::server::{
+    built_binary, fuse_available, is_mountpoint, ServerProcess, WcfsServer,
+};
 
 const ROLE: &str = "WCFS_HYGIENE_ROLE";
 
@@ -25,11 +27,7 @@ fn cfg() -> ModelConfig {
 }
 
 fn bin(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("current exe");
-    exe.ancestors()
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| panic!("{name} not built"))
+    built_binary(name).unwrap()
 }
 
 /// Waits up to 10 s for `mnt` to leave the mount table and the file system.

@@ -68,6 +68,22 @@ macro_rules! require_fuse {
     };
 }
 
+/// A binary of this package (`wcfs-testserver`, `wcfs-demo`) as cargo
+/// builds it for integration tests and benches: next to, or above, the
+/// running executable.
+pub fn built_binary(name: &str) -> std::io::Result<std::path::PathBuf> {
+    let exe = std::env::current_exe()?;
+    exe.ancestors()
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("{name} not built next to {}", exe.display()),
+            )
+        })
+}
+
 /// A new directory `wcfs-<kind>-<pid>-<n>` under the temporary directory,
 /// for a server to mount on and own (remove at its end).
 pub fn temp_mountpoint(kind: &str) -> std::io::Result<std::path::PathBuf> {

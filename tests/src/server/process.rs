@@ -77,14 +77,7 @@ impl ServerProcess {
     /// builds it for integration tests) on a new temporary directory.
     pub fn start_temp(cfg: ModelConfig) -> io::Result<ServerProcess> {
         let dir = temp_mountpoint("proc")?;
-        let exe = std::env::current_exe()?;
-        let bin = exe
-            .ancestors()
-            .map(|d| d.join("wcfs-testserver"))
-            .find(|p| p.is_file())
-            .ok_or_else(|| {
-                io::Error::new(io::ErrorKind::NotFound, "wcfs-testserver binary not built")
-            })?;
+        let bin = super::built_binary("wcfs-testserver")?;
         let mut child = std::process::Command::new(bin)
             .arg(&dir)
             .args(["--blksize", &cfg.blksize.to_string()])
