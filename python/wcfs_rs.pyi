@@ -56,6 +56,10 @@ class GoingBackError(ConnDownError):
 class FileClosedError(Error):
     """The file handle was closed."""
 
+class MappingClosedError(Error, ValueError):
+    """The mapping was unmapped. Also a ``ValueError``, as for a closed
+    file object."""
+
 class NotMountedError(Error):
     """No WCFS server is mounted there, or it serves another database."""
 

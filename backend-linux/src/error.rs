@@ -5,6 +5,7 @@ use std::fmt;
 use std::path::Path;
 
 use wcfs_core::wire::{Oid, Tid};
+use wcfs_core::Kind;
 
 /// Where an error happened: `wcfs <mnt>: conn<N> @<at>: f<oid>: <op>`.
 ///
@@ -87,6 +88,14 @@ pub enum ErrorKind {
         /// Our uid.
         me: u32,
     },
+    /// Autostart: the OS refused a step of starting the server (preparing
+    /// the mountpoint, spawning, waiting for it).
+    Start {
+        /// The step.
+        what: &'static str,
+        /// What the OS said.
+        err: std::io::Error,
+    },
     /// Autostart is wanted but no wcfs executable is known.
     NoServerExecutable,
     /// The autostarted server exited before its filesystem answered.
@@ -150,6 +159,31 @@ impl Error {
         }
     }
 
+    pub(crate) fn start(context: Context, what: &'static str, err: std::io::Error) -> Error {
+        Error {
+            context,
+            kind: ErrorKind::Start { what, err },
+        }
+    }
+
+    /// What kind of failure this is: what the C ABI's result code and the
+    /// Python exception class are looked up by (see [`crate::foreign`]).
+    pub fn kind(&self) -> Kind {
+        match &self.kind {
+            ErrorKind::Core(e) => e.kind(),
+            ErrorKind::Io { .. } => Kind::Io,
+            ErrorKind::NotMounted { .. } => Kind::NotMounted,
+            ErrorKind::ZurlMismatch { .. } => Kind::ZurlMismatch,
+            ErrorKind::BadZurl(_) => Kind::BadZurl,
+            ErrorKind::NotWcfs { .. } | ErrorKind::Untrusted { .. } => Kind::Untrusted,
+            ErrorKind::Start { .. }
+            | ErrorKind::NoServerExecutable
+            | ErrorKind::ServerExited { .. }
+            | ErrorKind::ServerTimeout { .. } => Kind::ServerStart,
+            ErrorKind::BadEnv { .. } => Kind::InvalidArg,
+        }
+    }
+
     /// The core's error, when the core is where it failed.
     pub fn core_error(&self) -> Option<&wcfs_core::Error> {
         match &self.kind {
@@ -165,6 +199,7 @@ impl fmt::Display for Error {
         match &self.kind {
             ErrorKind::Core(e) => write!(f, "{e}"),
             ErrorKind::Io { what, err } => write!(f, "{what}: {err}"),
+            ErrorKind::Start { what, err } => write!(f, "autostart: {what}: {err}"),
             ErrorKind::NotMounted { zurl } => write!(f, "no wcfs server mounted for {zurl}"),
             ErrorKind::ZurlMismatch { want, got } => {
                 write!(f, "mounted wcfs serves {got:?}, not {want:?}")
@@ -200,7 +235,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match &self.kind {
             ErrorKind::Core(e) => Some(e),
-            ErrorKind::Io { err, .. } => Some(err),
+            ErrorKind::Io { err, .. } | ErrorKind::Start { err, .. } => Some(err),
             ErrorKind::BadZurl(e) => Some(e),
             _ => None,
         }

@@ -574,12 +574,14 @@ impl Mapping {
                 wcfs_core::Error::BadRange,
             ));
         }
-        if self.m.unmapped.load(Ordering::Acquire) || self.is_faulting() {
-            return Err(Error::core(
-                self.ctx().op("read"),
-                wcfs_core::Error::FileClosed,
-            ));
-        }
+        let why = if self.m.unmapped.load(Ordering::Acquire) {
+            Err(wcfs_core::Error::NoSuchMapping)
+        } else {
+            let sh = self.m.file.f.conn.sh();
+            let st = sh.lock();
+            st.core.check_mapped(self.m.id)
+        };
+        why.map_err(|e| Error::core(self.ctx().op("read"), e))?;
         // SAFETY: `[addr+offset, +len)` lies inside this live mapping (checked
         // above); the memory is readable (not faulting) and nothing in Rust
         // writes it. Pages may be replaced concurrently by pins with equal

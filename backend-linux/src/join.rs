@@ -265,9 +265,9 @@ fn start_server(
     // may be another user's symlink to elsewhere.
     let real_dir = std::fs::symlink_metadata(mnt).is_ok_and(|m| m.file_type().is_dir());
     if !real_dir {
-        return Err(Error::io(
+        return Err(Error::start(
             ctx(),
-            "autostart: the mountpoint is not a directory",
+            "the mountpoint is not a directory",
             io::Error::from_raw_os_error(libc::ENOTDIR),
         ));
     }
@@ -278,7 +278,7 @@ fn start_server(
         .arg(mnt)
         .stdin(Stdio::null())
         .spawn()
-        .map_err(|e| Error::io(ctx(), "autostart: spawn the wcfs server", e))?;
+        .map_err(|e| Error::start(ctx(), "spawn the wcfs server", e))?;
     let deadline = Instant::now() + timeout;
     let mut delay = Duration::from_millis(1);
     let outcome = loop {
@@ -293,15 +293,15 @@ fn start_server(
                 })
             }
             Ok(None) => {}
-            Err(e) => break Err(Error::io(ctx(), "autostart: wait for the server", e)),
+            Err(e) => break Err(Error::start(ctx(), "wait for the server", e)),
         }
         match attach(mnt, zurl, norm) {
             Ok(Attach::Joined(w)) => break Ok(w),
             Ok(Attach::Absent) => {}
             Ok(Attach::Dead) => {
-                break Err(Error::io(
+                break Err(Error::start(
                     ctx(),
-                    "autostart: read .wcfs/zurl",
+                    "read .wcfs/zurl",
                     io::Error::from_raw_os_error(libc::ENOTCONN),
                 ))
             }

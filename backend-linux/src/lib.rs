@@ -10,6 +10,7 @@
 mod driver;
 mod error;
 mod exit;
+pub mod foreign;
 mod fork;
 mod handles;
 mod join;
@@ -24,4 +25,4 @@ pub use join::{
     ENV_AUTOSTART, ENV_OPTIONS, ENV_SERVER, WCFS_BASE,
 };
 pub use wcfs_core::wire::{Oid, Tid};
-pub use wcfs_core::{Config, ConnStats, PIN_TIME_BUCKETS};
+pub use wcfs_core::{Config, ConnStats, Domain, Kind, PIN_TIME_BUCKETS};

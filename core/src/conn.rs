@@ -327,6 +327,21 @@ impl Conn {
         self.maps.get(&m)
     }
 
+    /// Why mapping `m` shows no data, if it shows none: it was unmapped
+    /// ([`Error::NoSuchMapping`]), its connection is closed or down
+    /// ([`Error::ConnClosed`]), or its file was closed
+    /// ([`Error::FileClosed`]). `Ok` while it shows the data as of `at`.
+    pub fn check_mapped(&self, m: MapId) -> Result<(), Error> {
+        let map = self.maps.get(&m).ok_or(Error::NoSuchMapping)?;
+        if !map.faulting {
+            Ok(())
+        } else if self.state != ConnState::Up {
+            Err(Error::ConnClosed)
+        } else {
+            Err(Error::FileClosed)
+        }
+    }
+
     /// Every mapping not unmapped yet, in no particular order.
     pub fn mappings(&self) -> impl Iterator<Item = (MapId, &Mapping)> + '_ {
         self.maps.iter().map(|(&id, m)| (id, m))

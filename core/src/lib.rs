@@ -12,6 +12,7 @@
 //! * [`conn`]: the state machine of one connection, its files
 //!   ([`file`](mod@file)) and mappings ([`mapping`]).
 //! * [`action`]: what the core asks of the OS, and the [`Backend`] trait.
+//! * [`kind`]: what kind of failure an error is, one set for every face.
 //! * [`stats`]: per-connection counters and the pin time histogram.
 //! * [`zurl`]: database URLs normalized, as they name a WCFS mountpoint.
 //!
@@ -27,6 +28,7 @@ extern crate std;
 pub mod action;
 pub mod conn;
 pub mod file;
+pub mod kind;
 pub mod link;
 pub mod mapping;
 pub mod stats;
@@ -93,6 +95,7 @@ pub use action::{
     Outcome, QuickOs, Src, Stat, Tok,
 };
 pub use conn::{Config, Conn, ConnState, Error, FileId, OpId, OpOk};
+pub use kind::{Domain, Kind};
 pub use mapping::MapId;
 pub use stats::{ConnStats, Stats, PIN_TIME_BUCKETS};
 

@@ -36,98 +36,15 @@ use std::ffi::{c_char, c_int, c_void};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
-use pyo3::exceptions::{PyBufferError, PyException, PyTypeError, PyValueError};
+use pyo3::exceptions::{PyBufferError, PyTypeError, PyValueError};
+use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString};
-use pyo3::{create_exception, ffi};
 
-use wcfs_linux::{ErrorKind, Oid, Tid};
+use wcfs_linux::{Kind, Oid, Tid};
 
-create_exception!(
-    wcfs_rs,
-    Error,
-    PyException,
-    "Any error of the WCFS client. `str(e)` is the Rust error with its context chain \
-     (`wcfs <mnt>: conn<N> @<at>: f<oid>: <op>: <cause>`); `e.context` is the context part."
-);
-create_exception!(
-    wcfs_rs,
-    ConnDownError,
-    Error,
-    "The connection is closed or down (closed by the caller, a server error, a broken \
-     link, going back in time): every mapping of it faults from now on."
-);
-create_exception!(
-    wcfs_rs,
-    GoingBackError,
-    ConnDownError,
-    "`resync` to a revision before the connection's: forbidden, and it brings the \
-     connection down."
-);
-create_exception!(
-    wcfs_rs,
-    FileClosedError,
-    Error,
-    "The file handle was closed."
-);
-create_exception!(
-    wcfs_rs,
-    NotMountedError,
-    Error,
-    "No WCFS server is mounted there (and `join` was not to start one), or it \
-     serves another database."
-);
-create_exception!(
-    wcfs_rs,
-    BadZurlError,
-    Error,
-    "`join`/`mountpoint_for`: the zurl has no normal form (a scheme other than file, \
-     zeo, demo, neo, neos), so it names no mountpoint."
-);
-create_exception!(
-    wcfs_rs,
-    UntrustedError,
-    Error,
-    "`join` refuses what is mounted at the database's mountpoint: a mount by a user \
-     that is neither root nor the caller, or a filesystem that is not a wcfs."
-);
-create_exception!(
-    wcfs_rs,
-    ServerStartError,
-    Error,
-    "`join` could not start a server: none known (`server=` or `$WCFS_SERVER`), it \
-     could not be spawned, it exited first, or it did not answer in time."
-);
-
-/// The Python exception for a client error: its class by what callers
-/// branch on, its text the Rust error's, `context` its context chain.
-/// `down` tells whether the connection the call was on is closed or down now.
-fn py_err(py: Python<'_>, e: wcfs_linux::Error, down: bool) -> PyErr {
-    use wcfs_core::Error as CE;
-    let msg = e.to_string();
-    let err = match &e.kind {
-        ErrorKind::NotMounted { .. } | ErrorKind::ZurlMismatch { .. } => {
-            NotMountedError::new_err(msg)
-        }
-        ErrorKind::BadZurl(_) => BadZurlError::new_err(msg),
-        ErrorKind::Untrusted { .. } | ErrorKind::NotWcfs { .. } => UntrustedError::new_err(msg),
-        ErrorKind::NoServerExecutable
-        | ErrorKind::ServerExited { .. }
-        | ErrorKind::ServerTimeout { .. } => ServerStartError::new_err(msg),
-        ErrorKind::Io { what, .. } if what.starts_with("autostart") => {
-            ServerStartError::new_err(msg)
-        }
-        ErrorKind::Core(CE::GoingBack { .. }) => GoingBackError::new_err(msg),
-        // A file of a closed connection is closed too: the connection is
-        // what the caller must learn about.
-        ErrorKind::Core(CE::ConnClosed) => ConnDownError::new_err(msg),
-        _ if down => ConnDownError::new_err(msg),
-        ErrorKind::Core(CE::FileClosed) => FileClosedError::new_err(msg),
-        _ => Error::new_err(msg),
-    };
-    let _ = err.value(py).setattr("context", e.context.to_string());
-    err
-}
+mod errors;
+use errors::{exc, not_mounted, py_err};
 
 /// An oid or tid as Python passes it: an int, 16 hex digits, or ZODB's
 /// 8-byte big-endian form (`ZODB.utils.p64`).
@@ -315,13 +232,6 @@ struct PyWcfs {
     w: wcfs_linux::Wcfs,
 }
 
-/// `NotMountedError` for a failure to open or read a mountpoint.
-fn not_mounted(py: Python<'_>, e: &wcfs_linux::Error, note: &str) -> PyErr {
-    let err = NotMountedError::new_err(format!("{e}{note}"));
-    let _ = err.value(py).setattr("context", e.context.to_string());
-    err
-}
-
 #[pymethods]
 impl PyWcfs {
     /// The WCFS server mounted at `mountpoint`.
@@ -422,10 +332,13 @@ fn join(
 /// `/dev/shm/wcfs/<sha1 hex of the normalized zurl>`. Nothing is looked up
 /// or created. Raises `BadZurlError` for a zurl with no normal form.
 #[pyfunction]
-fn mountpoint_for(zurl: &str) -> PyResult<String> {
+fn mountpoint_for(py: Python<'_>, zurl: &str) -> PyResult<String> {
     wcfs_linux::mountpoint_for(zurl)
         .map(|p| p.to_string_lossy().into_owned())
-        .map_err(|e| BadZurlError::new_err(format!("wcfs: mountpoint for {zurl}: {e}")))
+        .map_err(|e| {
+            let ctx = format!("wcfs: mountpoint for {zurl}");
+            exc(py, Kind::BadZurl, false, format!("{ctx}: {e}"), ctx)
+        })
 }
 
 /// A view of the database as of `at`: files opened through it show their
@@ -633,8 +546,8 @@ impl PyMapping {
                 ))
                 .to_string()
         };
-        let (cls, why): (fn(String) -> PyErr, String) = if track.closed.load(Ordering::Acquire) {
-            (|m| PyValueError::new_err(m), "mapping unmapped".into())
+        let (kind, why) = if track.closed.load(Ordering::Acquire) {
+            (Kind::MappingClosed, "mapping unmapped".into())
         } else if track.is_closed() {
             let conn_closed = track
                 .parent
@@ -642,26 +555,21 @@ impl PyMapping {
                 .and_then(|f| f.parent.as_ref())
                 .is_some_and(|c| c.is_closed());
             if conn_closed {
-                (|m| ConnDownError::new_err(m), "connection closed".into())
+                (Kind::ConnClosed, "connection closed".into())
             } else {
-                (
-                    |m| FileClosedError::new_err(m),
-                    "file already closed".into(),
-                )
+                (Kind::FileClosed, "file already closed".into())
             }
         } else if self.m.is_faulting() {
             let why = match self.conn.down_reason() {
                 Some(r) => format!("connection down ({r}): the memory faults"),
                 None => "file or connection closed: the memory faults".into(),
             };
-            (|m| ConnDownError::new_err(m), why)
+            (Kind::ConnClosed, why)
         } else {
             return Ok(());
         };
         let ctx = ctx();
-        let e = cls(format!("{ctx}: {why}"));
-        let _ = e.value(py).setattr("context", ctx);
-        Err(e)
+        Err(exc(py, kind, false, format!("{ctx}: {why}"), ctx))
     }
 }
 
@@ -889,15 +797,8 @@ fn _rust_mmap_read(
 /// served by WCFS, with zero-copy NumPy access.
 #[pymodule]
 fn wcfs_rs(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    let py = m.py();
-    m.add("Error", py.get_type::<Error>())?;
-    m.add("ConnDownError", py.get_type::<ConnDownError>())?;
-    m.add("GoingBackError", py.get_type::<GoingBackError>())?;
-    m.add("FileClosedError", py.get_type::<FileClosedError>())?;
-    m.add("NotMountedError", py.get_type::<NotMountedError>())?;
-    m.add("BadZurlError", py.get_type::<BadZurlError>())?;
-    m.add("UntrustedError", py.get_type::<UntrustedError>())?;
-    m.add("ServerStartError", py.get_type::<ServerStartError>())?;
+    errors::register(m)?;
+    m.add_function(wrap_pyfunction!(errors::_error_table, m)?)?;
     m.add_class::<PyWcfs>()?;
     m.add_class::<Handle>()?;
     m.add_class::<PyConn>()?;

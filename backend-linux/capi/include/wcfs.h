@@ -99,6 +99,8 @@ typedef enum wcfs_result {
   /* Starting a server failed: none known ($WCFS_SERVER), it could not be
    * spawned, it exited, or it did not answer in time (wcfs_join). */
   WCFS_ERR_SERVER_START = 19,
+  /* A bug of the library (a broken internal contract); the text says which. */
+  WCFS_ERR_BUG = 20,
 } wcfs_result;
 
 /* A mounted WCFS server. */

@@ -25,8 +25,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use wcfs_core::wire::{Oid, Tid};
 
+use wcfs_linux::foreign::{foreign, TABLE};
 use wcfs_linux::{
-    Autostart, Conn, ConnStats, ErrorKind, FileH, JoinOptions, Mapping, Wcfs, PIN_TIME_BUCKETS,
+    Autostart, Conn, ConnStats, FileH, JoinOptions, Kind, Mapping, Wcfs, PIN_TIME_BUCKETS,
 };
 
 /// What a call did: `WCFS_OK`, or why it failed (the text: `wcfs_last_error`).
@@ -75,6 +76,59 @@ pub enum wcfs_result {
     /// Starting a server failed: none known (`$WCFS_SERVER`), it could not
     /// be spawned, it exited, or it did not answer in time (`wcfs_join`).
     WCFS_ERR_SERVER_START = 19,
+    /// A bug of the library (a broken internal contract); the text says which.
+    WCFS_ERR_BUG = 20,
+}
+
+impl wcfs_result {
+    /// Every result code, in the order of their values.
+    const ALL: [wcfs_result; 21] = [
+        WCFS_OK,
+        WCFS_ERR_NULL,
+        WCFS_ERR_INVALID_ARG,
+        WCFS_ERR_PANIC,
+        WCFS_ERR_NOT_MOUNTED,
+        WCFS_ERR_ZURL_MISMATCH,
+        WCFS_ERR_IO,
+        WCFS_ERR_CONN_CLOSED,
+        WCFS_ERR_FILE_CLOSED,
+        WCFS_ERR_NO_SUCH_MAPPING,
+        WCFS_ERR_BAD_RANGE,
+        WCFS_ERR_GOING_BACK,
+        WCFS_ERR_LINK,
+        WCFS_ERR_PROTOCOL,
+        WCFS_ERR_OS,
+        WCFS_ERR_BUFFER_TOO_SMALL,
+        WCFS_ERR_BAD_ADDRESS,
+        WCFS_ERR_BAD_ZURL,
+        WCFS_ERR_UNTRUSTED,
+        WCFS_ERR_SERVER_START,
+        WCFS_ERR_BUG,
+    ];
+
+    /// The names of the codes that belong to the C boundary itself, not to
+    /// an error kind (those are named by `wcfs_linux::foreign::TABLE`).
+    const BOUNDARY: [(wcfs_result, &'static CStr); 4] = [
+        (WCFS_OK, c"WCFS_OK"),
+        (WCFS_ERR_NULL, c"WCFS_ERR_NULL"),
+        (WCFS_ERR_PANIC, c"WCFS_ERR_PANIC"),
+        (WCFS_ERR_BUFFER_TOO_SMALL, c"WCFS_ERR_BUFFER_TOO_SMALL"),
+    ];
+
+    /// The code of an error of `kind`, as the table says.
+    fn of(kind: Kind) -> wcfs_result {
+        wcfs_result::ALL[foreign(kind).c_code as usize]
+    }
+
+    /// The code's name in `wcfs.h`.
+    fn name(code: c_int) -> Option<&'static CStr> {
+        let kinds = TABLE.iter().map(|r| (r.c_code, r.c_name));
+        let boundary = wcfs_result::BOUNDARY.iter().map(|&(c, n)| (c as c_int, n));
+        boundary
+            .chain(kinds)
+            .find(|&(c, _)| c == code)
+            .map(|(_, n)| n)
+    }
 }
 
 use wcfs_result::*;
@@ -171,36 +225,7 @@ impl Failure {
 
 impl From<wcfs_linux::Error> for Failure {
     fn from(e: wcfs_linux::Error) -> Failure {
-        let code = match &e.kind {
-            ErrorKind::Core(c) => core_code(c),
-            ErrorKind::Io { what, .. } if what.starts_with("autostart") => WCFS_ERR_SERVER_START,
-            ErrorKind::Io { .. } => WCFS_ERR_IO,
-            ErrorKind::NotMounted { .. } => WCFS_ERR_NOT_MOUNTED,
-            ErrorKind::ZurlMismatch { .. } => WCFS_ERR_ZURL_MISMATCH,
-            ErrorKind::BadZurl(_) => WCFS_ERR_BAD_ZURL,
-            ErrorKind::NotWcfs { .. } | ErrorKind::Untrusted { .. } => WCFS_ERR_UNTRUSTED,
-            ErrorKind::NoServerExecutable
-            | ErrorKind::ServerExited { .. }
-            | ErrorKind::ServerTimeout { .. } => WCFS_ERR_SERVER_START,
-            ErrorKind::BadEnv { .. } => WCFS_ERR_INVALID_ARG,
-        };
-        Failure::new(code, e.to_string())
-    }
-}
-
-/// The code of a core error; every variant not named is the server's doing.
-fn core_code(e: &wcfs_core::Error) -> wcfs_result {
-    use wcfs_core::Error as E;
-    match e {
-        E::ConnClosed => WCFS_ERR_CONN_CLOSED,
-        E::FileClosed => WCFS_ERR_FILE_CLOSED,
-        E::NoSuchMapping => WCFS_ERR_NO_SUCH_MAPPING,
-        E::BadRange => WCFS_ERR_BAD_RANGE,
-        E::BadAddress(_) | E::BadLength { .. } | E::AddressInUse { .. } => WCFS_ERR_BAD_ADDRESS,
-        E::GoingBack { .. } => WCFS_ERR_GOING_BACK,
-        E::Link(_) => WCFS_ERR_LINK,
-        E::Os { .. } => WCFS_ERR_OS,
-        _ => WCFS_ERR_PROTOCOL,
+        Failure::new(wcfs_result::of(e.kind()), e.to_string())
     }
 }
 
@@ -326,29 +351,7 @@ unsafe fn copy_text(text: &str, buf: *mut c_char, len: usize) -> usize {
 /// `"WCFS_UNKNOWN"` for a value that is no code.
 #[no_mangle]
 pub extern "C" fn wcfs_result_name(result: c_int) -> *const c_char {
-    let s: &'static CStr = match result {
-        0 => c"WCFS_OK",
-        1 => c"WCFS_ERR_NULL",
-        2 => c"WCFS_ERR_INVALID_ARG",
-        3 => c"WCFS_ERR_PANIC",
-        4 => c"WCFS_ERR_NOT_MOUNTED",
-        5 => c"WCFS_ERR_ZURL_MISMATCH",
-        6 => c"WCFS_ERR_IO",
-        7 => c"WCFS_ERR_CONN_CLOSED",
-        8 => c"WCFS_ERR_FILE_CLOSED",
-        9 => c"WCFS_ERR_NO_SUCH_MAPPING",
-        10 => c"WCFS_ERR_BAD_RANGE",
-        11 => c"WCFS_ERR_GOING_BACK",
-        12 => c"WCFS_ERR_LINK",
-        13 => c"WCFS_ERR_PROTOCOL",
-        14 => c"WCFS_ERR_OS",
-        15 => c"WCFS_ERR_BUFFER_TOO_SMALL",
-        16 => c"WCFS_ERR_BAD_ADDRESS",
-        17 => c"WCFS_ERR_BAD_ZURL",
-        18 => c"WCFS_ERR_UNTRUSTED",
-        19 => c"WCFS_ERR_SERVER_START",
-        _ => c"WCFS_UNKNOWN",
-    };
+    let s = wcfs_result::name(result).unwrap_or(c"WCFS_UNKNOWN");
     s.as_ptr()
 }
 
@@ -1314,30 +1317,46 @@ mod tests {
     }
 
     #[test]
+    fn every_kind_has_its_code_and_name_from_the_table() {
+        for k in Kind::ALL {
+            let row = foreign(k);
+            let code = wcfs_result::of(k);
+            assert_eq!(code as i32, row.c_code, "{k}");
+            // SAFETY: wcfs_result_name returns a static NUL-terminated string.
+            let name = unsafe { CStr::from_ptr(wcfs_result_name(code as c_int)) };
+            assert_eq!(name, row.c_name, "{k}");
+        }
+        for (i, c) in wcfs_result::ALL.iter().enumerate() {
+            assert_eq!(*c as usize, i);
+            assert!(wcfs_result::name(i as c_int).is_some(), "{c:?} unnamed");
+        }
+        // SAFETY: as above.
+        let unknown = unsafe { CStr::from_ptr(wcfs_result_name(99)) };
+        assert_eq!(unknown, c"WCFS_UNKNOWN");
+    }
+
+    #[test]
     fn core_errors_map_to_their_codes() {
         use wcfs_core::Error as E;
-        assert_eq!(core_code(&E::ConnClosed), WCFS_ERR_CONN_CLOSED);
-        assert_eq!(core_code(&E::FileClosed), WCFS_ERR_FILE_CLOSED);
-        assert_eq!(core_code(&E::NoSuchMapping), WCFS_ERR_NO_SUCH_MAPPING);
-        assert_eq!(core_code(&E::BadRange), WCFS_ERR_BAD_RANGE);
-        assert_eq!(core_code(&E::BadAddress(1)), WCFS_ERR_BAD_ADDRESS);
+        let code = |e: E| wcfs_result::of(e.kind());
+        assert_eq!(code(E::ConnClosed), WCFS_ERR_CONN_CLOSED);
+        assert_eq!(code(E::FileClosed), WCFS_ERR_FILE_CLOSED);
+        assert_eq!(code(E::NoSuchMapping), WCFS_ERR_NO_SUCH_MAPPING);
+        assert_eq!(code(E::BadRange), WCFS_ERR_BAD_RANGE);
+        assert_eq!(code(E::BadAddress(1)), WCFS_ERR_BAD_ADDRESS);
+        assert_eq!(code(E::BadLength { len: 1, want: 2 }), WCFS_ERR_BAD_ADDRESS);
         assert_eq!(
-            core_code(&E::BadLength { len: 1, want: 2 }),
+            code(E::AddressInUse { addr: 1, len: 2 }),
             WCFS_ERR_BAD_ADDRESS
         );
-        assert_eq!(
-            core_code(&E::AddressInUse { addr: 1, len: 2 }),
-            WCFS_ERR_BAD_ADDRESS
-        );
-        assert_eq!(
-            core_code(&E::GoingBack {
-                at: Tid(2),
-                to: Tid(1)
-            }),
-            WCFS_ERR_GOING_BACK
-        );
-        assert_eq!(core_code(&E::UnexpectedPin(Oid(1))), WCFS_ERR_PROTOCOL);
-        assert_eq!(core_code(&E::TooManyPins(Oid(1))), WCFS_ERR_PROTOCOL);
+        let back = E::GoingBack {
+            at: Tid(2),
+            to: Tid(1),
+        };
+        assert_eq!(code(back), WCFS_ERR_GOING_BACK);
+        assert_eq!(code(E::UnexpectedPin(Oid(1))), WCFS_ERR_PROTOCOL);
+        assert_eq!(code(E::TooManyPins(Oid(1))), WCFS_ERR_PROTOCOL);
+        assert_eq!(code(E::NotDrained), WCFS_ERR_BUG);
     }
 
     #[test]

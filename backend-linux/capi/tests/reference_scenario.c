@@ -405,7 +405,7 @@ int main(int argc, char **argv) {
   CHECK(wcfs_conn_down_reason(conn, buf, sizeof buf) > 0 &&
             strstr(buf, "going back in history is forbidden") != NULL,
         "down reason: %s", buf);
-  FAILS(wcfs_mapping_read(m, 0, buf, 1), WCFS_ERR_FILE_CLOSED, "read: ");
+  FAILS(wcfs_mapping_read(m, 0, buf, 1), WCFS_ERR_CONN_CLOSED, "read: connection closed");
   CHECK(faults(wcfs_mapping_addr(m)) == 1 && faults(blk3) == 1, "#2/#3 readable after down");
   CHECK(faults(wcfs_mapping_addr(past)) == 1, "#10 readable after down");
   CHECK(wcfs_mapping_is_faulting(ma) && faults(ra) == 1 && faults(ra + 2 * bs) == 1,

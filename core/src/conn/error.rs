@@ -1,6 +1,7 @@
 //! The errors of a connection, in the protocol's words.
 
 use super::*;
+use crate::kind::Kind;
 
 /// What went wrong, in the protocol's words.
 ///
@@ -12,7 +13,7 @@ pub enum Error {
     ConnClosed,
     /// The file was closed.
     FileClosed,
-    /// No such mapping (already unmapped).
+    /// The mapping was unmapped (or never was).
     NoSuchMapping,
     /// No such operation (never started, or its result was taken).
     NoSuchOp,
@@ -100,6 +101,34 @@ pub enum Error {
         /// What the OS said.
         errno: Errno,
     },
+}
+
+impl Error {
+    /// What kind of failure this is (see [`Kind`]).
+    pub const fn kind(&self) -> Kind {
+        match self {
+            Error::ConnClosed => Kind::ConnClosed,
+            Error::FileClosed => Kind::FileClosed,
+            Error::NoSuchMapping => Kind::MappingClosed,
+            Error::BadRange => Kind::BadRange,
+            Error::BadAddress(_) | Error::BadLength { .. } | Error::AddressInUse { .. } => {
+                Kind::BadAddress
+            }
+            Error::GoingBack { .. } => Kind::GoingBack,
+            Error::Server(_)
+            | Error::HeadBehind { .. }
+            | Error::BadBlksize(_)
+            | Error::BadSize { .. }
+            | Error::HeadChanged { .. }
+            | Error::UnexpectedPin(_)
+            | Error::PinOutOfRange { .. }
+            | Error::PinAfterAt { .. }
+            | Error::TooManyPins(_) => Kind::Protocol,
+            Error::Link(_) => Kind::Link,
+            Error::Os { .. } => Kind::Os,
+            Error::NoSuchOp | Error::NotDrained => Kind::Bug,
+        }
+    }
 }
 
 impl fmt::Display for Error {
