@@ -5,6 +5,7 @@
 //! [`Conn::complete`](crate::Conn::complete). [`perform`] is that dispatch,
 //! written once and free of decisions.
 
+pub use crate::ids::Tok;
 use crate::wire::{Oid, OutLine, Tid};
 
 /// A file descriptor (or whatever the backend uses to name an open file).
@@ -18,13 +19,6 @@ pub struct Fd(pub i32);
 /// An OS error number, as the backend reports it (`errno` on Linux).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Errno(pub i32);
-
-/// Names the operation (or the stalled pin) a blocking action belongs to.
-///
-/// `Tok(n)` for `n > 0` is the [`OpId`](crate::OpId) `n`; `Tok(0)` is the
-/// pin stalled on opening its `@rev` file (at most one at a time).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Tok(pub u64);
 
 /// What a block of memory shows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -88,7 +82,7 @@ pub enum Action {
     },
     /// Blocking. Open `@<rev>/bigfile/<oid>` and fstat it; answer `Opened`.
     OpenRev {
-        /// The op (or, `Tok(0)`, the stalled pin) waiting for the file.
+        /// The op (or the stalled pin) waiting for the file.
         tok: Tok,
         /// The bigfile.
         oid: Oid,

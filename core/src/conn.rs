@@ -76,10 +76,13 @@ use core::fmt::{self, Write as _};
 
 use hashbrown::HashMap;
 
-use crate::action::{Action, Actions, Errno, Fd, OsOp, Outcome, Src, Stat, Tok};
+use crate::action::{Action, Actions, Errno, Fd, OsOp, Outcome, Src, Stat};
+use crate::bugs::{self, Bug};
 use crate::file::{File, FileState};
+pub use crate::ids::{FileId, OpId};
+use crate::ids::{MapId, Tok};
 use crate::link::{text, Incoming, Link, LinkError, Text};
-use crate::mapping::{MapId, Mapping};
+use crate::mapping::Mapping;
 use crate::stats::{ConnStats, Event, Stats};
 use crate::wire::{Frame, Framer, Msg, Oid, OutLine, Rev, StreamId, Tid, WireError};
 
@@ -89,16 +92,6 @@ mod ops;
 mod pin;
 
 pub use error::Error;
-
-/// Names an open file within its connection (never reused: a file opened
-/// again after its last close gets a new id).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct FileId(pub u64);
-
-/// Names a long operation within its connection; valid until
-/// [`Conn::poll_op`] yielded its result.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct OpId(pub u64);
 
 /// Most `@rev` files a connection keeps open.
 pub const MAX_REV_CACHE: usize = 16;
@@ -163,9 +156,6 @@ struct PinReq {
     blk: u64,
     rev: Rev,
 }
-
-/// The token of the (single) pin stalled on opening its `@rev` file.
-const PIN_TOK: Tok = Tok(0);
 
 /// An `@rev` file kept open.
 #[derive(Clone, Copy, Debug)]
@@ -450,7 +440,7 @@ impl Conn {
         let op = self.new_op(OpKind::Mmap { map });
         self.started(op);
         self.actions.push_back(Action::MapNew {
-            tok: Tok(op.0),
+            tok: Tok::Op(op),
             fd,
             offset: blk_start * bs,
             len: (blk_len * bs) as usize,
@@ -561,7 +551,7 @@ impl Conn {
     /// reserved for its owner: it faults on any access from then on.
     pub fn unmap(&mut self, map: MapId) -> Result<(), Error> {
         let m = self.maps.remove(&map).ok_or(Error::NoSuchMapping)?;
-        if m.addr != 0 && m.caller_owned && !crate::bug(4) {
+        if m.addr != 0 && m.caller_owned && !bugs::on(Bug::ReleaseCallerRange) {
             self.actions.push_back(Action::Map {
                 addr: m.addr,
                 len: m.len_bytes(),
@@ -770,15 +760,33 @@ impl Conn {
             Outcome::Failed(errno) => Some(Error::Os { call, errno }),
             _ => None,
         };
+        // Only the stalled pin opens a file of its own: an op's action
+        // handed back as the pin's is the driver's bug.
+        let op = |tok| match tok {
+            Tok::Op(op) => Ok(op),
+            Tok::Pin => Err(Error::BadCompletion(action.op())),
+        };
         match *action {
-            Action::WaitHeadAt { tok, .. } => self.on_head_at(OpId(tok.0), outcome),
-            Action::OpenHead { tok, .. } => self.on_head_opened(OpId(tok.0), outcome),
-            Action::StatHead { tok, fd } => self.on_stat(OpId(tok.0), fd, outcome),
+            Action::WaitHeadAt { tok, .. } => match op(tok) {
+                Ok(op) => self.on_head_at(op, outcome),
+                Err(e) => self.go_down(e),
+            },
+            Action::OpenHead { tok, .. } => match op(tok) {
+                Ok(op) => self.on_head_opened(op, outcome),
+                Err(e) => self.go_down(e),
+            },
+            Action::StatHead { tok, fd } => match op(tok) {
+                Ok(op) => self.on_stat(op, fd, outcome),
+                Err(e) => self.go_down(e),
+            },
             Action::OpenRev { tok, oid, rev } => self.on_rev_opened(tok, oid, rev, outcome),
-            Action::MapNew { tok, .. } => self.on_mapped(OpId(tok.0), action, outcome),
+            Action::MapNew { tok, .. } => match op(tok) {
+                Ok(op) => self.on_mapped(op, action, outcome),
+                Err(e) => self.go_down(e),
+            },
             Action::Map { addr, len, src } => {
                 if let Some(e) = failed(action.op()) {
-                    if src == Src::Fault && !crate::bug(5) {
+                    if src == Src::Fault && !bugs::on(Bug::NoProtectFallback) {
                         // The range must not go on showing what it showed:
                         // protect it in place before anything else runs.
                         self.actions.push_front(Action::Protect { addr, len });

@@ -5,7 +5,7 @@ use alloc::collections::BTreeSet;
 use hashbrown::HashMap;
 
 use crate::action::{Fd, Src};
-use crate::mapping::MapId;
+use crate::ids::MapId;
 use crate::wire::{Oid, Tid};
 
 /// Where an open file is in its life: `Opening` -> `Open` -> `Closing`,

@@ -28,6 +28,7 @@ extern crate std;
 pub mod action;
 pub mod conn;
 pub mod file;
+pub mod ids;
 pub mod kind;
 pub mod link;
 pub mod mapping;
@@ -35,9 +36,11 @@ pub mod stats;
 pub mod wire;
 pub mod zurl;
 
-/// Deliberate bugs for the simulation to catch (feature `sim-bugs`).
-#[cfg(feature = "sim-bugs")]
+/// Deliberate bugs for the simulation to catch: switched on only with the
+/// feature `sim-bugs` (without it [`bugs::Bug`] names them and nothing
+/// turns one on).
 pub mod bugs {
+    #[cfg(feature = "sim-bugs")]
     use core::sync::atomic::{AtomicU8, Ordering};
 
     /// One deliberate bug; at most one is on at a time, process-wide.
@@ -59,35 +62,24 @@ pub mod bugs {
         NoProtectFallback = 5,
     }
 
+    #[cfg(feature = "sim-bugs")]
     static BUG: AtomicU8 = AtomicU8::new(0);
 
     /// Switches a bug on (process-wide).
+    #[cfg(feature = "sim-bugs")]
     pub fn set(b: Bug) {
         BUG.store(b as u8, Ordering::SeqCst);
     }
 
+    /// Whether bug `b` is switched on (always false without `sim-bugs`).
+    #[allow(unused_variables)]
+    #[inline(always)]
     pub(crate) fn on(b: Bug) -> bool {
-        BUG.load(Ordering::Relaxed) == b as u8
+        #[cfg(feature = "sim-bugs")]
+        return BUG.load(Ordering::Relaxed) == b as u8;
+        #[cfg(not(feature = "sim-bugs"))]
+        false
     }
-}
-
-/// Whether a deliberate bug is switched on (always false without `sim-bugs`).
-#[allow(unused_variables)]
-#[inline(always)]
-pub(crate) fn bug(b: u8) -> bool {
-    #[cfg(feature = "sim-bugs")]
-    {
-        let which = match b {
-            1 => bugs::Bug::SkipRemapOnPin,
-            2 => bugs::Bug::IgnoreDirty,
-            4 => bugs::Bug::ReleaseCallerRange,
-            5 => bugs::Bug::NoProtectFallback,
-            _ => bugs::Bug::NoZerosPastEnd,
-        };
-        bugs::on(which)
-    }
-    #[cfg(not(feature = "sim-bugs"))]
-    false
 }
 
 pub use action::{

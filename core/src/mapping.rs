@@ -2,11 +2,9 @@
 
 use hashbrown::HashSet;
 
-use crate::conn::FileId;
-
-/// Names a mapping within its connection (never reused).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct MapId(pub u64);
+use crate::bugs::{self, Bug};
+use crate::ids::FileId;
+pub use crate::ids::MapId;
 
 /// Invariants: `addr` is 0 only until the OS placed the mapping; once
 /// placed, `[addr, addr + blk_len * blksize)` belongs to this mapping alone;
@@ -62,6 +60,8 @@ impl Mapping {
 
     /// Whether a pin or remap may replace block `blk` now.
     pub fn remappable(&self, blk: u64) -> bool {
-        self.addr != 0 && !self.faulting && (!self.dirty.contains(&blk) || crate::bug(2))
+        self.addr != 0
+            && !self.faulting
+            && (!self.dirty.contains(&blk) || bugs::on(Bug::IgnoreDirty))
     }
 }

@@ -109,6 +109,7 @@ def test_self_pin_while_blocked(srv, w, blocked_on):
 
 _EXIT_CHILD = r"""
 import os, sys, threading, time
+import wcfs_rs
 
 mnt, at, how = sys.argv[1], int(sys.argv[2], 16), sys.argv[3]
 

@@ -92,6 +92,10 @@ pub enum Error {
     /// while the previous step's was still waiting to be polled (see
     /// [`Conn`]'s module doc: drain after every mutator and handler).
     NotDrained,
+    /// The driver broke the completion contract: it handed back an action
+    /// with an outcome of another operation than the action's (or an op's
+    /// action as the stalled pin's).
+    BadCompletion(OsOp),
     /// The watch link broke.
     Link(LinkError),
     /// The OS refused.
@@ -126,7 +130,7 @@ impl Error {
             | Error::TooManyPins(_) => Kind::Protocol,
             Error::Link(_) => Kind::Link,
             Error::Os { .. } => Kind::Os,
-            Error::NoSuchOp | Error::NotDrained => Kind::Bug,
+            Error::NoSuchOp | Error::NotDrained | Error::BadCompletion(_) => Kind::Bug,
         }
     }
 }
@@ -180,6 +184,11 @@ impl fmt::Display for Error {
             Error::NotDrained => {
                 f.write_str("actions not drained before the next step (driver bug)")
             }
+            Error::BadCompletion(call) => write!(
+                f,
+                "completion of {} with another operation's outcome (driver bug)",
+                call.name()
+            ),
             Error::Link(e) => write!(f, "watch link: {e}"),
             Error::Os { call, errno } => write!(f, "{}: errno {}", call.name(), errno.0),
         }

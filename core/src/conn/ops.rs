@@ -3,6 +3,7 @@
 //! cache of `@rev` files pins map from.
 
 use super::*;
+use crate::bugs::{self, Bug};
 
 impl Conn {
     pub(super) fn fresh(&mut self) -> u64 {
@@ -144,7 +145,7 @@ impl Conn {
                     file: Some(fid),
                 };
                 self.actions.push_back(Action::OpenHead {
-                    tok: Tok(op.0),
+                    tok: Tok::Op(op),
                     oid,
                 });
             }
@@ -168,8 +169,10 @@ impl Conn {
                 }
             }
             OpKind::Resync { at, .. } => {
-                self.actions
-                    .push_back(Action::WaitHeadAt { tok: Tok(op.0), at });
+                self.actions.push_back(Action::WaitHeadAt {
+                    tok: Tok::Op(op),
+                    at,
+                });
             }
             OpKind::Mmap { .. } | OpKind::Remap | OpKind::CloseConn => {}
         }
@@ -196,7 +199,7 @@ impl Conn {
                     }),
                 );
             }
-            _ => return,
+            other => return self.bad_completion(OsOp::OpenHead, other),
         };
         let bad = if st.blksize == 0 || st.blksize % self.cfg.page_size as u64 != 0 {
             Some(Error::BadBlksize(st.blksize))
@@ -251,7 +254,7 @@ impl Conn {
                     }),
                 )
             }
-            _ => return,
+            other => return self.bad_completion(OsOp::WaitHeadAt, other),
         };
         if head < at {
             return self.finish(op, Err(Error::HeadBehind { head, at }));
@@ -268,9 +271,10 @@ impl Conn {
 
     pub(super) fn next_stat(&mut self, op: OpId) {
         match self.op_mut(op).stat_fds.pop() {
-            Some(fd) => self
-                .actions
-                .push_back(Action::StatHead { tok: Tok(op.0), fd }),
+            Some(fd) => self.actions.push_back(Action::StatHead {
+                tok: Tok::Op(op),
+                fd,
+            }),
             None => self.resync_step(op),
         }
     }
@@ -287,7 +291,7 @@ impl Conn {
                     errno,
                 })
             }
-            _ => return,
+            other => return self.bad_completion(OsOp::Stat, other),
         };
         if let OpKind::Resync { stats, .. } = &mut self.op_mut(op).kind {
             *stats -= 1;
@@ -433,7 +437,7 @@ impl Conn {
                     }),
                 );
             }
-            _ => return,
+            other => return self.bad_completion(OsOp::MapNew, other),
         };
         self.maps.get_mut(&map).expect("new mapping").addr = addr;
         self.placed(op, map);
@@ -452,7 +456,7 @@ impl Conn {
             Src::Zeros => start,
             Src::File { .. } | Src::Fault => f.head_stop(start, stop),
         };
-        if a < stop && !crate::bug(3) {
+        if a < stop && !bugs::on(Bug::NoZerosPastEnd) {
             let m = &self.maps[&map];
             self.actions.push_back(Action::Map {
                 addr: m.blk_addr(a),
@@ -499,7 +503,7 @@ impl Conn {
                 Err(rev) => {
                     let oid = f.oid;
                     self.actions.push_back(Action::OpenRev {
-                        tok: Tok(op.0),
+                        tok: Tok::Op(op),
                         oid,
                         rev,
                     });
@@ -527,22 +531,24 @@ impl Conn {
                 call: OsOp::OpenRev,
                 errno,
             }),
-            _ => return,
+            other => return self.bad_completion(OsOp::OpenRev, other),
         };
-        if tok == PIN_TOK {
-            let Some(req) = self.stalled.take() else {
-                return;
-            };
-            return match failed {
-                Some(e) => {
-                    // Put it back so that go_down naks it.
-                    self.stalled = Some(req);
-                    self.go_down(e)
-                }
-                None => self.apply_pin(req),
-            };
-        }
-        let op = OpId(tok.0);
+        let op = match tok {
+            Tok::Op(op) => op,
+            Tok::Pin => {
+                let Some(req) = self.stalled.take() else {
+                    return;
+                };
+                return match failed {
+                    Some(e) => {
+                        // Put it back so that go_down naks it.
+                        self.stalled = Some(req);
+                        self.go_down(e)
+                    }
+                    None => self.apply_pin(req),
+                };
+            }
+        };
         if !self.is_live(op) {
             return;
         }
@@ -585,6 +591,14 @@ impl Conn {
         for r in core::mem::take(&mut self.revs) {
             self.actions.push_back(Action::Close(r.fd));
         }
+    }
+
+    /// The driver handed back an outcome of another kind than `call`
+    /// gives: its bug. The connection goes down (closing a file the
+    /// outcome carried), never silently.
+    pub(super) fn bad_completion(&mut self, call: OsOp, outcome: Outcome) {
+        self.close_unused(outcome);
+        self.go_down(Error::BadCompletion(call));
     }
 
     pub(super) fn close_unused(&mut self, outcome: Outcome) {

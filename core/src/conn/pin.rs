@@ -3,6 +3,7 @@
 //! its ack).
 
 use super::*;
+use crate::bugs::{self, Bug};
 
 impl Conn {
     pub(super) fn handle_line(&mut self, line: &[u8]) {
@@ -96,7 +97,7 @@ impl Conn {
             if !self.revs.iter().any(|r| r.oid == req.oid && r.rev == rev) {
                 self.stalled = Some(req);
                 self.actions.push_back(Action::OpenRev {
-                    tok: PIN_TOK,
+                    tok: Tok::Pin,
                     oid: req.oid,
                     rev,
                 });
@@ -133,7 +134,7 @@ impl Conn {
             Ok(src) => src,
             Err(_) => unreachable!("the pin's @rev file was just made present"),
         };
-        let mut skip = crate::bug(1) && matches!(req.rev, Rev::At(_));
+        let mut skip = bugs::on(Bug::SkipRemapOnPin) && matches!(req.rev, Rev::At(_));
         let mut remapped = 0;
         for (_, mid) in f.maps_covering(req.blk) {
             let m = &self.maps[&mid];

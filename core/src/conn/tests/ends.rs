@@ -63,7 +63,7 @@ fn send_error_takes_the_connection_down_only_before_bye() {
 fn a_blocking_action_is_polled_after_every_quick_one() {
     let mut q = Actions::with_capacity(4);
     q.push_back(Action::OpenHead {
-        tok: Tok(1),
+        tok: Tok::Op(OpId(1)),
         oid: F1,
     });
     q.push_back(Action::Close(Fd(3)));
@@ -73,7 +73,7 @@ fn a_blocking_action_is_polled_after_every_quick_one() {
     assert_eq!(
         q.pop_front(),
         Some(Action::OpenHead {
-            tok: Tok(1),
+            tok: Tok::Op(OpId(1)),
             oid: F1
         })
     );
@@ -99,4 +99,73 @@ fn a_second_blocking_action_before_a_drain_takes_the_connection_down() {
     assert_eq!(t.c.down_reason(), Some(&Error::NotDrained));
     assert_eq!(t.c.poll_op(op1), Some(Err(Error::NotDrained)));
     assert_eq!(t.c.poll_op(op2), Some(Err(Error::NotDrained)));
+}
+
+#[test]
+fn an_outcome_of_another_operation_takes_the_connection_down() {
+    // Each blocking action of an open, handed back with an outcome it
+    // cannot have: the connection goes down, a file the outcome carried is
+    // closed, the op fails.
+    let wrong = [
+        Outcome::Done,
+        Outcome::Mapped(0x1000),
+        Outcome::Opened(
+            Fd(7),
+            Stat {
+                size: 0,
+                blksize: BS,
+            },
+        ),
+    ];
+    for o in wrong {
+        let mut t = T::new();
+        let op = t.c.open(F1).unwrap();
+        assert_eq!(t.c.poll_op(op), None);
+        let a = only(t.drain());
+        assert!(matches!(a, Action::OpenHead { .. }));
+        let acts = t.answer(&a, o);
+        // (an Opened outcome is right for OpenHead: that one opens the file)
+        if matches!(o, Outcome::Opened(..)) {
+            assert_eq!(t.c.state(), ConnState::Up);
+            continue;
+        }
+        assert_down(&t, &acts, &Error::BadCompletion(OsOp::OpenHead));
+        assert_eq!(
+            t.c.poll_op(op),
+            Some(Err(Error::BadCompletion(OsOp::OpenHead)))
+        );
+    }
+    // A wait for head/at answered with a file: the file is closed.
+    let mut t = T::new();
+    t.open(F1, 1);
+    let op = t.c.resync(Tid(0x20)).unwrap();
+    assert_eq!(t.c.poll_op(op), None);
+    let a = only(t.drain());
+    assert!(matches!(a, Action::WaitHeadAt { .. }));
+    let acts = t.answer(
+        &a,
+        Outcome::Opened(
+            Fd(9),
+            Stat {
+                size: 0,
+                blksize: BS,
+            },
+        ),
+    );
+    assert!(acts.contains(&Action::Close(Fd(9))), "{acts:?}");
+    assert_down(&t, &acts, &Error::BadCompletion(OsOp::WaitHeadAt));
+}
+
+#[test]
+fn an_ops_action_handed_back_as_the_pins_takes_the_connection_down() {
+    let mut t = T::new();
+    let op = t.c.open(F1).unwrap();
+    assert_eq!(t.c.poll_op(op), None);
+    let a = only(t.drain());
+    let Action::OpenHead { oid, .. } = a else {
+        panic!("{a:?}")
+    };
+    let forged = Action::OpenHead { tok: Tok::Pin, oid };
+    let acts = t.answer(&forged, opened(101, 1));
+    assert_down(&t, &acts, &Error::BadCompletion(OsOp::OpenHead));
 }

@@ -24,7 +24,7 @@ fn resync_waits_for_running_opens_and_runs_alone() {
     assert_eq!(
         wait,
         Action::WaitHeadAt {
-            tok: Tok(resync.0),
+            tok: Tok::Op(resync),
             at: Tid(0x20)
         }
     );
@@ -110,7 +110,7 @@ fn resync_stats_files_one_at_a_time() {
         assert_eq!(
             stat,
             Action::StatHead {
-                tok: Tok(op.0),
+                tok: Tok::Op(op),
                 fd: Fd(fd)
             }
         );
@@ -146,7 +146,7 @@ fn remaps_stop_at_the_first_rev_file_to_open() {
     for (s, blk, rev) in [(2, 1, Tid(3)), (4, 2, Tid(4))] {
         let rev = format!("{rev}");
         let open_rev = only(t.feed(&pin(s, F1, blk, &rev)));
-        assert!(matches!(open_rev, Action::OpenRev { tok: Tok(0), .. }));
+        assert!(matches!(open_rev, Action::OpenRev { tok: Tok::Pin, .. }));
         assert_eq!(
             sent(&t.answer(&open_rev, opened(200 + s as i32, 4))),
             [format!("{s} ack\n")]
@@ -196,7 +196,7 @@ fn stalled_pin_holds_back_the_rest_of_the_input() {
     assert_eq!(
         open_rev,
         Action::OpenRev {
-            tok: Tok(0),
+            tok: Tok::Pin,
             oid: F1,
             rev: Tid(5)
         }
