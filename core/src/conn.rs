@@ -72,29 +72,28 @@
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::fmt::{self, Write as _};
 
 use hashbrown::HashMap;
 
-use crate::action::{Action, Actions, Errno, Fd, OsOp, Outcome, Src, Stat};
+use crate::action::{Action, Actions, Errno, Fd, Outcome, Src};
 use crate::bugs::{self, Bug};
 use crate::file::{File, FileState};
 pub use crate::ids::{FileId, OpId};
 use crate::ids::{MapId, Tok};
-use crate::link::{text, Incoming, Link, LinkError, Text};
+use crate::link::{Link, LinkError};
 use crate::mapping::Mapping;
 use crate::stats::{ConnStats, Event, Stats};
-use crate::wire::{Frame, Framer, Msg, Oid, OutLine, Rev, StreamId, Tid, WireError};
+use crate::wire::{Framer, Oid, Rev, StreamId, Tid};
 
 mod down;
 mod error;
 mod ops;
 mod pin;
+mod revs;
 
 pub use error::Error;
-
-/// Most `@rev` files a connection keeps open.
-pub const MAX_REV_CACHE: usize = 16;
+use revs::RevCache;
+pub use revs::MAX_REV_CACHE;
 
 /// Tunables. The defaults suit a real WCFS on Linux.
 ///
@@ -157,16 +156,6 @@ struct PinReq {
     rev: Rev,
 }
 
-/// An `@rev` file kept open.
-#[derive(Clone, Copy, Debug)]
-struct RevFile {
-    oid: Oid,
-    rev: Tid,
-    fd: Fd,
-    size: u64,
-    used: u64,
-}
-
 #[derive(Debug)]
 enum OpKind {
     Open {
@@ -216,8 +205,7 @@ pub struct Conn {
     files: HashMap<FileId, File>,
     by_oid: HashMap<Oid, FileId>,
     maps: HashMap<MapId, Mapping>,
-    revs: heapless::Vec<RevFile, MAX_REV_CACHE>,
-    rev_clock: u64,
+    revs: RevCache,
     ops: HashMap<OpId, Op>,
     waiting_reply: HashMap<StreamId, OpId>,
     stalled: Option<PinReq>,
@@ -248,8 +236,7 @@ impl Conn {
             files: HashMap::new(),
             by_oid: HashMap::new(),
             maps: HashMap::new(),
-            revs: heapless::Vec::new(),
-            rev_clock: 0,
+            revs: RevCache::new(cfg.rev_cache),
             ops: HashMap::new(),
             waiting_reply: HashMap::new(),
             stalled: None,
@@ -894,36 +881,6 @@ fn reserve_pins(f: &mut File, max: usize) {
         .min(max);
     if want > f.pinned.capacity() {
         f.pinned.reserve(want - f.pinned.len());
-    }
-}
-
-/// What block `blk` of file `f` shows: its pin's `@rev` file (zeros past
-/// that file's end), else [`File::unpinned_src`]: head, or zeros past head's
-/// known size (also where head shrank: a pin or unpin there maps zeros, never
-/// head that would fault). `Err(rev)`
-/// when the `@rev` file must be opened first.
-fn block_src(
-    f: &File,
-    blk: u64,
-    revs: &mut heapless::Vec<RevFile, MAX_REV_CACHE>,
-    clock: &mut u64,
-) -> Result<Src, Tid> {
-    let offset = blk * f.blksize;
-    match f.pinned.get(&blk) {
-        Some(&rev) => {
-            let r = revs
-                .iter_mut()
-                .find(|r| r.oid == f.oid && r.rev == rev)
-                .ok_or(rev)?;
-            *clock += 1;
-            r.used = *clock;
-            Ok(if offset < r.size {
-                Src::File { fd: r.fd, offset }
-            } else {
-                Src::Zeros
-            })
-        }
-        None => Ok(f.unpinned_src(blk)),
     }
 }
 

@@ -1,7 +1,15 @@
 //! Going down: what the server waits for is answered, every mapping made
 //! to fault, every descriptor let go, every op failed.
 
-use super::*;
+use alloc::vec::Vec;
+use core::fmt::Write as _;
+
+use super::{Conn, ConnState, Error};
+use crate::action::{Action, Actions, Src};
+use crate::ids::FileId;
+use crate::link::{LinkError, Text};
+use crate::mapping::Mapping;
+use crate::wire::{Frame, Msg, OutLine, StreamId, WireError};
 
 impl Conn {
     /// Takes the connection down: nak what the server waits for, fault

@@ -1,7 +1,11 @@
 //! The errors of a connection, in the protocol's words.
 
-use super::*;
+use core::fmt;
+
+use crate::action::{Errno, OsOp};
 use crate::kind::Kind;
+use crate::link::{LinkError, Text};
+use crate::wire::{Oid, Tid};
 
 /// What went wrong, in the protocol's words.
 ///

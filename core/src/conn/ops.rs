@@ -2,8 +2,15 @@
 //! of ops, when each may start, the OS's answers to their actions, and the
 //! cache of `@rev` files pins map from.
 
-use super::*;
+use alloc::vec::Vec;
+
+use super::{reserve_pins, Conn, ConnState, Error, Op, OpKind, OpOk};
+use crate::action::{Action, Fd, OsOp, Outcome, Src, Stat};
 use crate::bugs::{self, Bug};
+use crate::file::{File, FileState};
+use crate::ids::{FileId, MapId, OpId, Tok};
+use crate::stats::Event;
+use crate::wire::{Oid, Tid};
 
 impl Conn {
     pub(super) fn fresh(&mut self) -> u64 {
@@ -494,7 +501,7 @@ impl Conn {
                 todo.pop();
                 continue;
             };
-            match block_src(f, blk, &mut self.revs, &mut self.rev_clock) {
+            match self.revs.block_src(f, blk) {
                 Ok(src) => {
                     self.actions.push_back(Action::Map { addr, len, src });
                     self.count(Event::remaps, 1);
@@ -564,32 +571,22 @@ impl Conn {
         }
     }
 
+    /// Keeps an `@rev` file just opened, while the connection reads its
+    /// link; closes what that makes redundant.
     pub(super) fn cache_rev(&mut self, oid: Oid, rev: Tid, fd: Fd, st: Stat) {
-        if self.state != ConnState::Up && self.state != ConnState::Closing
-            || self.revs.iter().any(|r| r.oid == oid && r.rev == rev)
-        {
-            return self.actions.push_back(Action::Close(fd));
+        let close = if self.reading() {
+            self.revs.insert(oid, rev, fd, st.size)
+        } else {
+            Some(fd)
+        };
+        if let Some(fd) = close {
+            self.actions.push_back(Action::Close(fd));
         }
-        if self.revs.len() >= self.cfg.rev_cache {
-            let lru = (0..self.revs.len())
-                .min_by_key(|&i| self.revs[i].used)
-                .expect("non-empty");
-            let old = self.revs.swap_remove(lru);
-            self.actions.push_back(Action::Close(old.fd));
-        }
-        self.rev_clock += 1;
-        let _ = self.revs.push(RevFile {
-            oid,
-            rev,
-            fd,
-            size: st.size,
-            used: self.rev_clock,
-        });
     }
 
     pub(super) fn close_revs(&mut self) {
-        for r in core::mem::take(&mut self.revs) {
-            self.actions.push_back(Action::Close(r.fd));
+        for fd in self.revs.take_all() {
+            self.actions.push_back(Action::Close(fd));
         }
     }
 

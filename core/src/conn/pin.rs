@@ -2,8 +2,14 @@
 //! pins, decided and applied here (the remap actions of a `pin` line and
 //! its ack).
 
-use super::*;
+use super::{Conn, ConnState, Error, OpKind, OpOk, PinReq};
+use crate::action::Action;
 use crate::bugs::{self, Bug};
+use crate::file::FileState;
+use crate::ids::Tok;
+use crate::link::{text, Incoming};
+use crate::stats::Event;
+use crate::wire::{Rev, StreamId};
 
 impl Conn {
     pub(super) fn handle_line(&mut self, line: &[u8]) {
@@ -94,7 +100,7 @@ impl Conn {
                     rev,
                 });
             }
-            if !self.revs.iter().any(|r| r.oid == req.oid && r.rev == rev) {
+            if !self.revs.has(req.oid, rev) {
                 self.stalled = Some(req);
                 self.actions.push_back(Action::OpenRev {
                     tok: Tok::Pin,
@@ -130,7 +136,7 @@ impl Conn {
             }
         }
         let f = &self.files[&fid];
-        let src = match block_src(f, req.blk, &mut self.revs, &mut self.rev_clock) {
+        let src = match self.revs.block_src(f, req.blk) {
             Ok(src) => src,
             Err(_) => unreachable!("the pin's @rev file was just made present"),
         };

@@ -10,6 +10,8 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use super::*;
+use crate::action::{OsOp, Stat};
+use crate::wire::OutLine;
 
 const BS: u64 = 4096;
 const AT: Tid = Tid(0x10);
