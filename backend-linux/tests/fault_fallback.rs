@@ -1,6 +1,6 @@
 //! When the OS refuses to make a view fault, on real memory: a seccomp
 //! filter makes the kernel refuse (`ENOMEM`) the `MAP_FIXED` of
-//! inaccessible memory over a view (`Action::Map { src: Src::Fault }`,
+//! inaccessible memory over a view (`Action::MapFixed { src: Src::Fault }`,
 //! `sys::map_fault_fixed`) and, in a second variant, the `mprotect` to
 //! `PROT_NONE` that the core falls back to (`Action::Protect`,
 //! `sys::protect_none`). The control runs the same scenario with no filter.

@@ -54,7 +54,7 @@ pub trait Store {
 pub enum Call {
     WaitHeadAt(Tid),
     Open(Path),
-    Stat(Fd),
+    StatHead(Fd),
     MapNew { fd: Fd, offset: u64, len: usize },
     MapFixed { addr: usize, len: usize, src: Src },
     Protect { addr: usize, len: usize },
@@ -71,7 +71,7 @@ impl Call {
             Call::WaitHeadAt(_) => OsOp::WaitHeadAt,
             Call::Open(Path::Head(_)) => OsOp::OpenHead,
             Call::Open(Path::Rev(..)) => OsOp::OpenRev,
-            Call::Stat(_) => OsOp::Stat,
+            Call::StatHead(_) => OsOp::StatHead,
             Call::MapNew { .. } => OsOp::MapNew,
             Call::MapFixed { .. } => OsOp::MapFixed,
             Call::Protect { .. } => OsOp::Protect,
@@ -180,7 +180,7 @@ impl<S: Store> MockBackend<S> {
                     c.open += 1;
                     c.close += 1;
                 }
-                Call::Stat(_) => c.fstat += 1,
+                Call::StatHead(_) => c.fstat += 1,
                 Call::MapNew { .. } | Call::MapFixed { .. } => c.mmap += 1,
                 Call::Protect { .. } => c.mprotect += 1,
                 Call::Unmap { .. } => c.munmap += 1,
@@ -402,7 +402,7 @@ impl<S: Store> BlockingOs for MockBackend<S> {
         self.open(Path::Rev(oid, rev))
     }
     fn stat(&mut self, fd: Fd) -> Result<Stat, Errno> {
-        self.trace.push(Call::Stat(fd));
+        self.trace.push(Call::StatHead(fd));
         let path = *self.fds.get(&fd).ok_or(EBADF)?;
         self.store.stat(path).ok_or(ENOENT)
     }
@@ -534,7 +534,7 @@ impl<B: Backend> BlockingOs for FaultInjector<B> {
         self.inner.open_rev(oid, rev)
     }
     fn stat(&mut self, fd: Fd) -> Result<Stat, Errno> {
-        self.check(OsOp::Stat)?;
+        self.check(OsOp::StatHead)?;
         self.inner.stat(fd)
     }
 }

@@ -165,7 +165,7 @@ fn failed_remap_naks_and_goes_down() {
     h.recv(&format!("2 pin {F} #0 @0000000000000050"));
     let sent = h.sent();
     assert_eq!(sent.len(), 2);
-    assert!(sent[0].starts_with("2 nak: Mmap"), "{sent:?}");
+    assert!(sent[0].starts_with("2 nak: MapFixed"), "{sent:?}");
     assert_eq!(sent[1], "3 bye");
     let why = Error::Os {
         call: OsOp::MapFixed,

@@ -102,7 +102,7 @@ pub enum Action {
         len: usize,
     },
     /// Replace `[addr, addr+len)` in place (`MAP_FIXED`) by `src`.
-    Map {
+    MapFixed {
         /// Start of the range (page aligned).
         addr: usize,
         /// Bytes to replace.
@@ -141,10 +141,10 @@ impl Action {
         match self {
             Action::WaitHeadAt { .. } => OsOp::WaitHeadAt,
             Action::OpenHead { .. } => OsOp::OpenHead,
-            Action::StatHead { .. } => OsOp::Stat,
+            Action::StatHead { .. } => OsOp::StatHead,
             Action::OpenRev { .. } => OsOp::OpenRev,
             Action::MapNew { .. } => OsOp::MapNew,
-            Action::Map { .. } => OsOp::MapFixed,
+            Action::MapFixed { .. } => OsOp::MapFixed,
             Action::Protect { .. } => OsOp::Protect,
             Action::Unmap { .. } => OsOp::Unmap,
             Action::Send(_) => OsOp::Send,
@@ -173,7 +173,7 @@ pub enum OsOp {
     /// Blocking: open and fstat `@<rev>/bigfile/<oid>`.
     OpenRev,
     /// Blocking: fstat an open head file.
-    Stat,
+    StatHead,
     /// Map a file where the OS likes.
     MapNew,
     /// Map over a range in place (`MAP_FIXED`).
@@ -196,7 +196,7 @@ impl OsOp {
         OsOp::WaitHeadAt,
         OsOp::OpenHead,
         OsOp::OpenRev,
-        OsOp::Stat,
+        OsOp::StatHead,
         OsOp::MapNew,
         OsOp::MapFixed,
         OsOp::Protect,
@@ -211,7 +211,7 @@ impl OsOp {
     pub fn is_blocking(self) -> bool {
         matches!(
             self,
-            OsOp::WaitHeadAt | OsOp::OpenHead | OsOp::OpenRev | OsOp::Stat
+            OsOp::WaitHeadAt | OsOp::OpenHead | OsOp::OpenRev | OsOp::StatHead
         )
     }
 
@@ -220,17 +220,19 @@ impl OsOp {
         !matches!(self, OsOp::Close | OsOp::CloseLink)
     }
 
-    /// The name a failure of this operation gives in errors and naks.
+    /// The operation's name, as its variant is spelled: in errors, naks and
+    /// the mock's log.
     pub fn name(self) -> &'static str {
         match self {
             OsOp::WaitHeadAt => "WaitHeadAt",
             OsOp::OpenHead => "OpenHead",
             OsOp::OpenRev => "OpenRev",
-            OsOp::Stat => "Stat",
-            OsOp::MapNew | OsOp::MapFixed => "Mmap",
-            OsOp::Protect => "Mprotect",
-            OsOp::Unmap => "Munmap",
-            OsOp::Send => "Write",
+            OsOp::StatHead => "StatHead",
+            OsOp::MapNew => "MapNew",
+            OsOp::MapFixed => "MapFixed",
+            OsOp::Protect => "Protect",
+            OsOp::Unmap => "Unmap",
+            OsOp::Send => "Send",
             OsOp::Close => "Close",
             OsOp::CloseLink => "CloseLink",
         }
@@ -264,7 +266,7 @@ pub trait QuickOs {
     /// Maps `len` bytes of `fd` from `offset`, shared read-only, wherever
     /// the OS likes; returns the address ([`Action::MapNew`]).
     fn map_new(&mut self, fd: Fd, offset: u64, len: usize) -> Result<usize, Errno>;
-    /// Replaces `[addr, addr+len)` in place by `src` ([`Action::Map`]).
+    /// Replaces `[addr, addr+len)` in place by `src` ([`Action::MapFixed`]).
     fn map_fixed(&mut self, addr: usize, len: usize, src: Src) -> Result<(), Errno>;
     /// Makes `[addr, addr+len)` fault on any access, in place ([`Action::Protect`]).
     fn protect(&mut self, addr: usize, len: usize) -> Result<(), Errno>;
@@ -311,7 +313,7 @@ pub fn perform_quick<Q: QuickOs + ?Sized>(q: &mut Q, action: &Action) -> Option<
         } => q
             .map_new(fd, offset, len)
             .map_or_else(Outcome::Failed, Outcome::Mapped),
-        Action::Map { addr, len, src } => done(q.map_fixed(addr, len, src)),
+        Action::MapFixed { addr, len, src } => done(q.map_fixed(addr, len, src)),
         Action::Protect { addr, len } => done(q.protect(addr, len)),
         Action::Unmap { addr, len } => done(q.unmap(addr, len)),
         Action::Send(ref line) => done(q.send(line)),
@@ -343,7 +345,7 @@ pub fn perform_blocking<B: BlockingOs + ?Sized>(b: &mut B, action: &Action) -> O
         Action::OpenRev { oid, rev, .. } => opened(b.open_rev(oid, rev)),
         Action::StatHead { fd, .. } => b.stat(fd).map_or_else(Outcome::Failed, Outcome::Stat),
         Action::MapNew { .. }
-        | Action::Map { .. }
+        | Action::MapFixed { .. }
         | Action::Protect { .. }
         | Action::Unmap { .. }
         | Action::Send(_)

@@ -437,7 +437,7 @@ impl Conn {
 
     /// Maps blocks `[blk_start, blk_start + blk_len)` of an open file over
     /// the caller's range `[addr, addr + len)`: the backend replaces it in
-    /// place (`Action::Map`, no `MapNew`), and from then on the mapping is
+    /// place (`Action::MapFixed`, no `MapNew`), and from then on the mapping is
     /// managed like any other (pins, zeros past the end, faulting after
     /// close). The range stays the caller's: [`Conn::unmap`] leaves it
     /// reserved and inaccessible (`Src::Fault`) instead of releasing it, and
@@ -475,7 +475,7 @@ impl Conn {
         let map = self.new_mapping(file, blk_start, blk_len, bs, addr);
         let op = self.new_op(OpKind::Mmap { map });
         self.started(op);
-        self.actions.push_back(Action::Map {
+        self.actions.push_back(Action::MapFixed {
             addr,
             len,
             src: Src::File {
@@ -539,7 +539,7 @@ impl Conn {
     pub fn unmap(&mut self, map: MapId) -> Result<(), Error> {
         let m = self.maps.remove(&map).ok_or(Error::NoSuchMapping)?;
         if m.addr != 0 && m.caller_owned && !bugs::on(Bug::ReleaseCallerRange) {
-            self.actions.push_back(Action::Map {
+            self.actions.push_back(Action::MapFixed {
                 addr: m.addr,
                 len: m.len_bytes(),
                 src: Src::Fault,
@@ -771,7 +771,7 @@ impl Conn {
                 Ok(op) => self.on_mapped(op, action, outcome),
                 Err(e) => self.go_down(e),
             },
-            Action::Map { addr, len, src } => {
+            Action::MapFixed { addr, len, src } => {
                 if let Some(e) = failed(action.op()) {
                     if src == Src::Fault && !bugs::on(Bug::NoProtectFallback) {
                         // The range must not go on showing what it showed:

@@ -38,7 +38,7 @@ impl Conn {
             | Action::CloseLink
             | Action::Unmap { .. }
             | Action::Protect { .. }
-            | Action::Map {
+            | Action::MapFixed {
                 src: Src::Fault, ..
             } => true,
             _ => false,
@@ -118,7 +118,7 @@ impl Conn {
 
 pub(super) fn fault(m: &mut Mapping, actions: &mut Actions) {
     if !m.faulting && m.addr != 0 {
-        actions.push_back(Action::Map {
+        actions.push_back(Action::MapFixed {
             addr: m.addr,
             len: m.len_bytes(),
             src: Src::Fault,

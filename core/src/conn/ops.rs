@@ -294,11 +294,11 @@ impl Conn {
             Outcome::Stat(st) => st,
             Outcome::Failed(errno) => {
                 return self.go_down(Error::Os {
-                    call: OsOp::Stat,
+                    call: OsOp::StatHead,
                     errno,
                 })
             }
-            other => return self.bad_completion(OsOp::Stat, other),
+            other => return self.bad_completion(OsOp::StatHead, other),
         };
         if let OpKind::Resync { stats, .. } = &mut self.op_mut(op).kind {
             *stats -= 1;
@@ -368,7 +368,7 @@ impl Conn {
             }
             let src = f.unpinned_src(b);
             let e = f.head_stop(b, e);
-            self.actions.push_back(Action::Map {
+            self.actions.push_back(Action::MapFixed {
                 addr: m.blk_addr(b),
                 len: ((e - b) * m.blksize) as usize,
                 src,
@@ -465,7 +465,7 @@ impl Conn {
         };
         if a < stop && !bugs::on(Bug::NoZerosPastEnd) {
             let m = &self.maps[&map];
-            self.actions.push_back(Action::Map {
+            self.actions.push_back(Action::MapFixed {
                 addr: m.blk_addr(a),
                 len: ((stop - a) * m.blksize) as usize,
                 src: Src::Zeros,
@@ -503,7 +503,7 @@ impl Conn {
             };
             match self.revs.block_src(f, blk) {
                 Ok(src) => {
-                    self.actions.push_back(Action::Map { addr, len, src });
+                    self.actions.push_back(Action::MapFixed { addr, len, src });
                     self.count(Event::remaps, 1);
                     todo.pop();
                 }

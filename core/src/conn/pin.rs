@@ -148,7 +148,7 @@ impl Conn {
                 if core::mem::take(&mut skip) {
                     continue;
                 }
-                self.actions.push_back(Action::Map {
+                self.actions.push_back(Action::MapFixed {
                     addr: m.blk_addr(req.blk),
                     len: m.blksize as usize,
                     src,

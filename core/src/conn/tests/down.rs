@@ -29,7 +29,7 @@ fn down_naks_queued_acks_and_unanswered_pins_and_says_bye() {
         ]
     );
     // The unpin's remap was dropped; the mapping faults instead.
-    assert!(!acts.contains(&Action::Map {
+    assert!(!acts.contains(&Action::MapFixed {
         addr: addr + BS as usize,
         len: BS as usize,
         src: Src::File {
@@ -111,7 +111,7 @@ fn os_error_of_a_quick_action_takes_the_connection_down() {
     let unpin = pin(2, F1, 0, "head");
     assert_eq!(t.c.handle_bytes(unpin.as_bytes()), unpin.len());
     let remap = t.c.poll_action().unwrap();
-    assert!(matches!(remap, Action::Map { .. }));
+    assert!(matches!(remap, Action::MapFixed { .. }));
     t.c.complete(&remap, Outcome::Failed(Errno(12)));
     let acts = t.drain();
     let why = Error::Os {
@@ -132,7 +132,7 @@ fn refused_fault_map_is_protected_in_place_first() {
     let (m, addr) = t.mmap(f, 0, 2);
     let (_, addr2) = t.mmap(f, 0, 1);
     assert_eq!(t.c.handle_bytes(b"7 ok\n"), 5);
-    let fault = |addr, len| Action::Map {
+    let fault = |addr, len| Action::MapFixed {
         addr,
         len,
         src: Src::Fault,
@@ -176,7 +176,7 @@ fn refused_protect_marks_the_mapping_exposed() {
     let mut refused = Vec::new();
     while let Some(a) = t.c.poll_action() {
         let o = match a {
-            Action::Map {
+            Action::MapFixed {
                 addr: at,
                 src: Src::Fault,
                 ..

@@ -139,7 +139,7 @@ fn pin(stream: u64, oid: Oid, blk: u64, rev: &str) -> String {
 fn assert_all_fault(t: &T, acts: &[Action]) {
     for (_, m) in t.c.mappings() {
         assert!(m.faulting);
-        let fault = Action::Map {
+        let fault = Action::MapFixed {
             addr: m.addr,
             len: m.len_bytes(),
             src: Src::Fault,
@@ -156,7 +156,7 @@ fn assert_down(t: &T, acts: &[Action], why: &Error) {
     assert_eq!(acts.last(), Some(&Action::CloseLink));
     for a in acts {
         match a {
-            Action::Map {
+            Action::MapFixed {
                 src: Src::Fault, ..
             }
             | Action::Close(_)

@@ -208,7 +208,7 @@ fn stalled_pin_holds_back_the_rest_of_the_input() {
     assert_eq!(
         acts,
         [
-            Action::Map {
+            Action::MapFixed {
                 addr: addr + BS as usize,
                 len: BS as usize,
                 src: Src::File {

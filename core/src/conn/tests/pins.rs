@@ -116,7 +116,7 @@ fn pins_past_heads_end_map_zeros_never_head() {
     let f = t.open(F1, 2);
     let (_, addr) = t.mmap(f, 0, 4);
     let blk = |b: u64| addr + (b * BS) as usize;
-    let map = |b: u64, src| Action::Map {
+    let map = |b: u64, src| Action::MapFixed {
         addr: blk(b),
         len: BS as usize,
         src,
@@ -176,7 +176,7 @@ fn resync_refuses_a_head_whose_blksize_changed_or_size_is_off() {
         (
             Outcome::Failed(Errno(5)),
             Error::Os {
-                call: OsOp::Stat,
+                call: OsOp::StatHead,
                 errno: Errno(5),
             },
         ),
