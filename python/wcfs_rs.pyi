@@ -134,6 +134,16 @@ class WCFS:
     def connect(self, at: _Id) -> Conn:
         """A connection viewing the database as of ``at``; waits until the
         server has ``at``."""
+    def connect_with(
+        self,
+        at: _Id,
+        *,
+        rev_cache: Optional[int] = None,
+        max_pins_per_file: Optional[int] = None,
+    ) -> Conn:
+        """``connect`` with tunables: ``rev_cache``, the ``@rev`` files kept
+        open (1..=16, default 8); ``max_pins_per_file``, the most pins in
+        force per file before the connection goes down (default 2**22)."""
 
 class Handle:
     """The base class of ``Conn``, ``FileH`` and ``Mapping`` (not made
@@ -162,6 +172,10 @@ class Handle:
 class Conn(Handle):
     """A view of the database as of ``at``."""
 
+    @property
+    def id(self) -> int:
+        """The connection's number within its WCFS (``conn<N>`` in error
+        contexts)."""
     @property
     def at(self) -> int:
         """The revision this connection views."""

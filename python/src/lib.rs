@@ -264,9 +264,30 @@ impl PyWcfs {
     /// A connection viewing the database as of revision `at` (int, 16 hex
     /// digits or 8 bytes). Waits until the server has `at`.
     fn connect<'py>(&self, py: Python<'py>, at: &Bound<'_, PyAny>) -> PyResult<Bound<'py, PyConn>> {
+        self.connect_with(py, at, None, None)
+    }
+
+    /// `connect` with tunables: `rev_cache`, the `@rev` files kept open
+    /// (1..=16, default 8), and `max_pins_per_file`, the most pins in force
+    /// per file before the connection goes down (default 2**22). `None`:
+    /// the default.
+    #[pyo3(signature = (at, *, rev_cache=None, max_pins_per_file=None))]
+    fn connect_with<'py>(
+        &self,
+        py: Python<'py>,
+        at: &Bound<'_, PyAny>,
+        rev_cache: Option<usize>,
+        max_pins_per_file: Option<usize>,
+    ) -> PyResult<Bound<'py, PyConn>> {
         let at = Tid(id_arg(at, "at")?);
+        let d = wcfs_linux::Config::default();
+        let cfg = wcfs_linux::Config {
+            rev_cache: rev_cache.unwrap_or(d.rev_cache),
+            max_pins_per_file: max_pins_per_file.unwrap_or(d.max_pins_per_file),
+            ..d
+        };
         let conn = py
-            .detach(|| self.w.connect(at))
+            .detach(|| self.w.connect_with(at, cfg))
             .map_err(|e| py_err(py, e, false))?;
         let conn = PyConn {
             conn,
@@ -368,6 +389,12 @@ impl Releases for PyConn {
 #[pymethods]
 impl PyConn {
     /// The revision this connection views, as an int.
+    /// The connection's number within its WCFS (`conn<N>` in error contexts).
+    #[getter]
+    fn id(&self) -> u64 {
+        self.conn.id()
+    }
+
     #[getter]
     fn at(&self) -> u64 {
         self.conn.at().0

@@ -355,3 +355,32 @@ def test_conn_stats(srv, w):
 
 
 # ---- join: mountpoints, autostart, refusals ----
+
+
+def test_connect_with_tunables_and_conn_id(srv, w):
+    """connect_with's max_pins_per_file bounds the pins a server can make a
+    connection keep; Conn.id is the N of conn<N> in error contexts."""
+    at1 = srv.commit({(F, 0): b"a0", (F, 1): b"a1"})
+    srv.commit({(F, 0): b"b0", (F, 1): b"b1"})
+    conn = w.connect_with(at1, rev_cache=1, max_pins_per_file=1)
+    other = w.connect(at1)
+    assert conn.id != other.id
+    fh = conn.open(F)
+    m = fh.mmap(0, 2)
+    a = view(m)
+    assert tag(a, m, 0) == "a0"  # the first pin is within the bound
+    del a
+    # The second pin is one too many: the connection goes down.
+    head = np.memmap(head_file(srv, F), dtype=np.uint8, mode="r")
+    assert bytes(head[PAGE : PAGE + 2]) == b"b1"
+    del head
+    assert "too many pins" in conn.down_reason
+    with pytest.raises(wcfs_rs.ConnDownError) as e:
+        fh.mmap(0, 1)
+    assert f"conn{conn.id} @" in e.value.context
+    with pytest.raises(TypeError):
+        w.connect_with(at1, 8)  # the tunables are keyword-only
+    m.unmap()
+    fh.close()
+    conn.close()
+    other.close()
