@@ -12,32 +12,72 @@
 #[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
 pub enum UserOp {
     /// Read block `blk` of mapping `map` (an access to its memory).
-    Read { map: u8, blk: u8 },
+    Read {
+        /// Which live mapping.
+        map: u8,
+        /// Which of its blocks.
+        blk: u8,
+    },
     /// `Conn::open` of file `oid`.
-    Open { oid: u8 },
+    Open {
+        /// Which bigfile.
+        oid: u8,
+    },
     /// `Conn::mmap` of `len` blocks from `start` of open file `file`.
-    Mmap { file: u8, start: u8, len: u8 },
+    Mmap {
+        /// Which open file.
+        file: u8,
+        /// The first block.
+        start: u8,
+        /// How many blocks.
+        len: u8,
+    },
     /// `Conn::mmap_at` into a range the user reserved; with `over`, first
     /// the same call over live mapping `over >> 1` (ending on its first
     /// byte when `over & 1 == 0`, starting on its last otherwise), which
     /// must be refused with nothing performed.
     MmapAt {
+        /// Which open file.
         file: u8,
+        /// The first block.
         start: u8,
+        /// How many blocks.
         len: u8,
+        /// A live mapping to overlap first, and from which end.
         over: Option<u8>,
     },
     /// `Conn::unmap`.
-    Unmap { map: u8 },
+    Unmap {
+        /// Which live mapping.
+        map: u8,
+    },
     /// `Conn::mark_dirty`, then, with `page`, the user lays a private page
     /// (bytes all `page`) over the block, as the ordering contract says.
-    Dirty { map: u8, blk: u8, page: Option<u8> },
+    Dirty {
+        /// Which live mapping.
+        map: u8,
+        /// Which of its blocks.
+        blk: u8,
+        /// The private page's bytes, if one is laid.
+        page: Option<u8>,
+    },
     /// `Conn::remap_blk`: the user gives a dirty block back.
-    Remap { map: u8, blk: u8 },
+    Remap {
+        /// Which live mapping.
+        map: u8,
+        /// Which of its blocks.
+        blk: u8,
+    },
     /// `Conn::resync` to the revision `to` picks among those the driver knows.
-    Resync { to: u8 },
+    Resync {
+        /// Which revision, among those the driver knows.
+        to: u8,
+    },
     /// `Conn::close_file` of open file `file`.
-    CloseFile { file: u8 },
+    CloseFile {
+        /// Which open file.
+        file: u8,
+    },
     /// `Conn::close`.
     Close,
     /// The process forks; the child carries on (`Conn::fork_child`).
@@ -47,16 +87,27 @@ pub enum UserOp {
 /// Which [`UserOp`] (no operands): what per-run weights are keyed by.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum UserOpKind {
+    /// [`UserOp::Read`].
     Read,
+    /// [`UserOp::Open`].
     Open,
+    /// [`UserOp::Mmap`].
     Mmap,
+    /// [`UserOp::MmapAt`].
     MmapAt,
+    /// [`UserOp::Unmap`].
     Unmap,
+    /// [`UserOp::Dirty`].
     Dirty,
+    /// [`UserOp::Remap`].
     Remap,
+    /// [`UserOp::Resync`].
     Resync,
+    /// [`UserOp::CloseFile`].
     CloseFile,
+    /// [`UserOp::Close`].
     Close,
+    /// [`UserOp::Fork`].
     Fork,
 }
 

@@ -32,6 +32,8 @@
 //! `ConnDownError`), and the call that brought the connection down raised
 //! first, but an old `memoryview` or NumPy array read after it faults.
 
+#![warn(missing_docs)]
+
 use std::ffi::{c_char, c_int, c_void};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};

@@ -16,6 +16,7 @@
 //!   strings are NUL-terminated `char *` read during the call only.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![allow(non_camel_case_types)]
+#![warn(missing_docs)]
 
 use std::cell::RefCell;
 use std::ffi::{c_char, c_int, c_void, CStr};
@@ -34,6 +35,7 @@ use wcfs_linux::{
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum wcfs_result {
+    /// The call did what it says.
     WCFS_OK = 0,
     /// A pointer the call needs was NULL.
     WCFS_ERR_NULL = 1,
@@ -146,7 +148,9 @@ pub struct wcfs_mapping(Mapping);
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct wcfs_pin {
+    /// The block.
     pub blk: u64,
+    /// The revision it shows.
     pub rev: u64,
 }
 
@@ -447,6 +451,7 @@ pub struct wcfs_join_options {
     pub server: *const c_char,
     /// Options for an autostarted server (after `$WENDELIN_CORE_WCFS_OPTIONS`): `n_options` strings.
     pub options: *const *const c_char,
+    /// How many strings `options` points to.
     pub n_options: usize,
     /// The directory of mountpoints; NULL: `/dev/shm/wcfs`.
     pub base: *const c_char,

@@ -10,10 +10,10 @@ use crate::wire::{Oid, Tid};
 /// What went wrong, in the protocol's words.
 ///
 /// An error of one op leaves the connection up; one that the connection
-/// went down for is also kept as [`Conn::down_reason`] and fails every op.
+/// went down for is also kept as [`Conn::down_reason`](crate::Conn::down_reason) and fails every op.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Error {
-    /// The connection is closed or down (see [`Conn::down_reason`]).
+    /// The connection is closed or down (see [`Conn::down_reason`](crate::Conn::down_reason)).
     ConnClosed,
     /// The file was closed.
     FileClosed,
@@ -94,7 +94,7 @@ pub enum Error {
     TooManyPins(Oid),
     /// The driver broke the drain contract: a step queued a blocking action
     /// while the previous step's was still waiting to be polled (see
-    /// [`Conn`]'s module doc: drain after every mutator and handler).
+    /// [`Conn`](crate::Conn)'s module doc: drain after every mutator and handler).
     NotDrained,
     /// The driver broke the completion contract: it handed back an action
     /// with an outcome of another operation than the action's (or an op's
