@@ -214,19 +214,14 @@ impl Conn {
             stats,
         });
         register(&sh);
+        let ctx = Context::conn(&sh.wcfs.mountpoint, id, at);
         let t = {
             let sh = sh.clone();
             std::thread::Builder::new()
                 .name(format!("wcfs-pin-{id}"))
                 .stack_size(PIN_THREAD_STACK)
                 .spawn(move || sh.pin_loop())
-                .map_err(|e| {
-                    Error::io(
-                        Context::conn(&PathBuf::new(), id, at),
-                        "spawn pin thread",
-                        e,
-                    )
-                })?
+                .map_err(|e| Error::io(ctx, "spawn pin thread", e))?
         };
         *sh.thread.lock().unwrap_or_else(|e| e.into_inner()) = Some(t);
         Ok(Conn {
