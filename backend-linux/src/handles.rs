@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use spin::mutex::SpinMutex;
 use wcfs_core::wire::{Oid, Tid};
-use wcfs_core::{Config, ConnStats, FileId, MapId, OpOk, OsOp};
+use wcfs_core::{Config, ConnStats, FileId, MapId, OpOk};
 
 use crate::driver::{Shared, State, DEFERRED_CLOSES, PIN_THREAD_STACK};
 use crate::error::{Context, Error};
@@ -481,16 +481,11 @@ impl MapInner {
         }
         let sh = self.file.f.conn.sh();
         let mut st = sh.lock();
-        let was_down = st.core.down_reason().is_some();
         st.core.unmap(self.id)?;
-        let st = sh.drain(st);
-        match st.core.down_reason() {
-            Some(e @ wcfs_core::Error::Os { call, .. })
-                if !was_down && matches!(call, OsOp::MapFixed | OsOp::Protect | OsOp::Unmap) =>
-            {
-                Err(e.clone())
-            }
-            _ => Ok(()),
+        let mut st = sh.drain(st);
+        match st.core.take_unmap_refusal() {
+            Some(e) => Err(e),
+            None => Ok(()),
         }
     }
 }

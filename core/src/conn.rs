@@ -217,6 +217,10 @@ pub struct Conn {
     stats: Arc<Stats>,
     /// Whether to count (off only to measure what counting costs).
     counting: bool,
+    /// Opened by `unmap` on a connection not down, filled by `complete`
+    /// with the first refused range action (that unmap's own: the queue
+    /// was drained when it started), taken by [`Conn::take_unmap_refusal`].
+    unmap_refusal: Option<Option<Error>>,
 }
 
 impl Conn {
@@ -245,6 +249,7 @@ impl Conn {
             next_id: 1,
             stats: Arc::new(Stats::default()),
             counting: true,
+            unmap_refusal: None,
         }
     }
 
@@ -536,8 +541,12 @@ impl Conn {
     /// Releases a mapping (also a faulting one, and after the connection
     /// ended). A range the caller owns (`mmap_at`) is not released but left
     /// reserved for its owner: it faults on any access from then on.
+    ///
+    /// What the OS refused of this unmap's own calls is told by
+    /// [`Conn::take_unmap_refusal`] after the drain.
     pub fn unmap(&mut self, map: MapId) -> Result<(), Error> {
         let m = self.maps.remove(&map).ok_or(Error::NoSuchMapping)?;
+        self.unmap_refusal = self.down.is_none().then_some(None);
         if m.addr != 0 && m.caller_owned && !bugs::on(Bug::ReleaseCallerRange) {
             self.actions.push_back(Action::MapFixed {
                 addr: m.addr,
@@ -554,6 +563,14 @@ impl Conn {
             f.remove_map(m.blk_start, map);
         }
         Ok(())
+    }
+
+    /// After the drain of an [`Conn::unmap`]: the OS's refusal of one of
+    /// that unmap's own calls (the range's fault map, its `mprotect`, its
+    /// `munmap`), which took the connection down; `None` when none was
+    /// refused, or when the connection was down already when it started.
+    pub fn take_unmap_refusal(&mut self) -> Option<Error> {
+        self.unmap_refusal.take().flatten()
     }
 
     /// The user's VM layer laid a private page over block `blk`: pins leave it alone.
@@ -778,7 +795,7 @@ impl Conn {
                         // protect it in place before anything else runs.
                         self.actions.push_front(Action::Protect { addr, len });
                     }
-                    self.go_down(e);
+                    self.refused(e);
                 }
             }
             Action::Protect { addr, .. } => {
@@ -787,12 +804,12 @@ impl Conn {
                     if let Some(m) = self.maps.values_mut().find(|m| m.addr == addr) {
                         m.exposed = true;
                     }
-                    self.go_down(e);
+                    self.refused(e);
                 }
             }
             Action::Unmap { .. } => {
                 if let Some(e) = failed(action.op()) {
-                    self.go_down(e);
+                    self.refused(e);
                 }
             }
             Action::Send(ref line) => {
@@ -806,6 +823,15 @@ impl Conn {
             }
             Action::Close(_) | Action::CloseLink => {}
         }
+    }
+
+    /// The OS refused a range action: the connection goes down, and an
+    /// unmap that waits to learn of its own refusal learns of this one.
+    fn refused(&mut self, e: Error) {
+        if let Some(slot @ None) = &mut self.unmap_refusal {
+            *slot = Some(e.clone());
+        }
+        self.go_down(e);
     }
 
     // ---- checks ----

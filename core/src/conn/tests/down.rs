@@ -224,3 +224,38 @@ fn refused_fault_map_of_a_released_caller_range_is_protected() {
         })
     );
 }
+
+#[test]
+fn unmap_learns_of_its_own_refusal_only() {
+    let mut t = T::new();
+    let f = t.open(F1, 2);
+    let (m1, a1) = t.mmap(f, 0, 1);
+    let (m2, _) = t.mmap(f, 1, 1);
+    let (m3, _) = t.mmap(f, 0, 2);
+    // Nothing refused: nothing to learn.
+    t.c.unmap(m3).unwrap();
+    t.drain();
+    assert_eq!(t.c.take_unmap_refusal(), None);
+    // The OS refuses this unmap's munmap: it learns of it, once.
+    t.c.unmap(m1).unwrap();
+    let a = t.c.poll_action().unwrap();
+    let len = BS as usize;
+    assert_eq!(a, Action::Unmap { addr: a1, len });
+    let enomem = Errno(12);
+    t.c.complete(&a, Outcome::Failed(enomem));
+    t.drain();
+    let why = Error::Os {
+        call: OsOp::Unmap,
+        errno: enomem,
+    };
+    assert_eq!(t.c.take_unmap_refusal(), Some(why.clone()));
+    assert_eq!(t.c.take_unmap_refusal(), None, "told once");
+    assert_eq!(t.c.down_reason(), Some(&why));
+    // Down already: a later unmap's refusal is not its own news.
+    t.c.unmap(m2).unwrap();
+    while let Some(a) = t.c.poll_action() {
+        t.c.complete(&a, Outcome::Failed(enomem));
+    }
+    assert_eq!(t.c.take_unmap_refusal(), None);
+    t.c.check_invariants().unwrap();
+}
