@@ -131,10 +131,33 @@ impl LineBatch {
 /// The backend the core's quick actions run on, with the lock held. Lines
 /// sent are batched in `out` (see `LineBatch`).
 pub(crate) struct Sys<'a> {
-    pub(crate) sh: &'a Shared,
-    pub(crate) fds: &'a mut HashMap<i32, Arc<OwnedFd>>,
-    pub(crate) closing: &'a mut Vec<Arc<OwnedFd>>,
-    pub(crate) out: &'a mut LineBatch,
+    sh: &'a Shared,
+    fds: &'a mut HashMap<i32, Arc<OwnedFd>>,
+    closing: &'a mut Vec<Arc<OwnedFd>>,
+    out: &'a mut LineBatch,
+}
+
+impl State {
+    /// The core, and the backend its quick actions run on: this state's
+    /// descriptors, lines batched into `out`. The one way a [`Sys`] is made.
+    pub(crate) fn split<'a>(
+        &'a mut self,
+        sh: &'a Shared,
+        out: &'a mut LineBatch,
+    ) -> (&'a mut wcfs_core::Conn, Sys<'a>) {
+        let State {
+            core, fds, closing, ..
+        } = self;
+        (
+            core,
+            Sys {
+                sh,
+                fds,
+                closing,
+                out,
+            },
+        )
+    }
 }
 
 /// The backend the core's blocking actions run on, without the lock: calls
@@ -351,15 +374,7 @@ impl Shared {
                     st.core.complete(&a, outcome);
                 }
             } else {
-                let State {
-                    core, fds, closing, ..
-                } = &mut *st;
-                let mut sys = Sys {
-                    sh: self,
-                    fds,
-                    closing,
-                    out: &mut out,
-                };
+                let (core, mut sys) = st.split(self, &mut out);
                 if let Some(outcome) = perform_quick(&mut sys, &a) {
                     core.complete(&a, outcome);
                 }
@@ -375,14 +390,7 @@ impl Shared {
 
     /// Writes the batched lines out, then `settle`.
     fn flush<'a>(&'a self, mut st: Guard<'a>, out: &mut LineBatch) -> Guard<'a> {
-        let State { fds, closing, .. } = &mut *st;
-        Sys {
-            sh: self,
-            fds,
-            closing,
-            out,
-        }
-        .write_lines();
+        st.split(self, out).1.write_lines();
         self.settle(&mut st, out);
         st
     }

@@ -31,22 +31,33 @@
 //! [`Conn::close`]: crate::Conn::close
 
 use std::sync::atomic::Ordering;
-use std::sync::Weak;
+use std::sync::{Once, Weak};
 use std::time::{Duration, Instant};
 
 use spin::mutex::{SpinMutex, SpinMutexGuard};
 use spin::relax::Yield;
 use wcfs_core::ConnState;
 
+use crate::conns::CONNS;
 use crate::driver::Shared;
-use crate::fork::CONNS;
 
 /// The longest the exit handler tries for locks held by other threads
 /// (the pin thread holds a state lock while it handles one input).
 pub const EXIT_LOCK_WAIT: Duration = Duration::from_millis(500);
 
+static ATEXIT: Once = Once::new();
+
+/// Installs the exit handler (once per process).
+pub(crate) fn install() {
+    ATEXIT.call_once(|| {
+        // SAFETY: the handler only tries our locks and says `bye`.
+        let rc = unsafe { libc::atexit(at_exit) };
+        debug_assert_eq!(rc, 0);
+    });
+}
+
 /// The `atexit` handler: says `bye` on every connection still up.
-pub(crate) extern "C" fn at_exit() {
+extern "C" fn at_exit() {
     let _ = std::panic::catch_unwind(|| {
         let deadline = Instant::now() + EXIT_LOCK_WAIT;
         let Some(conns) = try_lock_until(&CONNS, deadline) else {

@@ -6,31 +6,23 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Once, Weak};
 
-use spin::mutex::SpinMutex;
-use spin::relax::Yield;
 use wcfs_core::{perform_quick, Errno, Outcome};
 
-use crate::driver::{LineBatch, Shared, State, Sys};
+use crate::conns::CONNS;
+use crate::driver::{LineBatch, Shared, State};
 use crate::sys;
 
-/// Every connection of this process (weak), for the fork and exit handlers.
-pub(crate) static CONNS: SpinMutex<Vec<Weak<Shared>>, Yield> = SpinMutex::new(Vec::new());
 static ATFORK: Once = Once::new();
 
-pub(crate) fn register(sh: &Arc<Shared>) {
+/// Installs the fork handlers (once per process).
+pub(crate) fn install() {
     ATFORK.call_once(|| {
         // SAFETY: the handlers only lock/unlock our spin locks and, in the
         // child, perform the core's fork actions (mmap, close) with the
         // locks taken by `prepare` in the forking thread.
         let rc = unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };
         debug_assert_eq!(rc, 0);
-        // SAFETY: the handler only tries our locks and says `bye` (exit.rs).
-        let rc = unsafe { libc::atexit(crate::exit::at_exit) };
-        debug_assert_eq!(rc, 0);
     });
-    let mut conns = CONNS.lock();
-    conns.retain(|w| w.strong_count() > 0);
-    conns.push(Arc::downgrade(sh));
 }
 
 /// Before fork: take every connection's lock so that the child inherits
@@ -74,15 +66,10 @@ extern "C" fn child() {
         // in a fork child.
         let mut out = LineBatch::new();
         while let Some(a) = st.core.poll_action() {
-            let mut sys = Sys {
-                sh,
-                fds: &mut st.fds,
-                closing: &mut st.closing,
-                out: &mut out,
-            };
+            let (core, mut sys) = st.split(sh, &mut out);
             let outcome =
                 perform_quick(&mut sys, &a).unwrap_or(Outcome::Failed(Errno(libc::EPERM)));
-            st.core.complete(&a, outcome);
+            core.complete(&a, outcome);
         }
         // Inherited descriptors of files: close without a word.
         for (raw, fd) in st.fds.drain() {

@@ -16,8 +16,8 @@ use wcfs_core::{Config, ConnStats, FileId, MapId, OpOk};
 
 use crate::driver::{Shared, State, DEFERRED_CLOSES, PIN_THREAD_STACK};
 use crate::error::{Context, Error};
-use crate::fork::register;
 use crate::sys;
+use crate::{conns, exit, fork};
 
 /// A mounted WCFS server.
 #[derive(Clone)]
@@ -213,7 +213,10 @@ impl Conn {
             closer: SpinMutex::new(Vec::with_capacity(DEFERRED_CLOSES)),
             stats,
         });
-        register(&sh);
+        // The handlers that act on every connection, then this one listed.
+        fork::install();
+        exit::install();
+        conns::register(&sh);
         let ctx = Context::conn(&sh.wcfs.mountpoint, id, at);
         let t = {
             let sh = sh.clone();

@@ -95,7 +95,8 @@ fn autostart_reports_the_server_exit_status() {
     names_both(&e, &mnt);
     let e =
         Wcfs::join_with(ZURL, &opts(&b, Autostart::Yes, Some("/nonexistent/wcfs"))).unwrap_err();
-    assert!(matches!(e.kind, ErrorKind::Io { .. }), "{e}");
+    assert!(matches!(e.kind, ErrorKind::Start { .. }), "{e}");
+    assert_eq!(e.kind(), wcfs_linux::Kind::ServerStart);
     names_both(&e, &mnt);
     let _ = std::fs::remove_dir_all(&b);
 }
