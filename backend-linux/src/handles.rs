@@ -17,6 +17,7 @@ use wcfs_core::{Config, ConnStats, FileId, MapId, OpOk, OsOp};
 use crate::driver::{Shared, State, DEFERRED_CLOSES, PIN_THREAD_STACK};
 use crate::error::{Context, Error};
 use crate::fork::register;
+use crate::mountdir::MountDir;
 use crate::sys;
 
 /// A mounted WCFS server.
@@ -27,18 +28,27 @@ pub struct Wcfs {
 
 pub(crate) struct WcfsInner {
     pub(crate) mountpoint: PathBuf,
-    pub(crate) mount: sys::Mount,
+    /// Held by live connections and watch links only (see `mountdir`).
+    pub(crate) mount: MountDir,
     pub(crate) zeros: sys::Zeros,
     next_conn: AtomicU64,
 }
 
 impl Wcfs {
     /// A WCFS mounted at `mountpoint`.
+    ///
+    /// A `Wcfs` holds no descriptor inside the mount of its own: its live
+    /// connections and watch links share one on the mountpoint, let go of
+    /// with the last of them (a connection lets go when its link ends: at
+    /// `close`, or when it goes down). With none live, each call opens the
+    /// mountpoint for itself. So once every connection is closed, the
+    /// process keeps the mount busy no more (`fusermount3 -u` succeeds).
     pub fn open(mountpoint: impl AsRef<Path>) -> Result<Wcfs, Error> {
         let mountpoint = mountpoint.as_ref().to_path_buf();
         let ctx = || Context::wcfs(&mountpoint);
-        let mount =
-            sys::Mount::open(&mountpoint).map_err(|e| Error::io(ctx(), "open mountpoint", e))?;
+        let mount = MountDir::new(&mountpoint);
+        // Checked now, let go of at once: a `Wcfs` holds no descriptor of its own.
+        drop(mount.get().map_err(|e| Error::io(ctx(), "open mountpoint", e))?);
         let zeros = sys::Zeros::open().map_err(|e| Error::io(ctx(), "open /dev/zero", e))?;
         Ok(Wcfs {
             inner: Arc::new(WcfsInner {
@@ -73,19 +83,22 @@ impl Wcfs {
         let ctx = Context::conn(&self.inner.mountpoint, id, at);
         // The last head/at file read is closed by the pin thread.
         let mut head_at_file = None;
+        let mount = self
+            .inner
+            .mount
+            .get()
+            .map_err(|e| Error::io(ctx.clone().op("connect"), "open mountpoint", e))?;
         self.inner
             .wait_head_at(at, &mut head_at_file)
             .map_err(|e| Error::io(ctx.clone().op("connect"), "wait head/at", e))?;
-        let link = self
-            .inner
-            .mount
+        let link = mount
             .open_watch()
             .map_err(|e| Error::io(ctx.clone().op("connect"), "open head/watch", e))?;
         let cfg = Config {
             page_size: sys::page_size(),
             ..cfg
         };
-        Conn::start(self.inner.clone(), id, at, cfg, link, head_at_file)
+        Conn::start(self.inner.clone(), mount, id, at, cfg, link, head_at_file)
     }
 
     /// A connection over an already open link (for tests: a socketpair end).
@@ -95,7 +108,14 @@ impl Wcfs {
             page_size: sys::page_size(),
             ..Config::default()
         };
-        Conn::start(self.inner.clone(), id, at, cfg, link, None)
+        let mount = self.inner.mount.get().map_err(|e| {
+            Error::io(
+                Context::conn(&self.inner.mountpoint, id, at).op("connect"),
+                "open mountpoint",
+                e,
+            )
+        })?;
+        Conn::start(self.inner.clone(), mount, id, at, cfg, link, None)
     }
 }
 
@@ -107,7 +127,7 @@ impl WcfsInner {
     /// `head/at`, and its file still open (see `sys::Mount::read_tid_text`).
     fn head_at_keep(&self) -> std::io::Result<(Tid, OwnedFd)> {
         let mut buf = [0u8; 64];
-        let (n, fd) = self.mount.read_tid_text("head/at", &mut buf)?;
+        let (n, fd) = self.mount.get()?.read_tid_text("head/at", &mut buf)?;
         let s = std::str::from_utf8(&buf[..n]).unwrap_or("").trim_end();
         let head = Tid::parse(s).map_err(|e| {
             std::io::Error::new(
@@ -182,8 +202,10 @@ fn close_conn(sh: &Arc<Shared>) -> Result<(), wcfs_core::Error> {
 }
 
 impl Conn {
+    #[allow(clippy::too_many_arguments)]
     fn start(
         wcfs: Arc<WcfsInner>,
+        mount: Arc<sys::Mount>,
         id: u64,
         at: Tid,
         cfg: Config,
@@ -196,6 +218,7 @@ impl Conn {
         closing.extend(to_close.map(Arc::new));
         let sh = Arc::new(Shared {
             wcfs,
+            mount: SpinMutex::new(Some(mount)),
             id,
             st: SpinMutex::new(State {
                 core,

@@ -225,7 +225,7 @@ fn attach(mnt: &Path, zurl: &str, norm: &str) -> Result<Attach, Error> {
         kind: e.kind,
     })?;
     let mut buf = [0u8; 4096];
-    let n = match w.inner.mount.read_text(".wcfs/zurl", &mut buf) {
+    let n = match (w.inner.mount.get()).and_then(|m| m.read_text(".wcfs/zurl", &mut buf)) {
         Ok(n) => n,
         Err(e) if e == rustix::io::Errno::NOTCONN => return Ok(Attach::Dead),
         Err(e) => return Err(Error::io(ctx(), "read .wcfs/zurl", e)),

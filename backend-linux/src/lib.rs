@@ -13,6 +13,7 @@ mod exit;
 mod fork;
 mod handles;
 mod join;
+mod mountdir;
 pub mod sys;
 
 pub use driver::PIN_THREAD_STACK;
