@@ -58,6 +58,8 @@ pub enum ErrorKind {
         /// What the OS said.
         err: std::io::Error,
     },
+    /// A raw watch link refused or failed (`WatchLink`).
+    Watch(crate::watch::WatchError),
     /// No WCFS is mounted for this database.
     NotMounted {
         /// The database's zurl.
@@ -165,6 +167,7 @@ impl fmt::Display for Error {
         match &self.kind {
             ErrorKind::Core(e) => write!(f, "{e}"),
             ErrorKind::Io { what, err } => write!(f, "{what}: {err}"),
+            ErrorKind::Watch(e) => write!(f, "{e}"),
             ErrorKind::NotMounted { zurl } => write!(f, "no wcfs server mounted for {zurl}"),
             ErrorKind::ZurlMismatch { want, got } => {
                 write!(f, "mounted wcfs serves {got:?}, not {want:?}")

@@ -1,7 +1,9 @@
 //! Linux backend of the WCFS client: the public API (`Wcfs`, `Conn`,
 //! `FileH`, `Mapping`: `handles`), the pin thread and the lock around the
 //! core (`driver`), fork safety (`fork`), process exit with connections open (`exit`), joining a database's server
-//! (`join`: mountpoint, mount checks, autostart), and the raw syscalls
+//! (`join`: mountpoint, mount checks, autostart), the raw watch link
+//! (`watch`: `Wcfs::open_watch`), the mountpoint's descriptor shared by what
+//! is live (`mountdir`), and the raw syscalls
 //! (`sys`). Every protocol decision is taken by `wcfs-core`; this crate
 //! performs what it asks and waits.
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -15,11 +17,13 @@ mod handles;
 mod join;
 mod mountdir;
 pub mod sys;
+mod watch;
 
 pub use driver::PIN_THREAD_STACK;
 pub use error::{Context, Error, ErrorKind};
 pub use exit::EXIT_LOCK_WAIT;
 pub use handles::{Conn, FileH, Mapping, Wcfs, LINK_END_WAIT};
+pub use watch::{PinReq, WatchError, WatchLink, MAX_FATALS};
 pub use join::{
     check_mount, mountpoint_for, mountpoint_under, Autostart, JoinOptions, MountEntry,
     ENV_AUTOSTART, ENV_OPTIONS, ENV_SERVER, WCFS_BASE,

@@ -174,7 +174,7 @@ impl From<wcfs_linux::Error> for Failure {
         let code = match &e.kind {
             ErrorKind::Core(c) => core_code(c),
             ErrorKind::Io { what, .. } if what.starts_with("autostart") => WCFS_ERR_SERVER_START,
-            ErrorKind::Io { .. } => WCFS_ERR_IO,
+            ErrorKind::Io { .. } | ErrorKind::Watch(_) => WCFS_ERR_IO,
             ErrorKind::NotMounted { .. } => WCFS_ERR_NOT_MOUNTED,
             ErrorKind::ZurlMismatch { .. } => WCFS_ERR_ZURL_MISMATCH,
             ErrorKind::BadZurl(_) => WCFS_ERR_BAD_ZURL,
