@@ -2,6 +2,7 @@
 //! a watch set up with its pins answered, the server's error reply to a
 //! malformed request, a fatal message and the EOF after it, bye and EOF.
 mod e2e_common;
+use std::os::unix::fs::FileExt;
 use std::time::{Duration, Instant};
 
 use e2e_common::*;
@@ -19,8 +20,12 @@ fn watch_setup_pins_errors_fatal_and_eof() {
     let srv = server();
     let at1 = srv.commit(&[change(F, 0, "a0"), change(F, 1, "a1")]);
     let at2 = srv.commit(&[change(F, 1, "b1")]);
-    // A file the server knows: someone opened its head file.
+    // A file the server knows (someone opened its head file), whose block
+    // 1 was read: the server pins only blocks it served.
     let head = std::fs::File::open(srv.mountpoint().join(format!("head/bigfile/{F}"))).unwrap();
+    let mut buf = [0u8; 2];
+    head.read_exact_at(&mut buf, bs()).unwrap();
+    assert_eq!(&buf, b"b1");
     let w = Wcfs::open(srv.mountpoint()).unwrap();
     let l = w.open_watch().unwrap();
 
