@@ -43,6 +43,8 @@ use pyo3::{create_exception, ffi};
 
 use wcfs_linux::{ErrorKind, Oid, Tid};
 
+mod wendelin;
+
 create_exception!(
     wcfs_rs,
     Error,
@@ -906,5 +908,6 @@ fn wcfs_rs(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(join, m)?)?;
     m.add_function(wrap_pyfunction!(mountpoint_for, m)?)?;
     m.add_function(wrap_pyfunction!(_rust_mmap_read, m)?)?;
+    wendelin::register(m)?;
     Ok(())
 }
