@@ -445,3 +445,24 @@ def test_closed_handles_let_go_of_the_mount(srv, wc):
     assert p.returncode == 0, p.stderr
     assert not srv.mounted()
     del m, fh, conn, wl, pm, pfh, pconn, pw
+
+
+def test_stub_agrees_with_the_module():
+    """stubs/wcfs_rs/wendelin.pyi names what the module has: its classes,
+    and each one's public methods and properties both ways."""
+    import ast
+
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "stubs", "wcfs_rs", "wendelin.pyi")
+    with open(path) as f:
+        stub = ast.parse(f.read())
+    classes = {n.name: n for n in stub.body if isinstance(n, ast.ClassDef) and not n.name.startswith("_")}
+    public = {k for k in wendelin.__all__ if isinstance(getattr(wendelin, k), type)}
+    assert set(classes) == public - {"PyPinReq"}
+    assert wendelin.PyPinReq is wendelin.PinReq
+    for name, c in classes.items():
+        cls = getattr(wendelin, name)
+        declared = {n.name for n in c.body if isinstance(n, ast.FunctionDef) and not n.name.startswith("_")}
+        annotated = {n.target.id for n in c.body if isinstance(n, ast.AnnAssign)}
+        have = {k for k, v in vars(cls).items() if not k.startswith("_") and (callable(v) or isinstance(v, property))}
+        assert have == declared | (annotated & have), name
+        assert declared <= have, name
