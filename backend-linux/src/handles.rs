@@ -48,7 +48,11 @@ impl Wcfs {
         let ctx = || Context::wcfs(&mountpoint);
         let mount = MountDir::new(&mountpoint);
         // Checked now, let go of at once: a `Wcfs` holds no descriptor of its own.
-        drop(mount.get().map_err(|e| Error::io(ctx(), "open mountpoint", e))?);
+        drop(
+            mount
+                .get()
+                .map_err(|e| Error::io(ctx(), "open mountpoint", e))?,
+        );
         let zeros = sys::Zeros::open().map_err(|e| Error::io(ctx(), "open /dev/zero", e))?;
         Ok(Wcfs {
             inner: Arc::new(WcfsInner {

@@ -23,10 +23,10 @@ pub use driver::PIN_THREAD_STACK;
 pub use error::{Context, Error, ErrorKind};
 pub use exit::EXIT_LOCK_WAIT;
 pub use handles::{Conn, FileH, Mapping, Wcfs, LINK_END_WAIT};
-pub use watch::{PinReq, WatchError, WatchLink, MAX_FATALS};
 pub use join::{
     check_mount, mountpoint_for, mountpoint_under, Autostart, JoinOptions, MountEntry,
     ENV_AUTOSTART, ENV_OPTIONS, ENV_SERVER, WCFS_BASE,
 };
+pub use watch::{PinReq, WatchError, WatchLink, MAX_FATALS};
 pub use wcfs_core::wire::{Oid, Tid};
 pub use wcfs_core::{Config, ConnStats, PIN_TIME_BUCKETS};

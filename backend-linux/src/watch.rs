@@ -255,7 +255,9 @@ impl WatchLink {
         let err = |e| watch_err(&l.ctx, "receive request", e);
         l.check_pid().map_err(err)?;
         let mut st = l
-            .wait(deadline, |st| !st.requests.is_empty() || st.rx_end.is_some())
+            .wait(deadline, |st| {
+                !st.requests.is_empty() || st.rx_end.is_some()
+            })
             .map_err(err)?;
         if let Some(r) = st.requests.pop_front() {
             return Ok(Some(r));
@@ -320,11 +322,7 @@ impl WatchLink {
     /// process that opened it, lets go without a word.
     pub fn close(&self) -> Result<(), Error> {
         let l = &self.l;
-        let t = self
-            .reader
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
+        let t = self.reader.lock().unwrap_or_else(|e| e.into_inner()).take();
         let Some(t) = t else { return Ok(()) };
         if l.check_pid().is_err() {
             std::mem::forget(t); // the thread does not exist in this process

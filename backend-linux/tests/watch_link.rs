@@ -58,7 +58,10 @@ fn requests_replies_pins_fatals_and_bye() {
     let tree = Tree::new("wlink-exchange");
     let (l, mut srv) = link(&tree);
     let server = std::thread::spawn(move || {
-        assert_eq!(srv.line().unwrap(), "1 watch 0000000000000001 @0000000000000400");
+        assert_eq!(
+            srv.line().unwrap(),
+            "1 watch 0000000000000001 @0000000000000400"
+        );
         srv.send("2 pin 0000000000000001 #2 @0000000000000300");
         assert_eq!(srv.line().unwrap(), "2 ack");
         srv.send("1 ok");
@@ -100,7 +103,10 @@ fn requests_replies_pins_fatals_and_bye() {
         watch_error(&e),
         &WatchError::Link(RawError::Down(LinkError::Closed))
     );
-    let pin = l.recv_req(soon()).unwrap().expect("the pin that crossed bye");
+    let pin = l
+        .recv_req(soon())
+        .unwrap()
+        .expect("the pin that crossed bye");
     l.reply_req(pin.stream, "nak: gone").unwrap();
     assert_eq!(l.recv_req(soon()).unwrap(), None, "EOF");
     assert!(l.wait_ended(soon()) && l.is_ended());
@@ -115,7 +121,10 @@ fn deadlines_pass_and_a_late_reply_is_dropped() {
     let (l, mut srv) = link(&tree);
     let t = Instant::now();
     let e = l
-        .send_req("watch 0000000000000001 -", Some(t + Duration::from_millis(50)))
+        .send_req(
+            "watch 0000000000000001 -",
+            Some(t + Duration::from_millis(50)),
+        )
         .unwrap_err();
     assert_eq!(watch_error(&e), &WatchError::DeadlinePassed);
     assert!(t.elapsed() >= Duration::from_millis(50));
@@ -132,7 +141,10 @@ fn deadlines_pass_and_a_late_reply_is_dropped() {
         assert_eq!(srv.line().unwrap(), "5 bye");
         drop(srv);
     });
-    assert_eq!(l.send_req("watch 0000000000000001 -", soon()).unwrap(), "ok");
+    assert_eq!(
+        l.send_req("watch 0000000000000001 -", soon()).unwrap(),
+        "ok"
+    );
     l.close().unwrap();
     server.join().unwrap();
 }
@@ -143,7 +155,10 @@ fn deadlines_pass_and_a_late_reply_is_dropped() {
 fn bad_input_from_the_server_brings_the_link_down_cleanly() {
     let cases: &[(&str, LinkError)] = &[
         ("7 ok", LinkError::UnexpectedReply(7)),
-        ("2 pin 0000000000000001 #-1 @head", LinkError::Wire(WireError::NegativeBlk)),
+        (
+            "2 pin 0000000000000001 #-1 @head",
+            LinkError::Wire(WireError::NegativeBlk),
+        ),
         ("2 ack", LinkError::UnexpectedMessage(2)),
         ("garbage", LinkError::Wire(WireError::BadStream)),
         ("1 \u{1}", LinkError::Wire(WireError::ControlChar)),

@@ -208,7 +208,8 @@ impl RawLink {
         if let Some(e) = &self.down {
             return Err(RawError::Down(e.clone()));
         }
-        self.classify(line).map_err(|e| RawError::Down(self.fail(e)))
+        self.classify(line)
+            .map_err(|e| RawError::Down(self.fail(e)))
     }
 
     fn classify<'a>(&mut self, line: &'a [u8]) -> Result<RawIncoming<'a>, LinkError> {
@@ -279,7 +280,9 @@ mod tests {
     #[test]
     fn requests_go_out_as_given_on_odd_streams() {
         let mut l = RawLink::new();
-        let (s1, w1) = l.request("watch 0000000000000001 @00000000000000a3").unwrap();
+        let (s1, w1) = l
+            .request("watch 0000000000000001 @00000000000000a3")
+            .unwrap();
         let (s3, w3) = l.request("hello").unwrap();
         assert_eq!((s1, s3), (1, 3));
         assert_eq!(w1, "1 watch 0000000000000001 @00000000000000a3\n");
@@ -318,7 +321,8 @@ mod tests {
     #[test]
     fn pins_are_answered_exactly_once() {
         let mut l = RawLink::new();
-        l.request("watch 0000000000000001 @040d3dfb08ebeb99").unwrap();
+        l.request("watch 0000000000000001 @040d3dfb08ebeb99")
+            .unwrap();
         let line = b"2 pin 0000000000000001 #2 @040d3dfb078a3c22";
         assert_eq!(
             l.recv(line),
@@ -343,10 +347,7 @@ mod tests {
         assert!(matches!(
             unpin,
             RawIncoming::Request {
-                pin: PinRequest {
-                    rev: Rev::Head,
-                    ..
-                },
+                pin: PinRequest { rev: Rev::Head, .. },
                 ..
             }
         ));
@@ -377,10 +378,7 @@ mod tests {
             Err(RawError::BadText(WireError::ControlChar))
         );
         let long = "x".repeat(MAX_LINE);
-        assert_eq!(
-            l.request(&long),
-            Err(RawError::BadText(WireError::TooLong))
-        );
+        assert_eq!(l.request(&long), Err(RawError::BadText(WireError::TooLong)));
         l.recv(b"2 pin 0000000000000001 #1 @head").unwrap();
         assert_eq!(
             l.reply(2, "ack\n"),

@@ -16,13 +16,21 @@ fn held_inside(mnt: &Path) -> Vec<String> {
     for e in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
         if let Ok(target) = std::fs::read_link(e.path()) {
             if target.starts_with(mnt) {
-                held.push(format!("fd {}: {}", e.file_name().to_string_lossy(), target.display()));
+                held.push(format!(
+                    "fd {}: {}",
+                    e.file_name().to_string_lossy(),
+                    target.display()
+                ));
             }
         }
     }
     let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
     let m = mnt.to_string_lossy();
-    held.extend(maps.lines().filter(|l| l.contains(&*m)).map(|l| format!("map {l}")));
+    held.extend(
+        maps.lines()
+            .filter(|l| l.contains(&*m))
+            .map(|l| format!("map {l}")),
+    );
     held
 }
 
@@ -52,7 +60,11 @@ fn closed_handles_hold_nothing_inside_the_mount() {
     let mnt = srv.mountpoint().to_path_buf();
     let at1 = srv.commit(&[change(F, 0, "a0"), change(F, 1, "a1"), change(G, 0, "g0")]);
     let w = Wcfs::open(&mnt).unwrap();
-    assert_eq!(held_inside(&mnt), Vec::<String>::new(), "a Wcfs alone holds nothing");
+    assert_eq!(
+        held_inside(&mnt),
+        Vec::<String>::new(),
+        "a Wcfs alone holds nothing"
+    );
     let old = w.connect(at1).unwrap();
     let f = old.open(F).unwrap();
     let m = f.mmap(0, 2).unwrap();
@@ -78,7 +90,11 @@ fn closed_handles_hold_nothing_inside_the_mount() {
     assert!(mg.is_faulting() && m2.is_faulting());
     // Every handle is alive still; only the closes happened.
     assert_eq!(held_inside(&mnt), Vec::<String>::new());
-    assert_eq!(w.head_at().unwrap(), at2, "a Wcfs call holds nothing after it");
+    assert_eq!(
+        w.head_at().unwrap(),
+        at2,
+        "a Wcfs call holds nothing after it"
+    );
     assert_eq!(held_inside(&mnt), Vec::<String>::new());
     unmount(&mnt).expect("a plain unmount succeeds once everything is closed");
     drop((m, mg, m2, f, g, f2, old, new, l, w));

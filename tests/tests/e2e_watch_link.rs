@@ -31,7 +31,10 @@ fn watch_setup_pins_errors_fatal_and_eof() {
 
     let reply = std::thread::scope(|s| {
         let req = s.spawn(|| l.send_req(&format!("watch {F} @{at1}"), soon()));
-        let pin = l.recv_req(soon()).unwrap().expect("a pin of the watch setup");
+        let pin = l
+            .recv_req(soon())
+            .unwrap()
+            .expect("a pin of the watch setup");
         assert_eq!((pin.oid, pin.blk, pin.rev), (F, 1, Rev::At(at1)));
         assert_eq!(pin.msg, format!("pin {F} #1 @{at1}"));
         assert_eq!(pin.stream % 2, 0);
@@ -61,14 +64,20 @@ fn watch_setup_pins_errors_fatal_and_eof() {
     assert!(l.fatals().is_empty());
     // A frame without a stream: fatal, and the server ends the link.
     l.write_raw(b"hello\n").unwrap();
-    assert_eq!(l.recv_req(soon()).unwrap(), None, "EOF after the fatal message");
+    assert_eq!(
+        l.recv_req(soon()).unwrap(),
+        None,
+        "EOF after the fatal message"
+    );
     assert_eq!(l.fatals(), ["invalid frame: \"hello\\n\""]);
     assert!(l.is_ended());
     assert!(l.send_req("watch 0000000000000001 -", soon()).is_err());
     l.close().unwrap();
     drop(head);
     assert!(
-        srv.failures().iter().all(|(_, f)| f.contains("invalid frame")),
+        srv.failures()
+            .iter()
+            .all(|(_, f)| f.contains("invalid frame")),
         "{:?}",
         srv.failures()
     );

@@ -186,11 +186,8 @@ impl RawMapping {
         // only reads it (PyBUF_READ) and the caller accepts that reading it
         // faults once the view ended (the `_wcfs` contract).
         unsafe {
-            let p = ffi::PyMemoryView_FromMemory(
-                self.m.addr() as *mut c_char,
-                len,
-                ffi::PyBUF_READ,
-            );
+            let p =
+                ffi::PyMemoryView_FromMemory(self.m.addr() as *mut c_char, len, ffi::PyBUF_READ);
             Bound::from_owned_ptr_or_err(py, p)
         }
     }
@@ -208,7 +205,9 @@ pub(crate) struct RawWatchLink {
 }
 
 fn deadline(timeout: Option<f64>) -> Option<Instant> {
-    timeout.map(|t| Instant::now() + Duration::try_from_secs_f64(t.max(0.0)).unwrap_or(Duration::MAX / 4))
+    timeout.map(|t| {
+        Instant::now() + Duration::try_from_secs_f64(t.max(0.0)).unwrap_or(Duration::MAX / 4)
+    })
 }
 
 fn link_err(py: Python<'_>, e: wcfs_linux::Error) -> PyErr {
