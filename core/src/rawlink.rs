@@ -402,13 +402,21 @@ mod tests {
         assert_eq!(l.down(), Some(&LinkError::Closed));
     }
 
+    /// A link with `n` requests of ours awaiting replies (streams 1, 3, ...).
+    fn with_requests(n: usize) -> RawLink {
+        let mut l = RawLink::new();
+        for _ in 0..n {
+            l.request("watch 0000000000000001 -").unwrap();
+        }
+        l
+    }
+
     /// Each server line takes the link down with the error.
     macro_rules! violations {
         ($($name:ident: $reqs:expr, $line:expr => $err:expr;)*) => {$(
             #[test]
             fn $name() {
-                let mut l = RawLink::new();
-                for _ in 0..$reqs { l.request("watch 0000000000000001 -").unwrap(); }
+                let mut l = with_requests($reqs);
                 assert_eq!(l.recv($line), Err(RawError::Down($err)));
                 assert_eq!(l.down(), Some(&$err));
                 assert!(!l.awaits_reply(1));
