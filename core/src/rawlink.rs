@@ -25,9 +25,7 @@
 use alloc::string::String;
 use core::fmt;
 
-use hashbrown::HashSet;
-
-use crate::link::{LinkError, MAX_SERVER_REQUESTS};
+use crate::link::{Link, LinkError};
 use crate::wire::{check_text, parse_stream, Msg, Oid, Rev, StreamId, WireError, MAX_LINE};
 
 /// A server request: a `pin`, to be answered once on its even stream.
@@ -94,17 +92,10 @@ impl fmt::Display for RawError {
 #[cfg(feature = "std")]
 impl std::error::Error for RawError {}
 
-/// The streams of one raw link.
-///
-/// Invariants: `next_request` is odd; every stream in `awaiting_reply` is
-/// odd and `< next_request`; every stream in `unanswered` is even and
-/// non-zero; once `down` is set both sets are empty and stay so.
+/// The streams of one raw link: a [`Link`]'s bookkeeping (its invariants),
+/// with request and reply text the caller's.
 pub struct RawLink {
-    next_request: StreamId,
-    awaiting_reply: HashSet<StreamId>,
-    unanswered: heapless::Vec<StreamId, MAX_SERVER_REQUESTS>,
-    bye_sent: bool,
-    down: Option<LinkError>,
+    link: Link,
 }
 
 impl Default for RawLink {
@@ -124,48 +115,37 @@ fn body(text: &str) -> Result<&str, RawError> {
 impl RawLink {
     /// A fresh link: no stream used yet.
     pub fn new() -> RawLink {
-        RawLink {
-            next_request: 1,
-            awaiting_reply: HashSet::new(),
-            unanswered: heapless::Vec::new(),
-            bye_sent: false,
-            down: None,
-        }
+        RawLink { link: Link::new() }
     }
 
     /// `Some(why)` once the link is down (`LinkError::Closed` after `bye` and the end).
     pub fn down(&self) -> Option<&LinkError> {
-        self.down.as_ref()
+        self.link.down()
     }
 
     /// Whether `bye` was said.
     pub fn bye_sent(&self) -> bool {
-        self.bye_sent
+        self.link.bye_sent()
     }
 
     /// Whether our request on `stream` still awaits its reply.
     pub fn awaits_reply(&self, stream: StreamId) -> bool {
-        self.awaiting_reply.contains(&stream)
+        self.link.awaits_reply(stream)
     }
 
     /// Server requests not answered yet.
     pub fn unanswered(&self) -> &[StreamId] {
-        &self.unanswered
+        self.link.unanswered()
     }
 
     /// Encodes `<stream> <text>\n` on a new odd stream, which then awaits
     /// its reply. The text is sent as given (it may be no valid request).
     pub fn request(&mut self, text: &str) -> Result<(StreamId, String), RawError> {
-        if let Some(e) = &self.down {
+        if let Some(e) = self.link.down() {
             return Err(RawError::Down(e.clone()));
         }
-        if self.bye_sent {
-            return Err(RawError::Down(LinkError::Closed));
-        }
         let text = body(text)?;
-        let stream = self.next_request;
-        self.next_request += 2;
-        self.awaiting_reply.insert(stream);
+        let stream = self.link.open_request().map_err(RawError::Down)?;
         Ok((stream, alloc::format!("{stream} {text}\n")))
     }
 
@@ -173,39 +153,27 @@ impl RawLink {
     /// `stream`; each is answered once. Allowed after `bye` (a pin that
     /// crossed it still wants its answer), not once the link is down.
     pub fn reply(&mut self, stream: StreamId, text: &str) -> Result<String, RawError> {
-        if let Some(e) = &self.down {
+        if let Some(e) = self.link.down() {
             return Err(RawError::Down(e.clone()));
         }
         let text = body(text)?;
-        let i = self
-            .unanswered
-            .iter()
-            .position(|&s| s == stream)
-            .ok_or(RawError::NotPending(stream))?;
-        self.unanswered.swap_remove(i);
+        self.link
+            .answered(stream)
+            .map_err(|_| RawError::NotPending(stream))?;
         Ok(alloc::format!("{stream} {text}\n"))
     }
 
     /// Encodes `bye` on a new odd stream; afterwards no request goes out,
     /// and the server's EOF is the normal end.
     pub fn bye(&mut self) -> Result<String, RawError> {
-        match &self.down {
-            Some(e @ (LinkError::UnexpectedEof | LinkError::Io(_) | LinkError::Closed)) => {
-                return Err(RawError::Down(e.clone()))
-            }
-            _ if self.bye_sent => return Err(RawError::Down(LinkError::Closed)),
-            _ => {}
-        }
-        let stream = self.next_request;
-        self.next_request += 2;
-        self.bye_sent = true;
-        Ok(alloc::format!("{stream} bye\n"))
+        let line = self.link.bye().map_err(RawError::Down)?;
+        Ok(String::from_utf8_lossy(line.as_bytes()).into_owned())
     }
 
     /// Classifies one line (without `\n`) from the server. A violation
     /// takes the link down and is returned as `RawError::Down`.
     pub fn recv<'a>(&mut self, line: &'a [u8]) -> Result<RawIncoming<'a>, RawError> {
-        if let Some(e) = &self.down {
+        if let Some(e) = self.link.down() {
             return Err(RawError::Down(e.clone()));
         }
         self.classify(line)
@@ -227,20 +195,13 @@ impl RawLink {
         }
         if stream % 2 == 1 {
             // A reply's text is the caller's business: taken as sent.
-            if !self.awaiting_reply.remove(&stream) {
-                return Err(LinkError::UnexpectedReply(stream));
-            }
+            self.link.take_reply(stream)?;
             return Ok(RawIncoming::Reply { stream, text });
         }
         let Msg::Pin { oid, blk, rev } = Msg::parse(text)? else {
             return Err(LinkError::UnexpectedMessage(stream));
         };
-        if self.unanswered.contains(&stream) {
-            return Err(LinkError::StreamInUse(stream));
-        }
-        self.unanswered
-            .push(stream)
-            .map_err(|_| LinkError::TooManyRequests)?;
+        self.link.take_request(stream)?;
         let pin = PinRequest {
             stream,
             oid,
@@ -253,28 +214,20 @@ impl RawLink {
     /// Takes the link down with `err` (the first reason wins) and forgets
     /// every pending stream; returns the reason in force.
     pub fn fail(&mut self, err: LinkError) -> LinkError {
-        if self.down.is_none() {
-            self.down = Some(err);
-            self.awaiting_reply.clear();
-            self.unanswered.clear();
-        }
-        self.down.clone().expect("just set")
+        self.link.fail(err).clone()
     }
 
     /// The server ended the link: the normal end after our `bye`
     /// (`Ok`), a failure otherwise (also after a fatal message).
     pub fn eof(&mut self) -> Result<(), LinkError> {
-        if self.bye_sent && self.down.is_none() {
-            self.fail(LinkError::Closed);
-            return Ok(());
-        }
-        Err(self.fail(LinkError::UnexpectedEof))
+        self.link.eof()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::link::MAX_SERVER_REQUESTS;
     use crate::wire::Tid;
 
     #[test]
