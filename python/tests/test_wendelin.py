@@ -254,6 +254,7 @@ def test_fork_child_faults_and_detaches_parent_goes_on(srv, wc):
     fh = conn.open(p64(F))
     m = fh.mmap(0, 4)
     assert [blk(m, b) for b in range(4)] == ["", "b1", "", "d1"]
+    wl = wendelin.PyWatchLink(wc)
     pid = os.fork()
     if pid == 0:  # report by exit status only, never return into pytest
         code = 1
@@ -263,12 +264,15 @@ def test_fork_child_faults_and_detaches_parent_goes_on(srv, wc):
                 m.unmap()  # nothing, silently
                 fh.close()
                 conn.close()
+                wl.close()  # and no bye on the parent's link
                 gc.collect()
                 code = 0
         finally:
             os._exit(code)
     _, status = os.waitpid(pid, 0)
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+    assert wl.sendReq(None, "watch %016x -" % F) in ("ok", b"ok"), "the parent's link goes on"
+    wl.close()
     at2 = srv.commit({(F, 1): b"b2"})
     assert [blk(m, b) for b in range(4)] == ["", "b1", "", "d1"]
     assert fh.pinned == {1: p64(at1)}
