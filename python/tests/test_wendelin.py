@@ -196,6 +196,10 @@ def test_close_faults_mem_and_later_calls_say_so(srv, wc):
     assert blk(m11, 1) == "b1" and blk(m12, 1) == "b1" and blk(m21, 0) == "g0"
     mem = m11.mem  # taken and kept: not tracked
 
+    kept = f2.mmap(0, 1).mem  # the mapping object is gone at once: its mem keeps it
+    gc.collect()
+    assert bytes(kept[:2]) == b"g0" and not faults(kept)
+
     f1.close()
     assert faults(mem) and faults(mem, PAGE) and faults(m12.mem)
     assert blk(m21, 0) == "g0"
@@ -207,7 +211,7 @@ def test_close_faults_mem_and_later_calls_say_so(srv, wc):
     assert blk(m11_, 1) == "b1" and faults(mem)
 
     conn.close()
-    assert faults(m11_.mem) and faults(m21.mem)
+    assert faults(m11_.mem) and faults(m21.mem) and faults(kept)
     with pytest.raises(ERR, match=".*: connection closed"):
         conn.open(p64(F))
     with pytest.raises(ERR, match=".*: connection closed"):

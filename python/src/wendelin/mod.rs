@@ -3,18 +3,18 @@
 //!
 //! Plain wrappers of `wcfs-linux`'s handles, without the export tracking of
 //! the Pythonic API: `Mapping.mem()` is a `memoryview` of the mapping's
-//! memory that holds nothing and is counted nowhere (reading it once the
-//! view ended faults, as wendelin.core's tests expect), and the raw watch
-//! link. Every call that can wait on the server releases the GIL. Errors
+//! memory that is counted nowhere (it keeps the mapping alive but never
+//! blocks `unmap`; reading it once the view ended faults, as
+//! wendelin.core's tests expect), and the raw watch link. Every call that can wait on the server releases the GIL. Errors
 //! are `wcfs_rs.Error` (chosen as in the Pythonic API); a deadline passing
 //! on the watch link raises `Timeout`, for the layer to turn into its
 //! context's error.
 
-use std::ffi::c_char;
+use std::ffi::{c_int, c_void};
 use std::time::{Duration, Instant};
 
 use pyo3::create_exception;
-use pyo3::exceptions::PyException;
+use pyo3::exceptions::{PyBufferError, PyException};
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
@@ -175,21 +175,49 @@ impl RawMapping {
         self.m.is_faulting()
     }
 
-    /// A read-only `memoryview` of the mapping's memory that holds nothing
-    /// and is counted nowhere: it stays valid Python whatever happens to
-    /// the mapping, and reading it after the view ended faults (SIGSEGV),
-    /// or, once unmapped, reads whatever the process maps there later.
-    fn mem<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let len = isize::try_from(self.m.len())
-            .map_err(|_| pyo3::exceptions::PyOverflowError::new_err("mapping too long"))?;
-        // SAFETY: `[addr, addr + len)` is this mapping's range; the view
-        // only reads it (PyBUF_READ) and the caller accepts that reading it
-        // faults once the view ended (the `_wcfs` contract).
+    /// A read-only `memoryview` of the mapping's memory, counted nowhere:
+    /// it keeps this object (so the mapping) alive, never blocks `unmap`,
+    /// and reading it once the view ended faults (SIGSEGV); after `unmap`
+    /// it reads whatever the process maps there later, as in `_wcfs`.
+    fn mem<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        // SAFETY: `slf` is a live object exporting a buffer (below); the
+        // new reference is owned by the returned `Bound`.
         unsafe {
-            let p =
-                ffi::PyMemoryView_FromMemory(self.m.addr() as *mut c_char, len, ffi::PyBUF_READ);
-            Bound::from_owned_ptr_or_err(py, p)
+            let p = ffi::PyMemoryView_FromObject(slf.as_ptr());
+            Bound::from_owned_ptr_or_err(slf.py(), p)
         }
+    }
+
+    /// The buffer of `mem`: the mapping's range, read-only, not counted.
+    ///
+    /// # Safety
+    ///
+    /// Called by Python with a view to fill (the buffer protocol).
+    unsafe fn __getbuffer__(
+        slf: Bound<'_, Self>,
+        view: *mut ffi::Py_buffer,
+        flags: c_int,
+    ) -> PyResult<()> {
+        if flags & ffi::PyBUF_WRITABLE == ffi::PyBUF_WRITABLE {
+            return Err(PyBufferError::new_err(
+                "the memory of a mapping is read-only",
+            ));
+        }
+        let m = &slf.get().m;
+        let len = isize::try_from(m.len())
+            .map_err(|_| pyo3::exceptions::PyOverflowError::new_err("mapping too long"))?;
+        // SAFETY: `view` is Python's to fill; `[addr, addr + len)` is this
+        // mapping's range, lent read-only; `PyBuffer_FillInfo` takes a
+        // reference to `slf` for `view.obj`, keeping the mapping alive
+        // while the buffer lives. Whether its pages still show the data is
+        // the caller's business (the `_wcfs` contract: reads fault after).
+        let rc = unsafe {
+            ffi::PyBuffer_FillInfo(view, slf.as_ptr(), m.addr() as *mut c_void, len, 1, flags)
+        };
+        if rc != 0 {
+            return Err(PyErr::fetch(slf.py()));
+        }
+        Ok(())
     }
 
     fn unmap(&self, py: Python<'_>) -> PyResult<()> {

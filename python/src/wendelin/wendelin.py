@@ -307,7 +307,8 @@ class PyMapping(object):
 
     @property
     def mem(self):
-        """Read-only memoryview of the mapping, not tracked (see the module)."""
+        """Read-only memoryview of the mapping, not tracked (see the module);
+        it keeps the mapping alive, not mapped: `unmap()` is `unmap()`."""
         return self._mem
 
     def unmap(self):

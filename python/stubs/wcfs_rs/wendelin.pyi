@@ -59,8 +59,9 @@ class PyMapping:
     def blk_stop(self) -> int: ...
     @property
     def mem(self) -> memoryview:
-        """Read-only and not tracked: reading it after the view ended
-        (file or connection closed or down, fork child) is a SIGSEGV."""
+        """Read-only and not tracked (it keeps the mapping alive, never
+        blocks ``unmap``): reading it after the view ended (file or
+        connection closed or down, fork child) is a SIGSEGV."""
     def unmap(self) -> None: ...
 
 class PinReq:
