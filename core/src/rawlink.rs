@@ -413,4 +413,63 @@ mod tests {
             }
         }
     }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Lines near the protocol: a stream (ours, the server's, 0, or
+        /// none) and one of its messages, or bytes of any kind.
+        fn line() -> impl Strategy<Value = alloc::vec::Vec<u8>> {
+            let msg = prop_oneof![
+                Just(String::from("ok")),
+                "error [a-z :δ]{0,20}",
+                "error: [a-z ]{0,20}",
+                "pin 0000000000000001 #[0-9]{1,3} @(head|0000000000000002)",
+                "pin 0000000000000001 #-1 @head",
+                "[a-z]{0,8}",
+            ];
+            prop_oneof![
+                (0u64..12, msg).prop_map(|(s, m)| alloc::format!("{s} {m}").into_bytes()),
+                proptest::collection::vec(any::<u8>(), 0..40),
+            ]
+        }
+
+        proptest! {
+            /// Whatever the server sends: no panic, a violation is final,
+            /// the bookkeeping's invariants hold, and our replies to what
+            /// was not asked are refused without taking the link down.
+            #[test]
+            fn any_server_input_is_a_clean_answer_or_a_final_failure(
+                lines in proptest::collection::vec(line(), 0..24),
+                replies in proptest::collection::vec(0u64..12, 0..8),
+            ) {
+                let mut l = with_requests(3);
+                let mut down: Option<LinkError> = None;
+                let mut replies = replies.into_iter();
+                for line in &lines {
+                    match l.recv(line) {
+                        Ok(_) => prop_assert!(down.is_none()),
+                        Err(RawError::Down(e)) => {
+                            prop_assert!(down.is_none() || down.as_ref() == Some(&e));
+                            down = Some(e);
+                        }
+                        Err(e) => prop_assert!(false, "not a link failure: {e}"),
+                    }
+                    prop_assert!(l.unanswered().iter().all(|s| *s != 0 && s % 2 == 0));
+                    prop_assert!(l.unanswered().len() <= MAX_SERVER_REQUESTS);
+                    if let Some(s) = replies.next() {
+                        let pending = l.unanswered().contains(&s);
+                        match l.reply(s, "ack") {
+                            Ok(_) => prop_assert!(pending && down.is_none()),
+                            Err(RawError::NotPending(t)) => prop_assert!(t == s && !pending),
+                            Err(RawError::Down(_)) => prop_assert!(down.is_some()),
+                            Err(e) => prop_assert!(false, "{e}"),
+                        }
+                    }
+                }
+                prop_assert_eq!(l.down(), down.as_ref());
+            }
+        }
+    }
 }
