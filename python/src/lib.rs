@@ -42,8 +42,7 @@ use pyo3::types::{PyBytes, PyDict, PyString};
 use pyo3::{create_exception, ffi};
 
 use wcfs_linux::{ErrorKind, Oid, Tid};
-
-mod wendelin;
+mod wendelin; // the `_wcfs`-shaped layer, `wcfs_rs.wendelin`
 
 create_exception!(
     wcfs_rs,
