@@ -320,7 +320,10 @@ impl Conn {
             .map_err(|e| Error::core(ctx, e))
     }
 
-    /// Closes the connection: every mapping faults from now on.
+    /// Closes the connection: every mapping faults from now on, and once
+    /// it returns nothing of the connection holds the mount busy (its link
+    /// has ended; see [`Wcfs::open`]), unless the server left the link
+    /// open past `LINK_END_WAIT`: then its pin thread lets go as it ends.
     pub fn close(&self) -> Result<(), Error> {
         let ctx = self.ctx().op("close");
         close_conn(self.sh()).map_err(|e| Error::core(ctx, e))

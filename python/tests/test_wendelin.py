@@ -340,10 +340,23 @@ def test_watch_link_setup_pins_errors_fatal_and_eof(srv, wc):
     wl.close()
 
 
+class WatchLink(wendelin.PyWatchLink):
+    """A subclass, as wendelin.core's tests make one."""
+
+    def __init__(self, wc):
+        super().__init__(wc)
+        self.sent = 0
+
+    def sendReq(self, ctx, req):
+        self.sent += 1
+        return super().sendReq(ctx, req)
+
+
 def test_watch_link_bye_then_eof(srv, wc):
     srv.commit({(F, 0): b"a0"})
-    wl = wendelin.PyWatchLink(wc)
-    assert wl.sendReq(None, "watch %016x -" % F) in ("ok", b"ok")
+    wl = WatchLink(wc)
+    assert wl.sendReq(None, bytes_sub(b"watch %016x -" % F)) in ("ok", b"ok")
+    assert wl.sent == 1
     wl.closeWrite()
     assert wl.recvReq(None) is None
     eof = wl.rx_eof
