@@ -142,6 +142,7 @@ def test_subclass_views_pins_resync_and_going_back(srv, wc):
     assert fh.pinned == {}
     assert [blk(m1, b) for b in (2, 3, 4)] == ["c1", "d1", ""]
     assert fh.pinned == {2: p64(at1)}
+    assert bytes(memoryview(m1)[:2]) == b"c1", "a buffer exporter, as _wcfs's"
 
     # Another connection at head sees its own bytes meanwhile.
     new = wc.connect(p64(at2))
@@ -472,6 +473,7 @@ def test_stub_agrees_with_the_module():
     """stubs/wcfs_rs/wendelin.pyi names what the module has: its classes,
     and each one's public methods and properties both ways."""
     import ast
+    import inspect
 
     path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "stubs", "wcfs_rs", "wendelin.pyi")
     with open(path) as f:
@@ -484,6 +486,7 @@ def test_stub_agrees_with_the_module():
         cls = getattr(wendelin, name)
         declared = {n.name for n in c.body if isinstance(n, ast.FunctionDef) and not n.name.startswith("_")}
         annotated = {n.target.id for n in c.body if isinstance(n, ast.AnnAssign)}
-        have = {k for k, v in vars(cls).items() if not k.startswith("_") and (callable(v) or isinstance(v, property))}
+        # methods and properties, inherited ones (from wcfs_rs._wendelin) too
+        have = {k for k in dir(cls) if not k.startswith("_") and hasattr(inspect.getattr_static(cls, k), "__get__")}
         assert have == declared | (annotated & have), name
         assert declared <= have, name

@@ -2,10 +2,10 @@
 //! (`wcfs_rs.wendelin`, Python, `wendelin.py`) is written over.
 //!
 //! Plain wrappers of `wcfs-linux`'s handles, without the export tracking of
-//! the Pythonic API: `Mapping.mem()` is a `memoryview` of the mapping's
-//! memory that is counted nowhere (it keeps the mapping alive but never
-//! blocks `unmap`; reading it once the view ended faults, as
-//! wendelin.core's tests expect), and the raw watch link. Every call that can wait on the server releases the GIL. Errors
+//! the Pythonic API: `memoryview(Mapping)` lends the mapping's memory
+//! counted nowhere (the view keeps the mapping alive but never blocks
+//! `unmap`; reading it once the view ended faults, as wendelin.core's
+//! tests expect), and the raw watch link. Every call that can wait on the server releases the GIL. Errors
 //! are `wcfs_rs.Error` (chosen as in the Pythonic API); a deadline passing
 //! on the watch link raises `Timeout`, for the layer to turn into its
 //! context's error.
@@ -132,12 +132,6 @@ impl RawFileH {
         self.f.blksize()
     }
 
-    fn mmap(&self, py: Python<'_>, blk_start: u64, blk_len: u64) -> PyResult<RawMapping> {
-        let r = py.detach(|| self.f.mmap(blk_start, blk_len));
-        let m = r.map_err(|e| py_err(py, e, false))?;
-        Ok(RawMapping { m })
-    }
-
     /// `{blk: rev}` of the pins in force.
     fn pinned<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let d = PyDict::new(py);
@@ -153,13 +147,24 @@ impl RawFileH {
     }
 }
 
-#[pyclass(module = "wcfs_rs._wendelin", name = "Mapping", frozen)]
+/// A mapping, made by `Mapping(fileh, blk_start, blk_len)`; subclassable
+/// (`wcfs_rs.wendelin.PyMapping` is its subclass), and a buffer exporter:
+/// `memoryview(m)` lends its memory read-only, counted nowhere.
+#[pyclass(module = "wcfs_rs._wendelin", name = "Mapping", frozen, subclass)]
 pub(crate) struct RawMapping {
     m: wcfs_linux::Mapping,
 }
 
 #[pymethods]
 impl RawMapping {
+    /// Maps blocks `[blk_start, blk_start + blk_len)` of `fileh`.
+    #[new]
+    fn new(py: Python<'_>, fileh: &RawFileH, blk_start: u64, blk_len: u64) -> PyResult<RawMapping> {
+        let r = py.detach(|| fileh.f.mmap(blk_start, blk_len));
+        let m = r.map_err(|e| py_err(py, e, false))?;
+        Ok(RawMapping { m })
+    }
+
     #[getter]
     fn blk_start(&self) -> u64 {
         self.m.blk_start()
@@ -170,25 +175,11 @@ impl RawMapping {
         self.m.blk_stop()
     }
 
-    #[getter]
-    fn faulting(&self) -> bool {
-        self.m.is_faulting()
-    }
-
-    /// A read-only `memoryview` of the mapping's memory, counted nowhere:
-    /// it keeps this object (so the mapping) alive, never blocks `unmap`,
-    /// and reading it once the view ended faults (SIGSEGV); after `unmap`
-    /// it reads whatever the process maps there later, as in `_wcfs`.
-    fn mem<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
-        // SAFETY: `slf` is a live object exporting a buffer (below); the
-        // new reference is owned by the returned `Bound`.
-        unsafe {
-            let p = ffi::PyMemoryView_FromObject(slf.as_ptr());
-            Bound::from_owned_ptr_or_err(slf.py(), p)
-        }
-    }
-
-    /// The buffer of `mem`: the mapping's range, read-only, not counted.
+    /// The buffer of `memoryview(m)`: the mapping's range, read-only,
+    /// counted nowhere: the view keeps this object (so the mapping) alive,
+    /// never blocks `unmap`, and reading it once the view ended faults
+    /// (SIGSEGV); after `unmap` it reads whatever the process maps there
+    /// later, as in `_wcfs`.
     ///
     /// # Safety
     ///

@@ -17,8 +17,9 @@ Revisions and oids are ZODB's 8-byte big-endian `bytes` (`p64`; any
 `bytes` subclass). `PyConn.open` of a file already open returns the same
 `PyFileH`, counting the opens; the file closes with its last `close`.
 
-`PyMapping.mem` is a read-only `memoryview` of the mapping's memory that is
-not tracked: it may be taken and kept whatever happens to the mapping, and
+`PyMapping.mem` (also `memoryview(m)`) is a read-only `memoryview` of the
+mapping's memory that is not tracked: it keeps the mapping alive but never
+blocks `unmap()`, it may be taken and kept whatever happens to the mapping, and
 reading it after the file or connection was closed, after the connection
 went down, or in a fork child faults (SIGSEGV). In a fork child, `close()`
 and `unmap()` of what it inherited do nothing (the child has detached).
@@ -256,7 +257,7 @@ class PyFileH(object):
         """Maps blocks [blk_start, blk_start + blk_len) as of the connection's at."""
         if blk_start < 0 or blk_len < 0:
             raise _error("mmap #%d+%d: negative block" % (blk_start, blk_len))
-        return PyMapping._new(self, _call(self._raw.mmap, blk_start, blk_len))
+        return PyMapping._new(self, blk_start, blk_len)
 
     def close(self):
         """One close per open; the last one closes the file (its mappings fault)."""
@@ -282,40 +283,28 @@ class PyFileH(object):
             pass  # the connection's close said what there was to say
 
 
-class PyMapping(object):
-    """A mapping of blocks of a file, with its memory as `mem`."""
-
-    def __init__(self, *args, **kw):
-        raise TypeError("PyMapping is made by PyFileH.mmap")
+class PyMapping(_raw.Mapping):
+    """A mapping of blocks of a file, with its memory as `mem`; a buffer
+    exporter too (`memoryview(m)` is `m.mem`)."""
 
     @classmethod
-    def _new(cls, fileh, raw):
-        m = cls.__new__(cls)
+    def _new(cls, fileh, blk_start, blk_len):
+        m = _call(cls.__new__, cls, fileh._raw, blk_start, blk_len)
         m.fileh = fileh
-        m._raw = raw
         m._pid = os.getpid()
-        m._mem = raw.mem()
         return m
 
     @property
-    def blk_start(self):
-        return self._raw.blk_start
-
-    @property
-    def blk_stop(self):
-        return self._raw.blk_stop
-
-    @property
     def mem(self):
-        """Read-only memoryview of the mapping, not tracked (see the module);
-        it keeps the mapping alive, not mapped: `unmap()` is `unmap()`."""
-        return self._mem
+        """Read-only memoryview of the mapping, not tracked (see the module):
+        it keeps the mapping alive, never blocks `unmap()`."""
+        return memoryview(self)
 
     def unmap(self):
         """Releases the memory (also done when the object is collected); twice is fine."""
         if _in_fork_child(self._pid):
             return
-        _call(self._raw.unmap)
+        _call(super().unmap)
 
 
 class PinReq(object):

@@ -50,7 +50,8 @@ class PyFileH:
     def close(self) -> None: ...
 
 class PyMapping:
-    """A mapping of blocks ``[blk_start, blk_stop)`` of ``fileh``."""
+    """A mapping of blocks ``[blk_start, blk_stop)`` of ``fileh``; a buffer
+    exporter (``memoryview(m)`` is ``m.mem``)."""
 
     fileh: PyFileH
     @property
