@@ -206,7 +206,6 @@ fn close_conn(sh: &Arc<Shared>) -> Result<(), wcfs_core::Error> {
 }
 
 impl Conn {
-    #[allow(clippy::too_many_arguments)]
     fn start(
         wcfs: Arc<WcfsInner>,
         mount: Arc<sys::Mount>,
