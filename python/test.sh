@@ -2,8 +2,9 @@
 # Builds the Python module and runs its tests, on a fresh machine too:
 # a throwaway virtual environment (target/python-venv, or $WCFS_PY_VENV)
 # with maturin, pytest and numpy from PyPI; `pip install ./python`; the
-# test server binary built by cargo; then pytest. Exits non-zero on any
-# failure; the last line printed is pytest's summary.
+# test server binary built by cargo; then pytest (without pygolang), then
+# the `_wcfs`-shaped layer's tests again with pygolang (test_pygolang.sh).
+# Exits non-zero on any failure; the last line printed is pytest's summary.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(dirname "$here")"
@@ -33,4 +34,5 @@ export WCFS_TESTSERVER="$target_dir/release/wcfs-testserver"
 
 step "pytest"
 cd "$here"
-exec "$venv/bin/python" -m pytest -p no:cacheprovider --capture=sys -ra tests </dev/null
+WCFS_EXPECT_PYGOLANG=0 "$venv/bin/python" -m pytest -p no:cacheprovider --capture=sys -ra tests </dev/null
+exec "$here/test_pygolang.sh"

@@ -60,6 +60,10 @@ class MappingClosedError(Error, ValueError):
     """The mapping was unmapped. Also a ``ValueError``, as for a closed
     file object."""
 
+class DeadlineError(Error, TimeoutError):
+    """The server did not answer, or end the link, before the deadline.
+    Also a ``TimeoutError``."""
+
 class NotMountedError(Error):
     """No WCFS server is mounted there, or it serves another database."""
 

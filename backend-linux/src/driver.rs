@@ -32,12 +32,15 @@ use wcfs_core::{
     Src, Stat, Stats,
 };
 
-use crate::handles::WcfsInner;
 use crate::sys;
+use crate::wcfs::WcfsInner;
 
 /// One connection's state, shared by the user's handles and the pin thread.
 pub(crate) struct Shared {
     pub(crate) wcfs: Arc<WcfsInner>,
+    /// The mountpoint's descriptor, which every open is relative to; let
+    /// go of by the pin thread as it ends (see `mountdir`).
+    pub(crate) mount: SpinMutex<Option<Arc<sys::Mount>>, Yield>,
     pub(crate) id: u64,
     pub(crate) st: SpinMutex<State, Yield>,
     /// (events, waiters): the pin thread bumps `events` after each input
@@ -190,7 +193,7 @@ impl BlockingOs for Mount<'_> {
 
 impl Mount<'_> {
     fn open(&mut self, rel: &str) -> Result<(Fd, Stat), Errno> {
-        let (fd, st) = open_stat(&self.sh.wcfs, rel)?;
+        let (fd, st) = open_stat(self.sh, rel)?;
         let raw = Fd(fd.as_raw_fd());
         self.opened = Some(fd);
         Ok((raw, st))
@@ -318,8 +321,10 @@ fn stat(fd: BorrowedFd<'_>) -> Result<Stat, Errno> {
     Ok(Stat { size, blksize })
 }
 
-fn open_stat(w: &WcfsInner, rel: &str) -> Result<(OwnedFd, Stat), Errno> {
-    let fd = w.mount.open_file(rel).map_err(errno)?;
+fn open_stat(sh: &Shared, rel: &str) -> Result<(OwnedFd, Stat), Errno> {
+    // A clone of the `Arc` (no allocation); none once the link has ended.
+    let mount = sh.mount.lock().clone().ok_or(Errno(libc::ENOTCONN))?;
+    let fd = mount.open_file(rel).map_err(errno)?;
     let st = stat(fd.as_fd())?;
     Ok((fd, st))
 }
@@ -555,6 +560,9 @@ impl Shared {
         }
         // What a user's call let go of after our last wake-up.
         drop(self.take_closes(self.lock()));
+        // Nothing opens a file of the mount from now on: let go of it
+        // before `close_conn` hears of our end.
+        drop(self.mount.lock().take());
     }
 
     /// Moves the files let go of into `closer` and releases the state

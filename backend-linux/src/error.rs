@@ -4,6 +4,9 @@
 use std::fmt;
 use std::path::Path;
 
+use wcfs_core::link::LinkError;
+use wcfs_core::rawlink::RawError;
+use wcfs_core::wire::StreamId;
 use wcfs_core::wire::{Oid, Tid};
 use wcfs_core::Kind;
 
@@ -59,6 +62,8 @@ pub enum ErrorKind {
         /// What the OS said.
         err: std::io::Error,
     },
+    /// A raw watch link refused or failed (`WatchLink`).
+    Watch(WatchError),
     /// No WCFS is mounted for this database.
     NotMounted {
         /// The database's zurl.
@@ -172,6 +177,7 @@ impl Error {
         match &self.kind {
             ErrorKind::Core(e) => e.kind(),
             ErrorKind::Io { .. } => Kind::Io,
+            ErrorKind::Watch(e) => e.kind(),
             ErrorKind::NotMounted { .. } => Kind::NotMounted,
             ErrorKind::ZurlMismatch { .. } => Kind::ZurlMismatch,
             ErrorKind::BadZurl(_) => Kind::BadZurl,
@@ -200,6 +206,7 @@ impl fmt::Display for Error {
             ErrorKind::Core(e) => write!(f, "{e}"),
             ErrorKind::Io { what, err } => write!(f, "{what}: {err}"),
             ErrorKind::Start { what, err } => write!(f, "autostart: {what}: {err}"),
+            ErrorKind::Watch(e) => write!(f, "{e}"),
             ErrorKind::NotMounted { zurl } => write!(f, "no wcfs server mounted for {zurl}"),
             ErrorKind::ZurlMismatch { want, got } => {
                 write!(f, "mounted wcfs serves {got:?}, not {want:?}")
@@ -238,6 +245,51 @@ impl std::error::Error for Error {
             ErrorKind::Io { err, .. } | ErrorKind::Start { err, .. } => Some(err),
             ErrorKind::BadZurl(e) => Some(e),
             _ => None,
+        }
+    }
+}
+
+/// Why a call on a [`WatchLink`](crate::WatchLink) failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WatchError {
+    /// The core's word: the link is down (and why), or the caller's text or
+    /// stream was refused (the link stays as it was).
+    Link(RawError),
+    /// The deadline passed before the server answered.
+    DeadlinePassed,
+    /// The link was used in a fork child of the process that opened it: a
+    /// child says nothing on its parent's link.
+    ForkChild,
+    /// `close` waited `LINK_END_WAIT` for the server to end the link, in vain.
+    NoEnd,
+    /// No request of ours waits for a reply on this stream (never sent,
+    /// answered and taken, or given up).
+    NoSuchRequest(StreamId),
+}
+
+impl WatchError {
+    /// What kind of failure this is (see [`Kind`]).
+    pub fn kind(&self) -> Kind {
+        match self {
+            WatchError::Link(RawError::Down(LinkError::Closed)) | WatchError::ForkChild => {
+                Kind::ConnClosed
+            }
+            WatchError::Link(RawError::Down(_)) => Kind::Link,
+            WatchError::Link(RawError::BadText(_) | RawError::NotPending(_))
+            | WatchError::NoSuchRequest(_) => Kind::InvalidArg,
+            WatchError::DeadlinePassed | WatchError::NoEnd => Kind::Timeout,
+        }
+    }
+}
+
+impl fmt::Display for WatchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WatchError::Link(e) => write!(f, "{e}"),
+            WatchError::DeadlinePassed => f.write_str("deadline passed"),
+            WatchError::ForkChild => f.write_str("link of the parent process (fork child)"),
+            WatchError::NoEnd => f.write_str("the server did not end the link"),
+            WatchError::NoSuchRequest(s) => write!(f, "{s}: no request of ours waits there"),
         }
     }
 }

@@ -30,6 +30,8 @@ pub enum PyClass {
     Untrusted,
     /// `wcfs_rs.ServerStartError`.
     ServerStart,
+    /// `wcfs_rs.DeadlineError` (also Python's `TimeoutError`).
+    Timeout,
 }
 
 impl PyClass {
@@ -45,6 +47,7 @@ impl PyClass {
             PyClass::BadZurl => "BadZurlError",
             PyClass::Untrusted => "UntrustedError",
             PyClass::ServerStart => "ServerStartError",
+            PyClass::Timeout => "DeadlineError",
         }
     }
 
@@ -119,6 +122,7 @@ pub const TABLE: [Foreign; Kind::ALL.len()] = [
     row(Kind::InvalidArg, 2, c"WCFS_ERR_INVALID_ARG", PyClass::Error),
     row(Kind::Protocol, 13, c"WCFS_ERR_PROTOCOL", PyClass::Error),
     row(Kind::Link, 12, c"WCFS_ERR_LINK", PyClass::Error),
+    row(Kind::Timeout, 21, c"WCFS_ERR_TIMEOUT", PyClass::Timeout),
     row(Kind::Os, 14, c"WCFS_ERR_OS", PyClass::Error),
     row(Kind::Io, 6, c"WCFS_ERR_IO", PyClass::Error),
     row(

@@ -5,8 +5,8 @@
 
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -16,7 +16,9 @@ use wcfs_core::{Config, ConnStats, FileId, MapId, OpOk};
 
 use crate::driver::{Shared, State, DEFERRED_CLOSES, PIN_THREAD_STACK};
 use crate::error::{Context, Error};
+use crate::mountdir::MountDir;
 use crate::sys;
+use crate::wcfs::WcfsInner;
 use crate::{conns, exit, fork};
 
 /// A mounted WCFS server.
@@ -25,28 +27,28 @@ pub struct Wcfs {
     pub(crate) inner: Arc<WcfsInner>,
 }
 
-pub(crate) struct WcfsInner {
-    pub(crate) mountpoint: PathBuf,
-    pub(crate) mount: sys::Mount,
-    pub(crate) zeros: sys::Zeros,
-    next_conn: AtomicU64,
-}
-
 impl Wcfs {
     /// A WCFS mounted at `mountpoint`.
+    ///
+    /// A `Wcfs` holds no descriptor inside the mount of its own: its live
+    /// connections and watch links share one on the mountpoint, let go of
+    /// with the last of them (a connection lets go when its link ends: at
+    /// `close`, or when it goes down). With none live, each call opens the
+    /// mountpoint for itself. So once every connection is closed, the
+    /// process keeps the mount busy no more (`fusermount3 -u` succeeds).
     pub fn open(mountpoint: impl AsRef<Path>) -> Result<Wcfs, Error> {
         let mountpoint = mountpoint.as_ref().to_path_buf();
         let ctx = || Context::wcfs(&mountpoint);
-        let mount =
-            sys::Mount::open(&mountpoint).map_err(|e| Error::io(ctx(), "open mountpoint", e))?;
+        let mount = MountDir::new(&mountpoint);
+        // Checked now, let go of at once: a `Wcfs` holds no descriptor of its own.
+        drop(
+            mount
+                .get()
+                .map_err(|e| Error::io(ctx(), "open mountpoint", e))?,
+        );
         let zeros = sys::Zeros::open().map_err(|e| Error::io(ctx(), "open /dev/zero", e))?;
         Ok(Wcfs {
-            inner: Arc::new(WcfsInner {
-                mountpoint,
-                mount,
-                zeros,
-                next_conn: AtomicU64::new(1),
-            }),
+            inner: Arc::new(WcfsInner::new(mountpoint, mount, zeros)),
         })
     }
 
@@ -69,68 +71,43 @@ impl Wcfs {
 
     /// [`Wcfs::connect`] with tunables (the page size is always the OS's).
     pub fn connect_with(&self, at: Tid, cfg: Config) -> Result<Conn, Error> {
-        let id = self.inner.next_conn.fetch_add(1, Ordering::Relaxed);
+        let id = self.inner.next_conn_id();
         let ctx = Context::conn(&self.inner.mountpoint, id, at);
         // The last head/at file read is closed by the pin thread.
         let mut head_at_file = None;
+        let mount = self
+            .inner
+            .mount
+            .get()
+            .map_err(|e| Error::io(ctx.clone().op("connect"), "open mountpoint", e))?;
         self.inner
             .wait_head_at(at, &mut head_at_file)
             .map_err(|e| Error::io(ctx.clone().op("connect"), "wait head/at", e))?;
-        let link = self
-            .inner
-            .mount
+        let link = mount
             .open_watch()
             .map_err(|e| Error::io(ctx.clone().op("connect"), "open head/watch", e))?;
         let cfg = Config {
             page_size: sys::page_size(),
             ..cfg
         };
-        Conn::start(self.inner.clone(), id, at, cfg, link, head_at_file)
+        Conn::start(self.inner.clone(), mount, id, at, cfg, link, head_at_file)
     }
 
     /// A connection over an already open link (for tests: a socketpair end).
     pub fn connect_over(&self, at: Tid, link: OwnedFd) -> Result<Conn, Error> {
-        let id = self.inner.next_conn.fetch_add(1, Ordering::Relaxed);
+        let id = self.inner.next_conn_id();
         let cfg = Config {
             page_size: sys::page_size(),
             ..Config::default()
         };
-        Conn::start(self.inner.clone(), id, at, cfg, link, None)
-    }
-}
-
-impl WcfsInner {
-    pub(crate) fn head_at(&self) -> std::io::Result<Tid> {
-        self.head_at_keep().map(|(t, _)| t)
-    }
-
-    /// `head/at`, and its file still open (see `sys::Mount::read_tid_text`).
-    fn head_at_keep(&self) -> std::io::Result<(Tid, OwnedFd)> {
-        let mut buf = [0u8; 64];
-        let (n, fd) = self.mount.read_tid_text("head/at", &mut buf)?;
-        let s = std::str::from_utf8(&buf[..n]).unwrap_or("").trim_end();
-        let head = Tid::parse(s).map_err(|e| {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("head/at {s:?}: {e}"),
+        let mount = self.inner.mount.get().map_err(|e| {
+            Error::io(
+                Context::conn(&self.inner.mountpoint, id, at).op("connect"),
+                "open mountpoint",
+                e,
             )
         })?;
-        Ok((head, fd))
-    }
-
-    /// Waits until `head/at >= at`; the last `head/at` file read is left
-    /// open in `last` for the caller to close off its path.
-    pub(crate) fn wait_head_at(&self, at: Tid, last: &mut Option<OwnedFd>) -> std::io::Result<Tid> {
-        let mut delay = Duration::from_micros(100);
-        loop {
-            let (head, fd) = self.head_at_keep()?;
-            *last = Some(fd);
-            if head >= at {
-                return Ok(head);
-            }
-            std::thread::sleep(delay);
-            delay = (delay * 2).min(Duration::from_millis(20));
-        }
+        Conn::start(self.inner.clone(), mount, id, at, cfg, link, None)
     }
 }
 
@@ -184,6 +161,7 @@ fn close_conn(sh: &Arc<Shared>) -> Result<(), wcfs_core::Error> {
 impl Conn {
     fn start(
         wcfs: Arc<WcfsInner>,
+        mount: Arc<sys::Mount>,
         id: u64,
         at: Tid,
         cfg: Config,
@@ -196,6 +174,7 @@ impl Conn {
         closing.extend(to_close.map(Arc::new));
         let sh = Arc::new(Shared {
             wcfs,
+            mount: SpinMutex::new(Some(mount)),
             id,
             st: SpinMutex::new(State {
                 core,
@@ -291,7 +270,10 @@ impl Conn {
             .map_err(|e| Error::core(ctx, e))
     }
 
-    /// Closes the connection: every mapping faults from now on.
+    /// Closes the connection: every mapping faults from now on, and once
+    /// it returns nothing of the connection holds the mount busy (its link
+    /// has ended; see [`Wcfs::open`]), unless the server left the link
+    /// open past `LINK_END_WAIT`: then its pin thread lets go as it ends.
     pub fn close(&self) -> Result<(), Error> {
         let ctx = self.ctx().op("close");
         close_conn(self.sh()).map_err(|e| Error::core(ctx, e))

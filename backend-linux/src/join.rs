@@ -32,7 +32,8 @@ use std::time::{Duration, Instant};
 use wcfs_core::zurl;
 
 use crate::error::{Context, Error, ErrorKind};
-use crate::handles::{Wcfs, WcfsInner};
+use crate::handles::Wcfs;
+use crate::wcfs::WcfsInner;
 
 /// Where wendelin.core mounts WCFS servers.
 pub const WCFS_BASE: &str = "/dev/shm/wcfs";
@@ -225,7 +226,7 @@ fn attach(mnt: &Path, zurl: &str, norm: &str) -> Result<Attach, Error> {
         kind: e.kind,
     })?;
     let mut buf = [0u8; 4096];
-    let n = match w.inner.mount.read_text(".wcfs/zurl", &mut buf) {
+    let n = match (w.inner.mount.get()).and_then(|m| m.read_text(".wcfs/zurl", &mut buf)) {
         Ok(n) => n,
         Err(e) if e == rustix::io::Errno::NOTCONN => return Ok(Attach::Dead),
         Err(e) => return Err(Error::io(ctx(), "read .wcfs/zurl", e)),

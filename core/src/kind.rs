@@ -51,6 +51,8 @@ pub enum Kind {
     Protocol,
     /// The watch link broke (EOF, a read or write error).
     Link,
+    /// The server did not answer, or end the link, before the deadline.
+    Timeout,
     /// The OS refused an operation the core asked for (mmap, mprotect, ...).
     Os,
     /// The OS refused I/O the backend does around the core (opening the
@@ -74,7 +76,7 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in the order of this enum.
-    pub const ALL: [Kind; 17] = [
+    pub const ALL: [Kind; 18] = [
         Kind::ConnClosed,
         Kind::FileClosed,
         Kind::MappingClosed,
@@ -84,6 +86,7 @@ impl Kind {
         Kind::InvalidArg,
         Kind::Protocol,
         Kind::Link,
+        Kind::Timeout,
         Kind::Os,
         Kind::Io,
         Kind::NotMounted,
@@ -104,7 +107,7 @@ impl Kind {
             | Kind::BadAddress
             | Kind::GoingBack
             | Kind::InvalidArg => Domain::Caller,
-            Kind::Protocol | Kind::Link => Domain::Server,
+            Kind::Protocol | Kind::Link | Kind::Timeout => Domain::Server,
             Kind::Os | Kind::Io => Domain::Os,
             Kind::NotMounted
             | Kind::ZurlMismatch
@@ -127,6 +130,7 @@ impl Kind {
             Kind::InvalidArg => "InvalidArg",
             Kind::Protocol => "Protocol",
             Kind::Link => "Link",
+            Kind::Timeout => "Timeout",
             Kind::Os => "Os",
             Kind::Io => "Io",
             Kind::NotMounted => "NotMounted",

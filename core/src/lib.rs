@@ -9,6 +9,7 @@
 //! This crate decides everything and performs nothing:
 //! * [`wire`]: the line format of the watch link (parse, encode, framing).
 //! * [`link`]: stream bookkeeping of one link.
+//! * [`rawlink`]: a raw watch link whose caller speaks the protocol line by line.
 //! * [`conn`]: the state machine of one connection, its files
 //!   ([`file`](mod@file)) and mappings ([`mapping`]).
 //! * [`action`]: what the core asks of the OS, and the [`Backend`] trait.
@@ -32,6 +33,7 @@ pub mod ids;
 pub mod kind;
 pub mod link;
 pub mod mapping;
+pub mod rawlink;
 pub mod stats;
 pub mod wire;
 pub mod zurl;

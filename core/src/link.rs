@@ -187,11 +187,63 @@ impl Link {
     }
 
     fn request(&mut self, msg: Msg<'_>) -> Result<(StreamId, OutLine), LinkError> {
+        let stream = self.open_request()?;
+        Ok((stream, OutLine::new(&Frame { stream, msg })))
+    }
+
+    /// A new odd stream for a request of ours, which awaits its reply from now on.
+    pub fn open_request(&mut self) -> Result<StreamId, LinkError> {
         self.check_up()?;
         let stream = self.next_request;
         self.next_request += 2;
         self.awaiting_reply.insert(stream);
-        Ok((stream, OutLine::new(&Frame { stream, msg })))
+        Ok(stream)
+    }
+
+    /// Whether our request on `stream` still awaits its reply.
+    pub fn awaits_reply(&self, stream: StreamId) -> bool {
+        self.awaiting_reply.contains(&stream)
+    }
+
+    /// A reply arrived on `stream`: the request it answers is done. A
+    /// stream with no request of ours pending is a violation (the caller
+    /// takes the link down with it).
+    pub fn take_reply(&mut self, stream: StreamId) -> Result<(), LinkError> {
+        match self.awaiting_reply.remove(&stream) {
+            true => Ok(()),
+            false => Err(LinkError::UnexpectedReply(stream)),
+        }
+    }
+
+    /// A server request arrived on `stream`: it awaits our answer from now
+    /// on. Its stream must be even, non-zero and not in use, and at most
+    /// [`MAX_SERVER_REQUESTS`] may wait (else a violation, as above).
+    pub fn take_request(&mut self, stream: StreamId) -> Result<(), LinkError> {
+        if stream == 0 || stream % 2 == 1 {
+            return Err(LinkError::BadRequestStream(stream));
+        }
+        if self.unanswered.contains(&stream) {
+            return Err(LinkError::StreamInUse(stream));
+        }
+        self.unanswered
+            .push(stream)
+            .map_err(|_| LinkError::TooManyRequests)
+    }
+
+    /// Marks the server request on `stream` answered; each is answered
+    /// once (`UnexpectedReply` for a stream with none waiting: the
+    /// caller's error, the link stays up).
+    pub fn answered(&mut self, stream: StreamId) -> Result<(), LinkError> {
+        if let Some(e) = &self.down {
+            return Err(e.clone());
+        }
+        let i = self
+            .unanswered
+            .iter()
+            .position(|&s| s == stream)
+            .ok_or(LinkError::UnexpectedReply(stream))?;
+        self.unanswered.swap_remove(i);
+        Ok(())
     }
 
     /// Encodes `bye`; afterwards nothing more may be sent and EOF is the normal end.
@@ -218,15 +270,7 @@ impl Link {
 
     /// Encodes the answer (`ack` or `nak: <text>`) to server request `stream`.
     pub fn answer(&mut self, stream: StreamId, nak: Option<&str>) -> Result<OutLine, LinkError> {
-        if let Some(e) = &self.down {
-            return Err(e.clone());
-        }
-        let i = self
-            .unanswered
-            .iter()
-            .position(|&s| s == stream)
-            .ok_or(LinkError::UnexpectedReply(stream))?;
-        self.unanswered.swap_remove(i);
+        self.answered(stream)?;
         Ok(match nak {
             None => OutLine::ack(stream),
             Some(t) => OutLine::new(&Frame {
@@ -253,9 +297,7 @@ impl Link {
         match msg {
             Msg::Fatal(t) if stream == 0 => Err(LinkError::Fatal(text(t))),
             Msg::Ok | Msg::Error(_) => {
-                if !self.awaiting_reply.remove(&stream) {
-                    return Err(LinkError::UnexpectedReply(stream));
-                }
+                self.take_reply(stream)?;
                 let result = match msg {
                     Msg::Error(t) => Err(t),
                     _ => Ok(()),
@@ -263,15 +305,7 @@ impl Link {
                 Ok(Incoming::Reply { stream, result })
             }
             Msg::Pin { oid, blk, rev } => {
-                if stream == 0 || stream % 2 == 1 {
-                    return Err(LinkError::BadRequestStream(stream));
-                }
-                if self.unanswered.contains(&stream) {
-                    return Err(LinkError::StreamInUse(stream));
-                }
-                self.unanswered
-                    .push(stream)
-                    .map_err(|_| LinkError::TooManyRequests)?;
+                self.take_request(stream)?;
                 Ok(Incoming::Pin {
                     stream,
                     oid,

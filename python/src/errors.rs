@@ -2,7 +2,7 @@
 //! [`Kind`] looked up in `wcfs_linux::foreign`'s table (never its text).
 
 use pyo3::create_exception;
-use pyo3::exceptions::{PyException, PyValueError};
+use pyo3::exceptions::{PyException, PyTimeoutError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple, PyType};
@@ -66,6 +66,13 @@ create_exception!(
      could not be spawned, it exited first, or it did not answer in time."
 );
 
+const TIMEOUT_DOC: &str = "The server did not answer, or end the link, before the deadline. \
+     Also Python's `TimeoutError`.";
+
+/// `DeadlineError(Error, builtins.TimeoutError)`, made once like
+/// `MappingClosedError`.
+static TIMEOUT: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+
 const MAPPING_CLOSED_DOC: &str = "The mapping was unmapped. Also a `ValueError`, as for a \
      closed file object.";
 
@@ -73,15 +80,21 @@ const MAPPING_CLOSED_DOC: &str = "The mapping was unmapped. Also a `ValueError`,
 /// `create_exception!` cannot give, so made once by calling `type`.
 static MAPPING_CLOSED: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 
-fn mapping_closed(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
-    let t = MAPPING_CLOSED.get_or_try_init(py, || -> PyResult<Py<PyType>> {
-        let bases = PyTuple::new(py, [py.get_type::<Error>(), py.get_type::<PyValueError>()])?;
+/// An exception class of `wcfs_rs` that is also the builtin `also`, made
+/// once into `cell` by calling `type`.
+fn two_based<'py>(
+    py: Python<'py>,
+    cell: &'static PyOnceLock<Py<PyType>>,
+    name: &str,
+    doc: &str,
+    also: Bound<'py, PyType>,
+) -> PyResult<&'py Bound<'py, PyType>> {
+    let t = cell.get_or_try_init(py, || -> PyResult<Py<PyType>> {
+        let bases = PyTuple::new(py, [py.get_type::<Error>(), also])?;
         let ns = PyDict::new(py);
-        ns.set_item("__doc__", MAPPING_CLOSED_DOC)?;
+        ns.set_item("__doc__", doc)?;
         ns.set_item("__module__", "wcfs_rs")?;
-        let t = py
-            .get_type::<PyType>()
-            .call1(("MappingClosedError", bases, ns))?;
+        let t = py.get_type::<PyType>().call1((name, bases, ns))?;
         Ok(t.cast_into::<PyType>()?.unbind())
     })?;
     Ok(t.bind(py))
@@ -94,12 +107,32 @@ fn class_type(py: Python<'_>, class: PyClass) -> PyResult<Bound<'_, PyType>> {
         PyClass::ConnDown => py.get_type::<ConnDownError>(),
         PyClass::GoingBack => py.get_type::<GoingBackError>(),
         PyClass::FileClosed => py.get_type::<FileClosedError>(),
-        PyClass::MappingClosed => mapping_closed(py)?.clone(),
+        PyClass::MappingClosed => two_based(
+            py,
+            &MAPPING_CLOSED,
+            "MappingClosedError",
+            MAPPING_CLOSED_DOC,
+            py.get_type::<PyValueError>(),
+        )?
+        .clone(),
+        PyClass::Timeout => two_based(
+            py,
+            &TIMEOUT,
+            "DeadlineError",
+            TIMEOUT_DOC,
+            py.get_type::<PyTimeoutError>(),
+        )?
+        .clone(),
         PyClass::NotMounted => py.get_type::<NotMountedError>(),
         PyClass::BadZurl => py.get_type::<BadZurlError>(),
         PyClass::Untrusted => py.get_type::<UntrustedError>(),
         PyClass::ServerStart => py.get_type::<ServerStartError>(),
     })
+}
+
+/// The exception type errors of `kind` raise (the connection up).
+pub(crate) fn class_type_of(py: Python<'_>, kind: Kind) -> PyResult<Bound<'_, PyType>> {
+    class_type(py, class_of(kind, false))
 }
 
 /// The class an error of `kind` raises; `down`: the connection the call
@@ -154,6 +187,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         PyClass::BadZurl,
         PyClass::Untrusted,
         PyClass::ServerStart,
+        PyClass::Timeout,
     ] {
         m.add(class.name(), class_type(py, class)?)?;
     }

@@ -44,6 +44,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString};
 
 use wcfs_linux::{Kind, Oid, Tid};
+mod wendelin; // the `_wcfs`-shaped layer, `wcfs_rs.wendelin`
 
 mod errors;
 use errors::{exc, not_mounted, py_err};
@@ -836,5 +837,6 @@ fn wcfs_rs(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(join, m)?)?;
     m.add_function(wrap_pyfunction!(mountpoint_for, m)?)?;
     m.add_function(wrap_pyfunction!(_rust_mmap_read, m)?)?;
+    wendelin::register(m)?;
     Ok(())
 }

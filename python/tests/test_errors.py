@@ -24,6 +24,7 @@ EXPECTED = {
     "InvalidArg": (E, DOWN),
     "Protocol": (E, DOWN),
     "Link": (E, DOWN),
+    "Timeout": (wcfs_rs.DeadlineError, wcfs_rs.DeadlineError),
     "Os": (E, DOWN),
     "Io": (E, DOWN),
     "NotMounted": (wcfs_rs.NotMountedError, wcfs_rs.NotMountedError),
@@ -43,10 +44,13 @@ def test_every_kind_has_the_class_of_the_table():
         assert issubclass(up, wcfs_rs.Error) and issubclass(down, wcfs_rs.Error), kind
 
 
-def test_mapping_closed_is_an_error_and_a_value_error():
+def test_two_based_classes_are_errors_and_builtins():
     assert issubclass(wcfs_rs.MappingClosedError, wcfs_rs.Error)
     assert issubclass(wcfs_rs.MappingClosedError, ValueError)
-    assert wcfs_rs.MappingClosedError.__module__ == "wcfs_rs"
+    assert issubclass(wcfs_rs.DeadlineError, wcfs_rs.Error)
+    assert issubclass(wcfs_rs.DeadlineError, TimeoutError)
+    for cls in (wcfs_rs.MappingClosedError, wcfs_rs.DeadlineError):
+        assert cls.__module__ == "wcfs_rs"
 
 
 def test_read_after_unmap_raises_mapping_closed(srv, w):

@@ -705,6 +705,36 @@ fn c_reference_scenario_shared() {
     reference_scenario(Link::Shared);
 }
 
+// ---- handles that let go of the mount ----
+
+/// A C program closes its file and connection (freeing no handle), then
+/// unmounts without MNT_DETACH (root only: `umount2`), which succeeds only
+/// if it holds nothing inside the mount.
+#[test]
+fn c_closed_handles_let_go_of_the_mount() {
+    require_fuse!();
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIPPED: umount2 needs root");
+        return;
+    }
+    let exe = compile(&capi_dir().join("tests/let_go.c"), Link::Static);
+    let srv = server();
+    let at = srv.commit(&[change(F, 0, "a0"), change(F, 1, "b1")]);
+    let out = Command::new(&exe)
+        .env_remove("LD_LIBRARY_PATH")
+        .arg(srv.mountpoint())
+        .arg(at.to_string())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run the C program");
+    let _ = std::fs::remove_dir_all(exe.parent().expect("out dir"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(stdout.trim_end(), "unmounted a0", "{:?}", out.status);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(!mounted(srv.mountpoint()));
+}
+
 // ---- exit with a connection open ----
 
 fn exit_with_conn_open(link: Link) {

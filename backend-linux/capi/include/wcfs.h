@@ -101,6 +101,8 @@ typedef enum wcfs_result {
   WCFS_ERR_SERVER_START = 19,
   /* A bug of the library (a broken internal contract); the text says which. */
   WCFS_ERR_BUG = 20,
+  /* The server did not answer, or end the link, before the deadline. */
+  WCFS_ERR_TIMEOUT = 21,
 } wcfs_result;
 
 /* A mounted WCFS server. */
@@ -162,7 +164,12 @@ size_t wcfs_last_error(char *buf, size_t len);
 
 /* ---- wcfs: a mounted server ---- */
 
-/* Opens the WCFS mounted at `mountpoint` (a path, any bytes). */
+/* Opens the WCFS mounted at `mountpoint` (a path, any bytes).
+ * A wcfs_wcfs holds no descriptor inside the mount of its own: its live
+ * connections share one, let go of when the last of them is closed (or
+ * goes down). Once every connection is closed, its files and mappings with
+ * it, the process keeps the mount busy no more (even before the handles
+ * are freed): a plain `fusermount3 -u` succeeds. */
 wcfs_result wcfs_open(const char *mountpoint, wcfs_wcfs **out);
 
 /* The server of database `zurl` (UTF-8) where wendelin.core mounts it:

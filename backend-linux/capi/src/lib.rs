@@ -80,11 +80,13 @@ pub enum wcfs_result {
     WCFS_ERR_SERVER_START = 19,
     /// A bug of the library (a broken internal contract); the text says which.
     WCFS_ERR_BUG = 20,
+    /// The server did not answer, or end the link, before the deadline.
+    WCFS_ERR_TIMEOUT = 21,
 }
 
 impl wcfs_result {
     /// Every result code, in the order of their values.
-    const ALL: [wcfs_result; 21] = [
+    const ALL: [wcfs_result; 22] = [
         WCFS_OK,
         WCFS_ERR_NULL,
         WCFS_ERR_INVALID_ARG,
@@ -106,6 +108,7 @@ impl wcfs_result {
         WCFS_ERR_UNTRUSTED,
         WCFS_ERR_SERVER_START,
         WCFS_ERR_BUG,
+        WCFS_ERR_TIMEOUT,
     ];
 
     /// The names of the codes that belong to the C boundary itself, not to

@@ -25,5 +25,5 @@ mod tests;
 
 pub use framer::Framer;
 pub use msg::{check_text, Frame, Msg, WireError};
-pub use names::{Oid, Rev, StreamId, Tid, MAX_BLK};
+pub use names::{parse_stream, Oid, Rev, StreamId, Tid, MAX_BLK};
 pub use out::OutLine;

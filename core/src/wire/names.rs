@@ -76,6 +76,11 @@ pub(super) fn parse_dec(b: &[u8]) -> Option<u64> {
     Some(v)
 }
 
+/// Parses a stream number (canonical decimal: digits, no leading zero).
+pub fn parse_stream(b: &[u8]) -> Option<StreamId> {
+    parse_dec(b)
+}
+
 impl Oid {
     /// Parses 16 lowercase hex digits.
     pub fn parse(s: &str) -> Result<Oid, WireError> {
