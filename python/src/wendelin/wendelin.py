@@ -102,9 +102,14 @@ def _call(f, *args):
     try:
         return f(*args)
     except _raw.Error as e:
-        if _golang is None:
-            raise
-        raise _gerrors.New(str(e)) from None
+        _reraise(e)
+
+
+def _reraise(e):
+    """Raises client error `e` as this layer's error."""
+    if _golang is None:
+        raise e
+    raise _gerrors.New(str(e)) from None
 
 
 def _in_fork_child(pid):
@@ -128,9 +133,11 @@ def _wait(ctx, call):
                 raise ctx.err() or _gcontext.deadlineExceeded
             slice_ = min(slice_, left)
         try:
-            return _call(call, slice_)
+            return call(slice_)
         except _raw.Timeout:
-            continue
+            continue  # the slice ended: look at the context again
+        except _raw.Error as e:
+            _reraise(e)
 
 
 class PyWCFS(object):
