@@ -76,7 +76,7 @@ use core::fmt::{self, Write as _};
 
 use hashbrown::HashMap;
 
-use crate::action::{Action, Actions, Errno, Fd, OsOp, Outcome, Src, Stat, Tok};
+use crate::action::{Action, Actions, Errno, Fd, OsOp, Outcome, Src, Stat, Tok, VmId};
 use crate::file::{File, FileState};
 use crate::link::{text, Incoming, Link, LinkError, Text};
 use crate::mapping::{MapId, Mapping};
@@ -87,8 +87,10 @@ mod down;
 mod error;
 mod ops;
 mod pin;
+mod vm;
 
 pub use error::Error;
+pub use vm::MAX_VMS_PER_BLOCK;
 
 /// Names an open file within its connection (never reused: a file opened
 /// again after its last close gets a new id).
@@ -239,6 +241,10 @@ pub struct Conn {
     stats: Arc<Stats>,
     /// Whether to count (off only to measure what counting costs).
     counting: bool,
+    /// VM locks of the pin being applied (`vm.rs`).
+    vm_pin: vm::VmJob,
+    /// VM locks of the resync re-mapping a changed tail (`vm.rs`).
+    vm_op: vm::VmJob,
 }
 
 impl Conn {
@@ -268,6 +274,8 @@ impl Conn {
             next_id: 1,
             stats: Arc::new(Stats::default()),
             counting: true,
+            vm_pin: Default::default(),
+            vm_op: Default::default(),
         }
     }
 
@@ -389,6 +397,9 @@ impl Conn {
         }
         let a = self.actions.pop_front()?;
         self.in_flight = !a.is_blocking();
+        if a.is_blocking() {
+            self.vm_polled(&a);
+        }
         Some(a)
     }
 
@@ -463,6 +474,19 @@ impl Conn {
         addr: usize,
         len: usize,
     ) -> Result<OpId, Error> {
+        self.place_at(file, blk_start, blk_len, addr, len, None)
+    }
+
+    /// `mmap_at`, for VM `vm` when given (`mmap_vm`).
+    fn place_at(
+        &mut self,
+        file: FileId,
+        blk_start: u64,
+        blk_len: u64,
+        addr: usize,
+        len: usize,
+        vm: Option<VmId>,
+    ) -> Result<OpId, Error> {
         let (fd, bs) = self.check_map(file, blk_start, blk_len)?;
         if addr == 0 || !addr.is_multiple_of(self.cfg.page_size) || addr.checked_add(len).is_none()
         {
@@ -481,6 +505,7 @@ impl Conn {
             return Err(Error::AddressInUse { addr, len });
         }
         let map = self.new_mapping(file, blk_start, blk_len, bs, addr);
+        self.maps.get_mut(&map).expect("new mapping").vm = vm;
         let op = self.new_op(OpKind::Mmap { map });
         self.started(op);
         self.actions.push_back(Action::Map {
@@ -536,6 +561,7 @@ impl Conn {
                 faulting: false,
                 exposed: false,
                 dirty: Default::default(),
+                vm: None,
             },
         );
         map
@@ -661,6 +687,7 @@ impl Conn {
         self.fail_ops(&Error::ConnClosed);
         self.drop_views();
         self.stalled = None;
+        self.vm_forget();
         if !matches!(self.state, ConnState::Down | ConnState::Closed) {
             self.actions.push_back(Action::CloseLink);
         }
@@ -750,6 +777,8 @@ impl Conn {
     pub fn complete(&mut self, action: &Action, outcome: Outcome) {
         if !action.is_blocking() {
             self.in_flight = false;
+        } else {
+            self.vm_returned(action, outcome);
         }
         let failed = |call| match outcome {
             Outcome::Failed(errno) => Some(Error::Os { call, errno }),
@@ -794,7 +823,9 @@ impl Conn {
                     self.count(Event::naks, 1);
                 }
             }
-            Action::Close(_) | Action::CloseLink => {}
+            Action::VmLock { tok, .. } => self.on_vm_locked(tok, outcome),
+            Action::VmDirty { tok, map, blk, .. } => self.on_vm_dirty(tok, map, blk, outcome),
+            Action::Close(_) | Action::CloseLink | Action::VmUnlock { .. } => {}
         }
     }
 
@@ -906,3 +937,5 @@ fn block_src(
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_vm;
