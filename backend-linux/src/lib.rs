@@ -14,6 +14,7 @@ mod fork;
 mod handles;
 mod join;
 pub mod sys;
+mod vm;
 
 pub use driver::PIN_THREAD_STACK;
 pub use error::{Context, Error, ErrorKind};
@@ -23,5 +24,6 @@ pub use join::{
     check_mount, mountpoint_for, mountpoint_under, Autostart, JoinOptions, MountEntry,
     ENV_AUTOSTART, ENV_OPTIONS, ENV_SERVER, WCFS_BASE,
 };
+pub use vm::{Vm, VmError};
 pub use wcfs_core::wire::{Oid, Tid};
 pub use wcfs_core::{Config, ConnStats, PIN_TIME_BUCKETS};
