@@ -57,6 +57,8 @@ pub mod bugs {
         NoProtectFallback = 5,
         /// Pins replace a block the VM reports dirty (`Conn::mmap_vm`).
         IgnoreVmDirty = 6,
+        /// Several VMs are locked in descending order (`Conn::mmap_vm`).
+        LockVmsDescending = 7,
     }
 
     static BUG: AtomicU8 = AtomicU8::new(0);
@@ -83,6 +85,7 @@ pub(crate) fn bug(b: u8) -> bool {
             4 => bugs::Bug::ReleaseCallerRange,
             5 => bugs::Bug::NoProtectFallback,
             6 => bugs::Bug::IgnoreVmDirty,
+            7 => bugs::Bug::LockVmsDescending,
             _ => bugs::Bug::NoZerosPastEnd,
         };
         bugs::on(which)

@@ -340,10 +340,16 @@ fn job_of<'a>(pin: &'a mut VmJob, op: &'a mut VmJob, a: &Action) -> Option<&'a m
 /// the next to take, first letting all go if it holds a higher one (so
 /// locks are always taken in ascending order).
 fn acquire(job: &mut VmJob, actions: &mut Actions, tok: Tok, needed: &[VmId]) -> bool {
-    let Some(&next) = needed.iter().find(|v| !job.held.contains(v)) else {
+    let missing = |v: &&VmId| !job.held.contains(v);
+    let next = if crate::bug(7) {
+        needed.iter().rev().find(missing)
+    } else {
+        needed.iter().find(missing)
+    };
+    let Some(&next) = next else {
         return true;
     };
-    if job.held.last().is_some_and(|&h| h > next) {
+    if job.held.last().is_some_and(|&h| h > next) && !crate::bug(7) {
         release(job, actions);
     }
     actions.push_back(Action::VmLock { tok, vm: next });
