@@ -306,7 +306,7 @@ impl World {
         self.drain(i, Who::Pin)
     }
 
-    fn to_server(&mut self, i: usize) -> Check {
+    fn deliver_to_server(&mut self, i: usize) -> Check {
         let c = &mut self.clients[i];
         let Some(line) = c.outbox.pop_front() else {
             return Ok(());
@@ -352,7 +352,7 @@ mod user;
 
 /// Runs seed `seed` for `steps` steps.
 pub fn run(seed: u64, steps: usize) -> Result<VmReport, VmFailure> {
-    let mut rng = Rng::new(seed ^ 0x5eed_0f_0f);
+    let mut rng = Rng::new(seed ^ 0x5eed_0f0f);
     let bs = [16u64, 32][rng.below(2) as usize];
     let model = Model::new(ModelConfig::new("sim-vm://", bs));
     let mut w = World {

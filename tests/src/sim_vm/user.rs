@@ -49,7 +49,7 @@ impl World {
                 return Ok(());
             }
             while !self.clients[i].outbox.is_empty() {
-                self.to_server(i)?;
+                self.deliver_to_server(i)?;
             }
             self.pin_thread(i)?;
         }
@@ -62,7 +62,7 @@ impl World {
             0..10 => self.commit(),
             10..20 => self.head_read(),
             20..45 => self.pin_thread(i),
-            45..65 => self.to_server(i),
+            45..65 => self.deliver_to_server(i),
             _ => self.user(i),
         }
     }
@@ -374,7 +374,7 @@ impl World {
                     || !self.clients[i].inbox.is_empty()
                     || !self.clients[i].outbox.is_empty();
                 self.pin_thread(i)?;
-                self.to_server(i)?;
+                self.deliver_to_server(i)?;
                 self.user(i)?;
                 if let Some(k) = self.clients[i].user_vm.take() {
                     self.clients[i].vms[k].holder = None;
