@@ -85,6 +85,55 @@ fn tag_at(addr: usize) -> String {
         .to_string()
 }
 
+/// A connection with `F` open, a reservation of `nblk` blocks (released
+/// when dropped, after the mappings made in it) and a VM.
+/// Fields drop in this order: the server's end first (the client's
+/// closes then end at once), the directory last.
+struct Setup {
+    srv: common::Server,
+    fh: wcfs_linux::FileH,
+    conn: wcfs_linux::Conn,
+    _tree: Tree,
+    base: *mut u8,
+    len: usize,
+    vm: Arc<TestVm>,
+    hook: Arc<dyn Vm>,
+}
+
+fn setup(name: &str, nblk: usize) -> Setup {
+    let tree = Tree::new(name);
+    let (conn, fh, srv) = open(&tree);
+    let len = nblk * bs();
+    let vm = Arc::new(TestVm::default());
+    Setup {
+        srv,
+        fh,
+        conn,
+        _tree: tree,
+        base: sys::reserve(len).unwrap(),
+        len,
+        hook: vm.clone(),
+        vm,
+    }
+}
+
+impl Setup {
+    /// Maps blocks `0..n` at block `at` of the reservation, serving the VM.
+    fn map(&self, at: usize, n: u64) -> Mapping {
+        assert!((at + n as usize) * bs() <= self.len);
+        // SAFETY: inside our reservation (asserted), which no Rust object
+        // uses; the test touches it only by probes and the VM's pages.
+        map_vm(&self.fh, unsafe { self.base.add(at * bs()) }, n, &self.hook)
+    }
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        // SAFETY: our reservation; the mappings in it were dropped first.
+        unsafe { sys::unmap(self.base as usize, self.len) }.unwrap();
+    }
+}
+
 fn map_vm(fh: &wcfs_linux::FileH, base: *mut u8, n: u64, vm: &Arc<dyn Vm>) -> Mapping {
     // SAFETY: `base` is our reservation of `n` blocks, which no Rust object
     // uses; the test touches it only by probes and the VM's private pages.
@@ -93,27 +142,22 @@ fn map_vm(fh: &wcfs_linux::FileH, base: *mut u8, n: u64, vm: &Arc<dyn Vm>) -> Ma
 
 #[test]
 fn pins_leave_the_vms_dirty_pages_and_remap_the_clean_ones() {
-    let tree = Tree::new("vm-basic");
-    let (conn, fh, mut srv) = open(&tree);
-    let bs = bs();
-    let base = sys::reserve(4 * bs).unwrap();
-    let b = base as usize;
-    let vm = Arc::new(TestVm::default());
-    let hook: Arc<dyn Vm> = vm.clone();
-    let m = map_vm(&fh, base, 4, &hook);
+    let mut s = setup("vm-basic", 4);
+    let (bs, b, vm) = (bs(), s.base as usize, s.vm.clone());
+    let m = s.map(0, 4);
     assert_eq!(tag_at(b), "h0");
     vm.dirty(b, b"w0");
 
-    let before = conn.stats();
-    srv.send(&format!("2 pin {F} #0 @{REV}"));
-    srv.expect("2 ack");
-    srv.send(&format!("4 pin {F} #1 @{REV}"));
-    srv.expect("4 ack");
-    wait_for("pins", || fh.pinned().len() == 2);
+    let before = s.conn.stats();
+    s.srv.send(&format!("2 pin {F} #0 @{REV}"));
+    s.srv.expect("2 ack");
+    s.srv.send(&format!("4 pin {F} #1 @{REV}"));
+    s.srv.expect("4 ack");
+    wait_for("pins", || s.fh.pinned().len() == 2);
     assert_eq!(tag_at(b), "w0", "the dirty page stays");
     assert_eq!(tag_at(b + bs), "r1", "the clean block shows the pin");
     assert_eq!(*vm.asked.lock().unwrap(), [0, 1]);
-    let d = conn.stats().since(&before);
+    let d = s.conn.stats().since(&before);
     assert_eq!(
         (d.pins, d.acks, d.dirty_kept, d.remaps),
         (2, 2, 1, 1),
@@ -126,35 +170,26 @@ fn pins_leave_the_vms_dirty_pages_and_remap_the_clean_ones() {
     m.remap_blk(0).unwrap();
     vm.give();
     assert_eq!(tag_at(b), "r0", "after a discard: the data as of at");
-    drop(m);
-    // SAFETY: our reservation; the mapping is gone.
-    unsafe { sys::unmap(b, 4 * bs) }.unwrap();
-    drop(conn);
 }
 
 #[test]
 fn a_pin_waits_for_the_vm_lock_while_the_vm_calls_remap_blk_and_unmap() {
-    let tree = Tree::new("vm-wait");
-    let (conn, fh, mut srv) = open(&tree);
-    let bs = bs();
-    let base = sys::reserve(4 * bs).unwrap();
-    let b = base as usize;
-    let vm = Arc::new(TestVm::default());
-    let hook: Arc<dyn Vm> = vm.clone();
-    let m = map_vm(&fh, base, 2, &hook);
-    let m2 = map_vm(&fh, unsafe { base.add(2 * bs) }, 2, &hook);
+    let mut s = setup("vm-wait", 4);
+    let (bs, b, vm) = (bs(), s.base as usize, s.vm.clone());
+    let m = s.map(0, 2);
+    let m2 = s.map(2, 2);
 
     vm.take();
-    srv.send(&format!("2 pin {F} #1 @{REV}"));
+    s.srv.send(&format!("2 pin {F} #1 @{REV}"));
     std::thread::sleep(Duration::from_millis(100));
-    assert!(fh.pinned().is_empty(), "the pin waits for the VM's lock");
+    assert!(s.fh.pinned().is_empty(), "the pin waits for the VM's lock");
     // Under its lock the VM uses the connection: the pin thread does not
     // hold the connection's lock while it waits.
     m.remap_blk(0).unwrap();
     m2.unmap().unwrap();
     vm.give();
-    srv.expect("2 ack");
-    wait_for("pin", || fh.pinned() == [(1, REV)]);
+    s.srv.expect("2 ack");
+    wait_for("pin", || s.fh.pinned() == [(1, REV)]);
     assert_eq!(tag_at(b + bs), "r1");
     assert_eq!(
         *vm.asked.lock().unwrap(),
@@ -162,29 +197,22 @@ fn a_pin_waits_for_the_vm_lock_while_the_vm_calls_remap_blk_and_unmap() {
         "the unmapped area was not asked"
     );
     drop(m);
-    unsafe { sys::unmap(b, 4 * bs) }.unwrap();
-    drop(conn);
 }
 
 #[test]
 fn a_failing_hook_naks_the_pin_and_takes_the_connection_down() {
-    let tree = Tree::new("vm-fail");
-    let (conn, fh, mut srv) = open(&tree);
-    let bs = bs();
-    let base = sys::reserve(2 * bs).unwrap();
-    let vm = Arc::new(TestVm::default());
+    let mut s = setup("vm-fail", 2);
+    let (base, vm) = (s.base, s.vm.clone());
     vm.fail.store(true, Ordering::Relaxed);
-    let hook: Arc<dyn Vm> = vm.clone();
-    let m = map_vm(&fh, base, 2, &hook);
-    srv.send(&format!("2 pin {F} #0 @{REV}"));
-    let line = srv.read_line().expect("an answer");
+    let m = s.map(0, 2);
+    s.srv.send(&format!("2 pin {F} #0 @{REV}"));
+    let line = s.srv.read_line().expect("an answer");
     assert!(line.starts_with("2 nak"), "{line}");
     assert!(line.contains("VmIsDirty"), "{line}");
     wait_for("down", || m.is_faulting());
     assert_eq!(sys::probe_read(base as usize), Err(libc::EFAULT));
     assert!(!*vm.locked.lock().unwrap(), "the VM's lock was let go");
-    let e = conn.down_reason().expect("down");
+    let e = s.conn.down_reason().expect("down");
     assert!(e.to_string().contains("VmIsDirty"), "{e}");
     drop(m);
-    unsafe { sys::unmap(base as usize, 2 * bs) }.unwrap();
 }
