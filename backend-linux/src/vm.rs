@@ -46,6 +46,12 @@
 //! A resync that changes head's size asks the same way, per block of the
 //! changed tail, on the resyncing thread.
 //!
+//! **Dirtiness is per block**: a pin replaces a whole block or leaves it.
+//! A VM whose pages are smaller than the file's blocks copies and reports
+//! the whole block when it writes into any page of it (wendelin.core's
+//! virtmem pages are blocks); else a pin would leave the clean pages of a
+//! partly dirty block on head, showing data newer than `at`.
+//!
 //! A hook that fails (`lock` or `is_dirty` return `Err`) fails that pin as
 //! any other failed call does: the pin is nak'ed and the connection goes
 //! down (its mappings fault).

@@ -351,6 +351,8 @@ typedef struct wcfs_vm_ops {
  * read), nor call wcfs_conn_resync, wcfs_conn_open, wcfs_file_close or
  * wcfs_conn_close (they wait for the server's replies, which come after
  * pins that need the lock).
+ * Dirtiness is per block: a VM whose pages are smaller than blocks copies
+ * and reports the whole block when it writes into any page of it.
  * A pin holds the VM's lock for one is_dirty per mapping of the VM over
  * the block and one mmap per clean one (microseconds; see BENCHMARKS.md).
  * A resync that changes head's size asks the same way, on its thread, per
