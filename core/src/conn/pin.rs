@@ -64,6 +64,13 @@ impl Conn {
     }
 
     pub(super) fn on_pin(&mut self, req: PinReq) {
+        self.decide_pin(req, true)
+    }
+
+    /// Checks a pin and applies it once its `@rev` file is open; `fresh`
+    /// when it just arrived (a pin decided again after waiting for a VM's
+    /// lock counts no second cache hit).
+    pub(super) fn decide_pin(&mut self, req: PinReq, fresh: bool) {
         if self.state == ConnState::Closing {
             // After `bye` every view is gone: nothing to remap.
             return self.pin_done(req.stream);
@@ -102,7 +109,9 @@ impl Conn {
                 });
                 return;
             }
-            self.count(Event::rev_hits, 1);
+            if fresh {
+                self.count(Event::rev_hits, 1);
+            }
         }
         self.apply_pin(req);
     }

@@ -194,6 +194,12 @@ fn a_dirty_block_keeps_its_pin_for_remap_blk() {
     assert_eq!(t.maps_at(from, a3), 0);
     assert_eq!(t.acks(from), 1);
     assert_eq!(t.c.pinned(f), [(3, Tid(5))]);
+    let st = t.c.stats();
+    assert_eq!(
+        (st.rev_opens, st.rev_hits, st.dirty_kept),
+        (1, 0, 1),
+        "{st:?}"
+    );
     // The VM drops its page: the block shows the pin's revision.
     t.dirty.clear();
     let from = t.log.len();

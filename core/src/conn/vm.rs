@@ -217,7 +217,7 @@ impl Conn {
         if tok == PIN_TOK {
             // Everything may have changed meanwhile: decide again.
             if let Some(req) = self.stalled.take() {
-                self.on_pin(req);
+                self.decide_pin(req, false);
             }
         } else if self.is_live(OpId(tok.0)) {
             self.run_todo(OpId(tok.0));
