@@ -17,6 +17,7 @@ mod handles;
 mod join;
 mod mountdir;
 pub mod sys;
+mod vm;
 mod watch;
 
 pub use driver::PIN_THREAD_STACK;
@@ -27,6 +28,7 @@ pub use join::{
     check_mount, mountpoint_for, mountpoint_under, Autostart, JoinOptions, MountEntry,
     ENV_AUTOSTART, ENV_OPTIONS, ENV_SERVER, WCFS_BASE,
 };
+pub use vm::{Vm, VmError};
 pub use watch::{PinReq, WatchError, WatchLink, MAX_FATALS};
 pub use wcfs_core::wire::{Oid, Tid};
 pub use wcfs_core::{Config, ConnStats, PIN_TIME_BUCKETS};

@@ -15,7 +15,7 @@ pub mod user_op;
 
 use wcfs_core::wire::OutLine;
 use wcfs_core::wire::{Oid, Tid};
-use wcfs_core::{Backend, BlockingOs, Errno, Fd, OsOp, QuickOs, Src, Stat};
+use wcfs_core::{Backend, BlockingOs, Errno, Fd, OsOp, QuickOs, Src, Stat, VmId};
 
 pub const ENOENT: Errno = Errno(2);
 pub const EIO: Errno = Errno(5);
@@ -518,6 +518,13 @@ impl<B: Backend> QuickOs for FaultInjector<B> {
     fn close_link(&mut self) {
         self.inner.close_link()
     }
+    fn vm_is_dirty(&mut self, vm: VmId, addr: usize, blk: u64) -> Result<bool, Errno> {
+        self.check(OsOp::VmDirty)?;
+        self.inner.vm_is_dirty(vm, addr, blk)
+    }
+    fn vm_unlock(&mut self, vm: VmId) {
+        self.inner.vm_unlock(vm)
+    }
 }
 
 impl<B: Backend> BlockingOs for FaultInjector<B> {
@@ -536,6 +543,10 @@ impl<B: Backend> BlockingOs for FaultInjector<B> {
     fn stat(&mut self, fd: Fd) -> Result<Stat, Errno> {
         self.check(OsOp::Stat)?;
         self.inner.stat(fd)
+    }
+    fn vm_lock(&mut self, vm: VmId) -> Result<(), Errno> {
+        self.check(OsOp::VmLock)?;
+        self.inner.vm_lock(vm)
     }
 }
 
@@ -557,8 +568,9 @@ impl Store for StatTable {
 
 /// A backend that performs nothing, allocates nothing, and says yes: every
 /// file is `size` bytes of `blksize` blocks, every map lands at a fresh
-/// address. What is left when driving the core through it is the core's
-/// own cost (benchmarks, allocation counting).
+/// address, every VM lock is free and every VM block clean. What is left
+/// when driving the core through it is the core's own cost (benchmarks,
+/// allocation counting).
 pub struct QuietBackend {
     pub size: u64,
     pub blksize: u64,
@@ -612,6 +624,13 @@ impl QuickOs for QuietBackend {
     }
     fn close(&mut self, _: Fd) {}
     fn close_link(&mut self) {}
+    fn vm_is_dirty(&mut self, vm: VmId, addr: usize, blk: u64) -> Result<bool, Errno> {
+        std::hint::black_box((vm, addr, blk));
+        Ok(false)
+    }
+    fn vm_unlock(&mut self, vm: VmId) {
+        std::hint::black_box(vm);
+    }
 }
 
 impl BlockingOs for QuietBackend {
@@ -626,6 +645,10 @@ impl BlockingOs for QuietBackend {
     }
     fn stat(&mut self, _: Fd) -> Result<Stat, Errno> {
         Ok(self.stat_())
+    }
+    fn vm_lock(&mut self, vm: VmId) -> Result<(), Errno> {
+        std::hint::black_box(vm);
+        Ok(())
     }
 }
 

@@ -57,6 +57,10 @@ pub mod bugs {
         /// A refused fault map is not followed by `mprotect`: the view
         /// keeps showing what it showed.
         NoProtectFallback = 5,
+        /// Pins replace a block the VM reports dirty (`Conn::mmap_vm`).
+        IgnoreVmDirty = 6,
+        /// Several VMs are locked in descending order (`Conn::mmap_vm`).
+        LockVmsDescending = 7,
     }
 
     static BUG: AtomicU8 = AtomicU8::new(0);
@@ -82,6 +86,8 @@ pub(crate) fn bug(b: u8) -> bool {
             2 => bugs::Bug::IgnoreDirty,
             4 => bugs::Bug::ReleaseCallerRange,
             5 => bugs::Bug::NoProtectFallback,
+            6 => bugs::Bug::IgnoreVmDirty,
+            7 => bugs::Bug::LockVmsDescending,
             _ => bugs::Bug::NoZerosPastEnd,
         };
         bugs::on(which)
@@ -92,7 +98,7 @@ pub(crate) fn bug(b: u8) -> bool {
 
 pub use action::{
     perform, perform_blocking, perform_quick, Action, Backend, BlockingOs, Errno, Fd, OsOp,
-    Outcome, QuickOs, Src, Stat, Tok,
+    Outcome, QuickOs, Src, Stat, Tok, VmId,
 };
 pub use conn::{Config, Conn, ConnState, Error, FileId, OpId, OpOk};
 pub use mapping::MapId;

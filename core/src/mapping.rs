@@ -2,6 +2,7 @@
 
 use hashbrown::HashSet;
 
+use crate::action::VmId;
 use crate::conn::FileId;
 
 /// Names a mapping within its connection (never reused).
@@ -12,6 +13,7 @@ pub struct MapId(pub u64);
 /// placed, `[addr, addr + blk_len * blksize)` belongs to this mapping alone;
 /// a `faulting` mapping is never remapped again (only unmapped); `dirty`
 /// blocks lie in range and are the user's: pins do not touch them; a
+/// mapping with a `vm` is `caller_owned`; a
 /// `caller_owned` range (from `mmap_at`) is placed from the start and, once
 /// unmapped, is left reserved (faulting) for its owner, never released.
 #[derive(Debug)]
@@ -37,6 +39,9 @@ pub struct Mapping {
     pub exposed: bool,
     /// Blocks the user laid a private page over (`Conn::mark_dirty`).
     pub dirty: HashSet<u64>,
+    /// The VM this mapping is the base layer of (`Conn::mmap_vm`): pins
+    /// ask it, under its lock, which blocks it laid a dirty page over.
+    pub vm: Option<VmId>,
 }
 
 impl Mapping {
