@@ -29,7 +29,7 @@ use wcfs_core::wire::OutLine;
 use wcfs_core::wire::{Oid, Tid};
 use wcfs_core::{
     perform_blocking, perform_quick, Action, BlockingOs, ConnState, Errno, Fd, OpId, OpOk, QuickOs,
-    Src, Stat, Stats,
+    Src, Stat, Stats, VmId,
 };
 
 use crate::sys;
@@ -65,6 +65,8 @@ pub(crate) struct Shared {
     pub(crate) closer: SpinMutex<Vec<Arc<OwnedFd>>, Yield>,
     /// The core's counters, read without `st`.
     pub(crate) stats: Arc<Stats>,
+    /// The VMs mappings of this connection serve (`FileH::mmap_vm`).
+    pub(crate) vms: crate::vm::Vms,
 }
 
 pub(crate) struct State {
@@ -169,6 +171,8 @@ impl State {
 struct Mount<'a> {
     sh: &'a Shared,
     opened: Option<OwnedFd>,
+    /// The VM a `VmLock` locks, taken from `Shared::vms` with the lock held.
+    vm: Option<crate::vm::Hook>,
 }
 
 impl BlockingOs for Mount<'_> {
@@ -188,6 +192,9 @@ impl BlockingOs for Mount<'_> {
         // Hold the file while we stat it: a close may run meanwhile.
         let file = self.sh.lock().fds.get(&fd.0).cloned();
         stat(file.ok_or(Errno(libc::EBADF))?.as_fd())
+    }
+    fn vm_lock(&mut self, vm: VmId) -> Result<(), Errno> {
+        self.sh.vms.lock(vm, self.vm.take())
     }
 }
 
@@ -264,6 +271,12 @@ impl QuickOs for Sys<'_> {
         if !self.sh.forked.load(Ordering::Acquire) && self.closing.len() < DEFERRED_CLOSES {
             self.closing.push(file); // capacity reserved: no allocation
         }
+    }
+    fn vm_is_dirty(&mut self, vm: VmId, addr: usize, blk: u64) -> Result<bool, Errno> {
+        self.sh.vms.is_dirty(vm, addr, blk)
+    }
+    fn vm_unlock(&mut self, vm: VmId) {
+        self.sh.vms.unlock(vm);
     }
     fn close_link(&mut self) {
         self.write_lines();
@@ -364,6 +377,7 @@ impl Shared {
                 let mut mount = Mount {
                     sh: self,
                     opened: None,
+                    vm: self.vms.hook_for(&a),
                 };
                 let outcome = perform_blocking(&mut mount, &a);
                 st = self.lock();

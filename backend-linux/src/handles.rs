@@ -191,6 +191,7 @@ impl Conn {
             ended_cv: Condvar::new(),
             closer: SpinMutex::new(Vec::with_capacity(DEFERRED_CLOSES)),
             stats,
+            vms: Default::default(),
         });
         // The handlers that act on every connection, then this one listed.
         fork::install();
@@ -392,6 +393,23 @@ impl FileH {
         addr: *mut u8,
         len: usize,
     ) -> Result<Mapping, Error> {
+        // SAFETY: the caller's contract is this function's.
+        unsafe { self.map_over(blk_start, blk_len, addr, len, None) }
+    }
+
+    /// `mmap_at`, as the base layer of `vm`'s area when given (`mmap_vm`).
+    ///
+    /// # Safety
+    ///
+    /// That of [`FileH::mmap_at`].
+    pub(crate) unsafe fn map_over(
+        &self,
+        blk_start: u64,
+        blk_len: u64,
+        addr: *mut u8,
+        len: usize,
+        vm: Option<&Arc<dyn crate::vm::Vm>>,
+    ) -> Result<Mapping, Error> {
         let ctx = self
             .ctx()
             .op(format!("mmap #{blk_start}+{blk_len} at {addr:p}+{len:#x}"));
@@ -399,12 +417,16 @@ impl FileH {
             return Err(Error::core(ctx, wcfs_core::Error::FileClosed));
         }
         let sh = self.f.conn.sh();
-        match sh.run(|c| c.mmap_at(self.f.id, blk_start, blk_len, addr as usize, len)) {
+        let (id, addr) = (self.f.id, addr as usize);
+        match sh.run(|c| match vm {
+            None => c.mmap_at(id, blk_start, blk_len, addr, len),
+            Some(vm) => c.mmap_vm(id, blk_start, blk_len, addr, len, sh.vms.register(c, vm)),
+        }) {
             Ok(OpOk::Mapped(id)) => Ok(Mapping {
                 m: Arc::new(MapInner {
                     file: self.clone(),
                     id,
-                    addr: addr as usize,
+                    addr,
                     len,
                     blk_start,
                     blk_len,

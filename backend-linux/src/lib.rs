@@ -19,6 +19,7 @@ mod handles;
 mod join;
 mod mountdir;
 pub mod sys;
+mod vm;
 mod watch;
 mod wcfs;
 
@@ -30,6 +31,7 @@ pub use join::{
     check_mount, mountpoint_for, mountpoint_under, Autostart, JoinOptions, MountEntry,
     ENV_AUTOSTART, ENV_OPTIONS, ENV_SERVER, WCFS_BASE,
 };
+pub use vm::{Vm, VmError};
 pub use watch::{PinReq, WatchLink, MAX_FATALS};
 pub use wcfs_core::wire::{Oid, Tid};
 pub use wcfs_core::{Config, ConnStats, Domain, Kind, PIN_TIME_BUCKETS};

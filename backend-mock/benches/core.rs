@@ -6,6 +6,9 @@
 //! 4. Statistics: core cost per pin with counting on (counters plus the
 //!    histogram update the driver makes per ack) vs off; and the driver's
 //!    two clock reads per pin.
+//! 5. VM-served mappings: core cost per pin over a mapping that serves a
+//!    VM (`mmap_vm`: lock, dirty query, unlock as actions) vs the same
+//!    caller-owned mapping without one (`mmap_at`).
 //!
 //! Run: `cargo bench -p wcfs-mock --bench core`
 use std::hint::black_box;
@@ -253,6 +256,50 @@ fn main() {
         t_on - t_off
     );
     println!("   driver clock reads per pin (now + elapsed):       {clock:8.1} ns");
+
+    vm_section();
+}
+
+/// 5. Pins over a caller-owned mapping with a VM vs without, alternating.
+fn vm_section() {
+    const VROUNDS: usize = 21;
+    const N: usize = 20_000;
+    let at = |c: &mut Conn, b: &mut Quiet, f: FileId, vm: Option<u64>| {
+        let (addr, len) = (0x4000_0000, 64 * BS as usize);
+        let op = match vm {
+            None => c.mmap_at(f, 0, 64, addr, len),
+            Some(v) => c.mmap_vm(f, 0, 64, addr, len, wcfs_core::VmId(v)),
+        }
+        .unwrap();
+        c.drain_with(b);
+        assert!(matches!(c.poll_op(op), Some(Ok(OpOk::Mapped(_)))));
+    };
+    let (mut plain, mut bp, fp) = opened(1 << 20);
+    at(&mut plain, &mut bp, fp, None);
+    let (mut vm, mut bv, fv) = opened(1 << 20);
+    at(&mut vm, &mut bv, fv, Some(1));
+    let mut x = 7u64;
+    let blocks: Vec<u64> = (0..N).map(|_| lcg(&mut x) % 64).collect();
+    let (mut s, mut ratios, mut tp, mut tv) = (2, vec![], vec![], vec![]);
+    for r in 0..VROUNDS {
+        let lines = pin_lines(&blocks, s);
+        s += 2 * N as u64;
+        let (a, b) = if r % 2 == 0 {
+            let a = time_pins(&mut plain, &mut bp, &lines);
+            (a, time_pins(&mut vm, &mut bv, &lines))
+        } else {
+            let b = time_pins(&mut vm, &mut bv, &lines);
+            (time_pins(&mut plain, &mut bp, &lines), b)
+        };
+        tp.push(a);
+        tv.push(b);
+        ratios.push(b / a);
+    }
+    assert_eq!(bp.maps, bv.maps, "every pin remapped its block both ways");
+    let (tp, tv, ratio) = (median(tp), median(tv), median(ratios));
+    println!("5. core cost per pin, caller-owned mapping, no VM:  {tp:8.1} ns");
+    println!("   core cost per pin, mapping serving a VM:         {tv:8.1} ns");
+    println!("   VM / no VM (median of {VROUNDS} alternating rounds):  {ratio:8.3} x   ({:+.1} ns per pin)", tv - tp);
 }
 
 #[allow(dead_code)]

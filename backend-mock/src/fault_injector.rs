@@ -1,7 +1,7 @@
 //! A wrapper that fails a backend's operations by seeded chances.
 
 use wcfs_core::wire::{Oid, OutLine, Tid};
-use wcfs_core::{Backend, BlockingOs, Errno, Fd, OsOp, QuickOs, Src, Stat};
+use wcfs_core::{Backend, BlockingOs, Errno, Fd, OsOp, QuickOs, Src, Stat, VmId};
 
 /// Wraps a backend and fails operations by chance: each [`OsOp`] has its
 /// own chance (in percent, 0 by default) and errno, and one seed decides
@@ -114,6 +114,13 @@ impl<B: Backend> QuickOs for FaultInjector<B> {
     fn close_link(&mut self) {
         self.inner.close_link()
     }
+    fn vm_is_dirty(&mut self, vm: VmId, addr: usize, blk: u64) -> Result<bool, Errno> {
+        self.check(OsOp::VmDirty)?;
+        self.inner.vm_is_dirty(vm, addr, blk)
+    }
+    fn vm_unlock(&mut self, vm: VmId) {
+        self.inner.vm_unlock(vm)
+    }
 }
 
 impl<B: Backend> BlockingOs for FaultInjector<B> {
@@ -132,5 +139,9 @@ impl<B: Backend> BlockingOs for FaultInjector<B> {
     fn stat(&mut self, fd: Fd) -> Result<Stat, Errno> {
         self.check(OsOp::StatHead)?;
         self.inner.stat(fd)
+    }
+    fn vm_lock(&mut self, vm: VmId) -> Result<(), Errno> {
+        self.check(OsOp::VmLock)?;
+        self.inner.vm_lock(vm)
     }
 }

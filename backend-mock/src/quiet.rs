@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use wcfs_core::wire::{Oid, OutLine, Tid};
-use wcfs_core::{BlockingOs, Errno, Fd, QuickOs, Src, Stat};
+use wcfs_core::{BlockingOs, Errno, Fd, QuickOs, Src, Stat, VmId};
 
 use crate::{Path, Store};
 
@@ -28,8 +28,9 @@ impl Store for StatTable {
 
 /// A backend that performs nothing, allocates nothing, and says yes: every
 /// file is `size` bytes of `blksize` blocks, every map lands at a fresh
-/// address. What is left when driving the core through it is the core's
-/// own cost (benchmarks, allocation counting).
+/// address, every VM lock is free and every VM block clean. What is left
+/// when driving the core through it is the core's own cost (benchmarks,
+/// allocation counting).
 pub struct QuietBackend {
     /// Every file's size.
     pub size: u64,
@@ -87,6 +88,13 @@ impl QuickOs for QuietBackend {
     }
     fn close(&mut self, _: Fd) {}
     fn close_link(&mut self) {}
+    fn vm_is_dirty(&mut self, vm: VmId, addr: usize, blk: u64) -> Result<bool, Errno> {
+        std::hint::black_box((vm, addr, blk));
+        Ok(false)
+    }
+    fn vm_unlock(&mut self, vm: VmId) {
+        std::hint::black_box(vm);
+    }
 }
 
 impl BlockingOs for QuietBackend {
@@ -101,5 +109,9 @@ impl BlockingOs for QuietBackend {
     }
     fn stat(&mut self, _: Fd) -> Result<Stat, Errno> {
         Ok(self.stat_())
+    }
+    fn vm_lock(&mut self, vm: VmId) -> Result<(), Errno> {
+        std::hint::black_box(vm);
+        Ok(())
     }
 }

@@ -5,7 +5,8 @@
 //! [`Conn::complete`](crate::Conn::complete). [`perform`] is that dispatch,
 //! written once and free of decisions.
 
-pub use crate::ids::Tok;
+use crate::ids::MapId;
+pub use crate::ids::{Tok, VmId};
 use crate::wire::{Oid, OutLine, Tid};
 
 /// A file descriptor (or whatever the backend uses to name an open file).
@@ -127,6 +128,34 @@ pub enum Action {
         /// Bytes to release.
         len: usize,
     },
+    /// Take the lock of VM `vm` (blocking: performed without the
+    /// connection's lock, it may wait for the VM). Outcome `Done` once held.
+    VmLock {
+        /// The pin (`Tok(0)`) or the op that needs the lock.
+        tok: Tok,
+        /// The VM.
+        vm: VmId,
+    },
+    /// Ask VM `vm` (whose lock the asker holds) whether it laid a dirty
+    /// page over block `blk`, at `addr` in mapping `map`. Outcome
+    /// [`Outcome::Dirty`].
+    VmDirty {
+        /// The pin (`Tok(0)`) or the op that asks.
+        tok: Tok,
+        /// The VM.
+        vm: VmId,
+        /// The mapping the VM's area lies on.
+        map: MapId,
+        /// Address of the block's page(s) in that area.
+        addr: usize,
+        /// The block.
+        blk: u64,
+    },
+    /// Release the lock of VM `vm`, taken by a `VmLock` of the same thread.
+    VmUnlock {
+        /// The VM.
+        vm: VmId,
+    },
     /// Write this line on the watch link.
     Send(OutLine),
     /// Close a file.
@@ -150,6 +179,9 @@ impl Action {
             Action::Send(_) => OsOp::Send,
             Action::Close(_) => OsOp::Close,
             Action::CloseLink => OsOp::CloseLink,
+            Action::VmLock { .. } => OsOp::VmLock,
+            Action::VmDirty { .. } => OsOp::VmDirty,
+            Action::VmUnlock { .. } => OsOp::VmUnlock,
         }
     }
 
@@ -188,11 +220,17 @@ pub enum OsOp {
     Close,
     /// Close the watch link.
     CloseLink,
+    /// Take a VM's lock (blocking: it may wait for the VM).
+    VmLock,
+    /// Ask a VM whether a block's page is dirty.
+    VmDirty,
+    /// Release a VM's lock.
+    VmUnlock,
 }
 
 impl OsOp {
     /// Every operation, in declaration order.
-    pub const ALL: [OsOp; 11] = [
+    pub const ALL: [OsOp; 14] = [
         OsOp::WaitHeadAt,
         OsOp::OpenHead,
         OsOp::OpenRev,
@@ -204,6 +242,9 @@ impl OsOp {
         OsOp::Send,
         OsOp::Close,
         OsOp::CloseLink,
+        OsOp::VmLock,
+        OsOp::VmDirty,
+        OsOp::VmUnlock,
     ];
 
     /// Whether the operation calls into the mount, which may wait for pins
@@ -211,13 +252,19 @@ impl OsOp {
     pub fn is_blocking(self) -> bool {
         matches!(
             self,
-            OsOp::WaitHeadAt | OsOp::OpenHead | OsOp::OpenRev | OsOp::StatHead
+            OsOp::WaitHeadAt | OsOp::OpenHead | OsOp::OpenRev | OsOp::StatHead | OsOp::VmLock
         )
     }
 
     /// Whether the operation can fail (closes cannot).
     pub fn can_fail(self) -> bool {
-        !matches!(self, OsOp::Close | OsOp::CloseLink)
+        !matches!(self, OsOp::Close | OsOp::CloseLink | OsOp::VmUnlock)
+    }
+
+    /// Whether the operation is a call into a user's virtual-memory
+    /// manager (`Conn::mmap_vm`), not into the OS.
+    pub fn is_vm(self) -> bool {
+        matches!(self, OsOp::VmLock | OsOp::VmDirty | OsOp::VmUnlock)
     }
 
     /// The operation's name, as its variant is spelled: in errors, naks and
@@ -235,6 +282,9 @@ impl OsOp {
             OsOp::Send => "Send",
             OsOp::Close => "Close",
             OsOp::CloseLink => "CloseLink",
+            OsOp::VmLock => "VmLock",
+            OsOp::VmDirty => "VmDirty",
+            OsOp::VmUnlock => "VmUnlock",
         }
     }
 }
@@ -254,6 +304,8 @@ pub enum Outcome {
     Stat(Stat),
     /// `MapNew`: where the OS placed the mapping.
     Mapped(usize),
+    /// `VmDirty`: whether the VM has a dirty page over the block.
+    Dirty(bool),
     /// The OS refused with this errno.
     Failed(Errno),
 }
@@ -278,6 +330,19 @@ pub trait QuickOs {
     fn close(&mut self, fd: Fd);
     /// Closes the watch link without writing to it ([`Action::CloseLink`]).
     fn close_link(&mut self);
+    /// Asks VM `vm`, whose lock this thread holds, whether it laid a dirty
+    /// page over block `blk` at `addr` ([`Action::VmDirty`]). Only
+    /// mappings made by `Conn::mmap_vm` cause it: a backend that makes
+    /// none keeps this default (`ENOSYS`).
+    fn vm_is_dirty(&mut self, vm: VmId, addr: usize, blk: u64) -> Result<bool, Errno> {
+        let _ = (vm, addr, blk);
+        Err(Errno(38))
+    }
+    /// Releases the lock of VM `vm` that this thread took
+    /// ([`Action::VmUnlock`]).
+    fn vm_unlock(&mut self, vm: VmId) {
+        let _ = vm;
+    }
 }
 
 /// The blocking OS operations: calls into the mount, which may wait for
@@ -292,6 +357,13 @@ pub trait BlockingOs {
     fn open_rev(&mut self, oid: Oid, rev: Tid) -> Result<(Fd, Stat), Errno>;
     /// Fstats an open file ([`Action::StatHead`]).
     fn stat(&mut self, fd: Fd) -> Result<Stat, Errno>;
+    /// Takes the lock of VM `vm`, waiting for it ([`Action::VmLock`]); the
+    /// same thread releases it with [`QuickOs::vm_unlock`]. Default: `ENOSYS`
+    /// (see [`QuickOs::vm_is_dirty`]).
+    fn vm_lock(&mut self, vm: VmId) -> Result<(), Errno> {
+        let _ = vm;
+        Err(Errno(38))
+    }
 }
 
 /// A backend that performs every operation on one thread (mock OS,
@@ -325,7 +397,15 @@ pub fn perform_quick<Q: QuickOs + ?Sized>(q: &mut Q, action: &Action) -> Option<
             q.close_link();
             Outcome::Done
         }
-        Action::WaitHeadAt { .. }
+        Action::VmDirty { vm, addr, blk, .. } => q
+            .vm_is_dirty(vm, addr, blk)
+            .map_or_else(Outcome::Failed, Outcome::Dirty),
+        Action::VmUnlock { vm } => {
+            q.vm_unlock(vm);
+            Outcome::Done
+        }
+        Action::VmLock { .. }
+        | Action::WaitHeadAt { .. }
         | Action::OpenHead { .. }
         | Action::OpenRev { .. }
         | Action::StatHead { .. } => return None,
@@ -337,6 +417,9 @@ pub fn perform_blocking<B: BlockingOs + ?Sized>(b: &mut B, action: &Action) -> O
     fn opened(r: Result<(Fd, Stat), Errno>) -> Outcome {
         r.map_or_else(Outcome::Failed, |(fd, st)| Outcome::Opened(fd, st))
     }
+    fn done(r: Result<(), Errno>) -> Outcome {
+        r.map_or_else(Outcome::Failed, |()| Outcome::Done)
+    }
     Some(match *action {
         Action::WaitHeadAt { at, .. } => b
             .wait_head_at(at)
@@ -344,13 +427,16 @@ pub fn perform_blocking<B: BlockingOs + ?Sized>(b: &mut B, action: &Action) -> O
         Action::OpenHead { oid, .. } => opened(b.open_head(oid)),
         Action::OpenRev { oid, rev, .. } => opened(b.open_rev(oid, rev)),
         Action::StatHead { fd, .. } => b.stat(fd).map_or_else(Outcome::Failed, Outcome::Stat),
+        Action::VmLock { vm, .. } => done(b.vm_lock(vm)),
         Action::MapNew { .. }
         | Action::MapFixed { .. }
         | Action::Protect { .. }
         | Action::Unmap { .. }
         | Action::Send(_)
         | Action::Close(_)
-        | Action::CloseLink => return None,
+        | Action::CloseLink
+        | Action::VmDirty { .. }
+        | Action::VmUnlock { .. } => return None,
     })
 }
 

@@ -79,7 +79,7 @@ use crate::action::{Action, Actions, Errno, Fd, Outcome, Src};
 use crate::bugs::{self, Bug};
 use crate::file::{File, FileState};
 pub use crate::ids::{FileId, OpId};
-use crate::ids::{MapId, Tok};
+use crate::ids::{MapId, Tok, VmId};
 use crate::link::{Link, LinkError};
 use crate::mapping::Mapping;
 use crate::stats::{ConnStats, Event, Stats};
@@ -87,13 +87,16 @@ use crate::wire::{Framer, Oid, Rev, StreamId, Tid};
 
 mod down;
 mod error;
+mod invariants;
 mod ops;
 mod pin;
 mod revs;
+mod vm;
 
 pub use error::Error;
 use revs::RevCache;
 pub use revs::MAX_REV_CACHE;
+pub use vm::MAX_VMS_PER_BLOCK;
 
 /// Tunables. The defaults suit a real WCFS on Linux.
 ///
@@ -221,6 +224,10 @@ pub struct Conn {
     /// with the first refused range action (that unmap's own: the queue
     /// was drained when it started), taken by [`Conn::take_unmap_refusal`].
     unmap_refusal: Option<Option<Error>>,
+    /// VM locks of the pin being applied (`vm.rs`).
+    vm_pin: vm::VmJob,
+    /// VM locks of the resync re-mapping a changed tail (`vm.rs`).
+    vm_op: vm::VmJob,
 }
 
 impl Conn {
@@ -250,6 +257,8 @@ impl Conn {
             stats: Arc::new(Stats::default()),
             counting: true,
             unmap_refusal: None,
+            vm_pin: Default::default(),
+            vm_op: Default::default(),
         }
     }
 
@@ -386,6 +395,9 @@ impl Conn {
         }
         let a = self.actions.pop_front()?;
         self.in_flight = !a.is_blocking();
+        if a.is_blocking() {
+            self.vm_polled(&a);
+        }
         Some(a)
     }
 
@@ -460,6 +472,19 @@ impl Conn {
         addr: usize,
         len: usize,
     ) -> Result<OpId, Error> {
+        self.place_at(file, blk_start, blk_len, addr, len, None)
+    }
+
+    /// `mmap_at`, for VM `vm` when given (`mmap_vm`).
+    fn place_at(
+        &mut self,
+        file: FileId,
+        blk_start: u64,
+        blk_len: u64,
+        addr: usize,
+        len: usize,
+        vm: Option<VmId>,
+    ) -> Result<OpId, Error> {
         let (fd, bs) = self.check_map(file, blk_start, blk_len)?;
         if addr == 0 || !addr.is_multiple_of(self.cfg.page_size) || addr.checked_add(len).is_none()
         {
@@ -478,6 +503,7 @@ impl Conn {
             return Err(Error::AddressInUse { addr, len });
         }
         let map = self.new_mapping(file, blk_start, blk_len, bs, addr);
+        self.maps.get_mut(&map).expect("new mapping").vm = vm;
         let op = self.new_op(OpKind::Mmap { map });
         self.started(op);
         self.actions.push_back(Action::MapFixed {
@@ -533,6 +559,7 @@ impl Conn {
                 faulting: false,
                 exposed: false,
                 dirty: Default::default(),
+                vm: None,
             },
         );
         map
@@ -670,6 +697,7 @@ impl Conn {
         self.fail_ops(&Error::ConnClosed);
         self.drop_views();
         self.stalled = None;
+        self.vm_forget();
         if !matches!(self.state, ConnState::Down | ConnState::Closed) {
             self.actions.push_back(Action::CloseLink);
         }
@@ -759,6 +787,8 @@ impl Conn {
     pub fn complete(&mut self, action: &Action, outcome: Outcome) {
         if !action.is_blocking() {
             self.in_flight = false;
+        } else {
+            self.vm_returned(action, outcome);
         }
         let failed = |call| match outcome {
             Outcome::Failed(errno) => Some(Error::Os { call, errno }),
@@ -821,7 +851,9 @@ impl Conn {
                     self.count(Event::naks, 1);
                 }
             }
-            Action::Close(_) | Action::CloseLink => {}
+            Action::VmLock { tok, .. } => self.on_vm_locked(tok, outcome),
+            Action::VmDirty { tok, map, blk, .. } => self.on_vm_dirty(tok, map, blk, outcome),
+            Action::Close(_) | Action::CloseLink | Action::VmUnlock { .. } => {}
         }
     }
 
@@ -832,63 +864,6 @@ impl Conn {
             *slot = Some(e.clone());
         }
         self.go_down(e);
-    }
-
-    // ---- checks ----
-
-    /// Checks the invariants written on [`Conn`]; `Err` names the first broken one.
-    pub fn check_invariants(&self) -> Result<(), &'static str> {
-        let mut placed: Vec<(usize, usize)> = self
-            .maps
-            .values()
-            .filter(|m| m.addr != 0)
-            .map(|m| (m.addr, m.addr + m.len_bytes()))
-            .collect();
-        placed.sort_unstable();
-        if placed.windows(2).any(|w| w[0].1 > w[1].0) {
-            return Err("mappings overlap");
-        }
-        for (&mid, m) in &self.maps {
-            let open = self
-                .files
-                .get(&m.file)
-                .is_some_and(|f| f.state == FileState::Open);
-            if !open && !m.faulting && m.addr != 0 {
-                return Err("a mapping of a file that is not open does not fault");
-            }
-            if m.addr != 0 && !m.faulting {
-                let f = &self.files[&m.file];
-                if !f.maps.contains(&(m.blk_start, mid)) || m.blk_len > f.max_map_len {
-                    return Err("a live mapping is missing from its file's index");
-                }
-            }
-            if m.dirty.iter().any(|&b| !m.contains(b)) {
-                return Err("a dirty block lies outside its mapping");
-            }
-        }
-        for f in self.files.values() {
-            if !f.pinned.is_empty() && !f.watched {
-                return Err("pins kept for a file that is not watched");
-            }
-            if f.maps.iter().any(|(_, mid)| !self.maps.contains_key(mid)) {
-                return Err("a file indexes a mapping that is gone");
-            }
-            if f.blksize != 0 && f.size % f.blksize != 0 {
-                return Err("head size not a multiple of blksize");
-            }
-        }
-        if !self.reading() {
-            if self.maps.values().any(|m| !m.faulting && m.addr != 0) {
-                return Err("a connection that is not up has a live mapping");
-            }
-            if !self.files.is_empty() || !self.revs.is_empty() {
-                return Err("a connection that is not up holds files");
-            }
-        }
-        if self.waiting_reply.values().any(|op| !self.is_live(*op)) {
-            return Err("a reply is awaited for a finished op");
-        }
-        Ok(())
     }
 }
 

@@ -62,6 +62,10 @@ pub mod bugs {
         /// A refused fault map is not followed by `mprotect`: the view
         /// keeps showing what it showed.
         NoProtectFallback = 5,
+        /// Pins replace a block the VM reports dirty (`Conn::mmap_vm`).
+        IgnoreVmDirty = 6,
+        /// Several VMs are locked in descending order (`Conn::mmap_vm`).
+        LockVmsDescending = 7,
     }
 
     #[cfg(feature = "sim-bugs")]
@@ -86,7 +90,7 @@ pub mod bugs {
 
 pub use action::{
     perform, perform_blocking, perform_quick, Action, Backend, BlockingOs, Errno, Fd, OsOp,
-    Outcome, QuickOs, Src, Stat, Tok,
+    Outcome, QuickOs, Src, Stat, Tok, VmId,
 };
 pub use conn::{Config, Conn, ConnState, Error, FileId, OpId, OpOk};
 pub use kind::{Domain, Kind};

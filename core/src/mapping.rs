@@ -5,11 +5,13 @@ use hashbrown::HashSet;
 use crate::bugs::{self, Bug};
 use crate::ids::FileId;
 pub use crate::ids::MapId;
+use crate::ids::VmId;
 
 /// Invariants: `addr` is 0 only until the OS placed the mapping; once
 /// placed, `[addr, addr + blk_len * blksize)` belongs to this mapping alone;
 /// a `faulting` mapping is never remapped again (only unmapped); `dirty`
 /// blocks lie in range and are the user's: pins do not touch them; a
+/// mapping with a `vm` is `caller_owned`; a
 /// `caller_owned` range (from `mmap_at`) is placed from the start and, once
 /// unmapped, is left reserved (faulting) for its owner, never released.
 #[derive(Debug)]
@@ -35,6 +37,9 @@ pub struct Mapping {
     pub exposed: bool,
     /// Blocks the user laid a private page over (`Conn::mark_dirty`).
     pub dirty: HashSet<u64>,
+    /// The VM this mapping is the base layer of (`Conn::mmap_vm`): pins
+    /// ask it, under its lock, which blocks it laid a dirty page over.
+    pub vm: Option<VmId>,
 }
 
 impl Mapping {

@@ -119,6 +119,9 @@ counters! {
     remaps,
     /// Resyncs completed.
     resyncs,
+    /// Pins that found the VM's page dirty over a block and left it
+    /// (`Conn::mmap_vm`; a resync's tail remap counts too).
+    dirty_kept,
 }
 
 impl Stats {

@@ -6,3 +6,4 @@
 pub mod model;
 pub mod server;
 pub mod sim;
+pub mod sim_vm;

@@ -74,6 +74,9 @@ fn header_functions() -> BTreeMap<String, (String, Vec<String>)> {
     let mut fns = BTreeMap::new();
     for decl in text.split(';') {
         let decl = decl.rsplit(['{', '}']).next().unwrap_or("").trim();
+        if decl.contains("(*") {
+            continue; // a callback field of a struct (`wcfs_vm_ops`)
+        }
         let Some(open) = decl.find('(') else { continue };
         let close = decl.rfind(')').expect("unbalanced declaration");
         let (ret_name, params) = (&decl[..open], &decl[open + 1..close]);
@@ -129,7 +132,10 @@ fn c_type(rust: &str) -> String {
 
 /// The exported functions of `lib.rs`, in C spelling like `header_functions`.
 fn rust_functions() -> BTreeMap<String, (String, Vec<String>)> {
-    let src = std::fs::read_to_string(capi_dir().join("src/lib.rs")).expect("lib.rs");
+    let src: String = ["src/lib.rs", "src/vm.rs"]
+        .iter()
+        .map(|f| std::fs::read_to_string(capi_dir().join(f)).expect(f))
+        .collect();
     let mut fns = BTreeMap::new();
     for (i, _) in src.match_indices("extern \"C\" fn ") {
         let rest = &src[i + "extern \"C\" fn ".len()..];
@@ -284,7 +290,7 @@ fn header_stats_struct_matches_the_rust_struct() {
             }
         })
         .collect();
-    assert_eq!(hf.len(), 9, "{hf:?}");
+    assert_eq!(hf.len(), 10, "{hf:?}");
     assert_eq!(hf, rf, "wcfs_conn_stats: wcfs.h against lib.rs");
     assert!(
         h.contains(&format!(
@@ -295,7 +301,7 @@ fn header_stats_struct_matches_the_rust_struct() {
     );
     assert_eq!(
         std::mem::size_of::<wcfs::wcfs_conn_stats>(),
-        8 * (8 + wcfs_linux::PIN_TIME_BUCKETS)
+        8 * (9 + wcfs_linux::PIN_TIME_BUCKETS)
     );
 }
 
@@ -781,4 +787,99 @@ fn c_exit_with_a_connection_open_static() {
 #[test]
 fn c_exit_with_a_connection_open_shared() {
     exit_with_conn_open(Link::Shared);
+}
+
+// ---- a small VM in C over wcfs_file_mmap_vm ----
+
+/// Runs `vm_on_real_memory.c` (`mode` "ok" or "fail") while this process
+/// commits to the file and reads its head all along; its output.
+fn vm_on_real_memory(link: Link, mode: &str) -> String {
+    let exe = compile(&capi_dir().join("tests/vm_on_real_memory.c"), link);
+    let srv = server();
+    let nblk = 12u64;
+    let all: Vec<_> = (0..nblk - 2)
+        .map(|b| change(F, b, &format!("b{b}")))
+        .collect();
+    srv.commit(&all);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let (status, out) = std::thread::scope(|s| {
+        let committer = s.spawn(|| {
+            let head = srv.mountpoint().join(format!("head/bigfile/{F}"));
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                // Blocks 0..=nblk-2: once in a while the file grows by one.
+                let blk = n * 7 % (nblk - 1);
+                srv.commit(&[change(F, blk, &format!("c{n}"))]);
+                let _ = std::fs::read(&head).expect("read head");
+                n += 1;
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            n
+        });
+        let mut child = Command::new(&exe)
+            .env_remove("LD_LIBRARY_PATH")
+            .arg(srv.mountpoint())
+            .args([&F.to_string(), &nblk.to_string(), mode, "6"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("run the C program");
+        let pid = child.id() as libc::pid_t;
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        s.spawn(move || {
+            if done_rx.recv_timeout(Duration::from_secs(120)).is_err() {
+                // SAFETY: our own child, reaped only after this thread ends.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        });
+        let lines: Vec<String> = BufReader::new(child.stdout.take().expect("piped"))
+            .lines()
+            .map(|l| l.expect("C program output"))
+            .collect();
+        let status = child.wait().expect("wait");
+        let _ = done_tx.send(());
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let commits = committer.join().expect("committer");
+        eprintln!("{link:?} {mode}: {commits} commits meanwhile");
+        (status, lines.join("\n"))
+    });
+    let _ = std::fs::remove_dir_all(exe.parent().expect("out dir"));
+    assert!(status.success(), "{link:?} {mode}: {status}\n{out}");
+    assert!(out.ends_with("PASS"), "{out}");
+    let failures = srv.failures();
+    match mode {
+        "ok" => assert!(failures.is_empty(), "{failures:?}"),
+        _ => assert!(
+            failures.iter().any(|(_, why)| why.contains("VmDirty")),
+            "the server saw the failed pin's nak: {failures:?}"
+        ),
+    }
+    out
+}
+
+#[test]
+fn c_vm_keeps_written_bytes_and_the_rest_as_of_at() {
+    require_fuse!();
+    let out = vm_on_real_memory(Link::Static, "ok");
+    let stats = out
+        .lines()
+        .find(|l| l.starts_with("stats "))
+        .expect("stats");
+    eprintln!("{stats}");
+    let field = |k: &str| -> u64 {
+        let w: Vec<&str> = stats.split(' ').collect();
+        let i = w.iter().position(|x| *x == k).expect(k);
+        w[i + 1].parse().expect("number")
+    };
+    assert!(
+        field("pins") > 0,
+        "no pin arrived while the VM wrote: {stats}"
+    );
+    assert!(field("discards") > 0 && field("faults") > 0, "{stats}");
+}
+
+#[test]
+fn c_vm_failing_hook_fails_the_pin_cleanly() {
+    require_fuse!();
+    let out = vm_on_real_memory(Link::Shared, "fail");
+    assert!(out.contains("down: "), "{out}");
 }

@@ -144,6 +144,8 @@ typedef struct wcfs_conn_stats {
   uint64_t remaps;
   /* Resyncs completed. */
   uint64_t resyncs;
+  /* Pins that found the VM's page dirty and left it (wcfs_file_mmap_vm). */
+  uint64_t dirty_kept;
   /* Pins handled in [2^i, 2^(i+1)) ns, from reading the pin's line to
    * writing its ack (bucket 0 also counts 0 ns; the last one everything
    * longer). */
@@ -311,6 +313,64 @@ wcfs_result wcfs_file_mmap(const wcfs_file *f, uint64_t blk_start, uint64_t blk_
  * the OS: map into it again, or munmap it. */
 wcfs_result wcfs_file_mmap_at(const wcfs_file *f, uint64_t blk_start, uint64_t blk_len,
                               void *addr, size_t len, wcfs_mapping **out);
+
+/* The callbacks of a user-space virtual-memory manager (a "VM", such as
+ * wendelin.core's virtmem) that a mapping serves as base layer
+ * (wcfs_file_mmap_vm). Each gets the `vm` pointer given with them.
+ *   lock:     takes the VM's lock, waiting for it; 0 once held, else an
+ *             error code (the pin asking fails).
+ *   unlock:   releases the lock this thread took with lock; must not wait.
+ *   is_dirty: called with the VM's lock held (by this thread) and the
+ *             connection's: 1 if the VM laid a dirty page over block `blk`,
+ *             whose page(s) start at `page`, 0 if not, < 0 on error (the pin
+ *             asking fails). Must not wait nor call into this library.
+ * They are called from the pin thread (and from a thread in
+ * wcfs_conn_resync), concurrently with the VM's own threads. */
+typedef struct wcfs_vm_ops {
+  int (*lock)(void *vm);
+  void (*unlock)(void *vm);
+  int (*is_dirty)(void *vm, const void *page, uint64_t blk);
+} wcfs_vm_ops;
+
+/* Maps blocks [blk_start, blk_start + blk_len) over the caller's range
+ * [addr, addr + len) as wcfs_file_mmap_at does (same contract, same range
+ * rules), as the base layer of the area of VM `vm` that lies there: the
+ * pull contract of wendelin.core's FileH::mmap(blk, len, VMA*). The VM lays
+ * private pages over blocks it writes (MAP_FIXED) and tells nobody; when a
+ * pin comes for a block, the pin thread
+ *   1. calls ops->lock(vm), holding no lock of the client;
+ *   2. takes the connection's lock and, for each mapping of this VM over
+ *      the block, calls ops->is_dirty: a dirty page is left alone (the pin
+ *      is recorded, so wcfs_mapping_remap_blk later maps its revision), a
+ *      clean block is remapped;
+ *   3. acks the pin, then calls ops->unlock(vm).
+ * Lock order: the VM's lock, then the connection's, then the file's. VMs
+ * are told apart by `vm`: mappings that share a lock pass the same `vm`
+ * (and the same ops); several VMs over one block are locked in ascending
+ * order of `vm`.
+ * Under its lock the VM may call wcfs_mapping_remap_blk (after dropping a
+ * page: the block shows the data as of the connection's `at` again),
+ * wcfs_mapping_unmap / wcfs_mapping_free (its area goes away),
+ * wcfs_mapping_mark_dirty and wcfs_file_mmap_vm: they take only the
+ * connection's lock, so they never deadlock with a pin waiting for the VM.
+ * It must not, under its lock: touch the mapping's memory where it has no
+ * page of its own (a read of head may wait for the server, which waits for
+ * the ack of a pin that waits for the VM's lock: copy a base page into a
+ * buffer before taking the lock; its bytes are the data as of `at` whenever
+ * read), nor call wcfs_conn_resync, wcfs_conn_open, wcfs_file_close or
+ * wcfs_conn_close (they wait for the server's replies, which come after
+ * pins that need the lock).
+ * Dirtiness is per block: a VM whose pages are smaller than blocks copies
+ * and reports the whole block when it writes into any page of it.
+ * A pin holds the VM's lock for one is_dirty per mapping of the VM over
+ * the block and one mmap per clean one (microseconds; see BENCHMARKS.md).
+ * A resync that changes head's size asks the same way, on its thread, per
+ * block of the changed tail. A callback error nak's the pin and takes the
+ * connection down (its mappings fault); no crash. WCFS_ERR_NULL for a NULL
+ * ops or callback. */
+wcfs_result wcfs_file_mmap_vm(const wcfs_file *f, uint64_t blk_start, uint64_t blk_len,
+                              void *addr, size_t len, const wcfs_vm_ops *ops, void *vm,
+                              wcfs_mapping **out);
 
 /* Copies the pins in force (block -> revision, sorted by block) into
  * pins[0..cap) and their count into *n; WCFS_ERR_BUFFER_TOO_SMALL (with *n

@@ -138,6 +138,9 @@ impl wcfs_result {
 
 use wcfs_result::*;
 
+mod vm;
+pub use vm::wcfs_vm_ops;
+
 /// A mounted WCFS server (from `wcfs_open` or `wcfs_join`).
 pub struct wcfs_wcfs(Wcfs);
 /// A connection: a view of the database as of one revision.
@@ -183,6 +186,8 @@ pub struct wcfs_conn_stats {
     pub remaps: u64,
     /// Resyncs completed.
     pub resyncs: u64,
+    /// Pins that found the VM's page dirty and left it (`wcfs_file_mmap_vm`).
+    pub dirty_kept: u64,
     /// Pins handled in `[2^i, 2^(i+1))` ns, from reading the pin's line to
     /// writing its ack (bucket 0 also counts 0 ns; the last one everything
     /// longer).
@@ -200,6 +205,7 @@ impl From<ConnStats> for wcfs_conn_stats {
             rev_hits: s.rev_hits,
             remaps: s.remaps,
             resyncs: s.resyncs,
+            dirty_kept: s.dirty_kept,
             pin_time_ns: s.pin_time_ns,
         }
     }

@@ -36,6 +36,7 @@ impl Conn {
             }
             Action::Close(_)
             | Action::CloseLink
+            | Action::VmUnlock { .. }
             | Action::Unmap { .. }
             | Action::Protect { .. }
             | Action::MapFixed {
@@ -43,6 +44,7 @@ impl Conn {
             } => true,
             _ => false,
         });
+        self.vm_down();
         for s in naks {
             self.actions.push_back(Action::Send(OutLine::new(&Frame {
                 stream: s,

@@ -353,6 +353,11 @@ impl Conn {
             return;
         }
         let (lo, hi) = (lo.max(m.blk_start), hi.min(m.blk_stop()));
+        if m.vm.is_some() {
+            // Each block is asked to the VM first (`run_todo`).
+            todo.extend((lo..hi).filter(|&b| m.remappable(b)).map(|b| (mid, b)));
+            return;
+        }
         let mut b = lo;
         while b < hi {
             if !m.remappable(b) || f.pinned.contains_key(&b) {
@@ -496,6 +501,11 @@ impl Conn {
                 todo.pop();
                 continue;
             }
+            if self.op_asks_vm(op, mid, blk) {
+                self.op_mut(op).todo = todo;
+                return;
+            }
+            let m = &self.maps[&mid];
             let (addr, len) = (m.blk_addr(blk), m.blksize as usize);
             let Some(f) = self.files.get(&m.file) else {
                 todo.pop();
@@ -506,6 +516,7 @@ impl Conn {
                     self.actions.push_back(Action::MapFixed { addr, len, src });
                     self.count(Event::remaps, 1);
                     todo.pop();
+                    self.op_vm_used(mid, blk);
                 }
                 Err(rev) => {
                     let oid = f.oid;
@@ -519,6 +530,7 @@ impl Conn {
                 }
             }
         }
+        self.op_vm_done(op);
         match self.ops[&op].kind {
             OpKind::Mmap { map } => self.finish(op, Ok(OpOk::Mapped(map))),
             OpKind::Remap => self.finish(op, Ok(OpOk::Done)),

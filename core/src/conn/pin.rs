@@ -71,9 +71,16 @@ impl Conn {
     }
 
     pub(super) fn on_pin(&mut self, req: PinReq) {
+        self.decide_pin(req, true)
+    }
+
+    /// Checks a pin and applies it once its `@rev` file is open; `fresh`
+    /// when it just arrived (a pin decided again after waiting for a VM's
+    /// lock counts no second cache hit).
+    pub(super) fn decide_pin(&mut self, req: PinReq, fresh: bool) {
         if self.state == ConnState::Closing {
             // After `bye` every view is gone: nothing to remap.
-            return self.answer(req.stream);
+            return self.pin_done(req.stream);
         }
         let Some(f) = self.by_oid.get(&req.oid).and_then(|id| self.files.get(id)) else {
             return self.go_down(Error::UnexpectedPin(req.oid));
@@ -109,19 +116,26 @@ impl Conn {
                 });
                 return;
             }
-            self.count(Event::rev_hits, 1);
+            if fresh {
+                self.count(Event::rev_hits, 1);
+            }
         }
         self.apply_pin(req);
     }
 
     /// Remaps the block in every mapping that shows it, records the pin, acks.
+    /// Mappings that serve a VM are asked first (see `vm.rs`): the pin
+    /// waits for their locks, then for their answers.
     pub(super) fn apply_pin(&mut self, req: PinReq) {
         if self.state != ConnState::Up {
-            return self.answer(req.stream);
+            return self.pin_done(req.stream);
         }
         let Some(&fid) = self.by_oid.get(&req.oid) else {
             return self.go_down(Error::UnexpectedPin(req.oid));
         };
+        if !self.pin_vms_ready(fid, req) {
+            return;
+        }
         let f = self.files.get_mut(&fid).expect("indexed file");
         match req.rev {
             Rev::Head => {
@@ -145,6 +159,18 @@ impl Conn {
         for (_, mid) in f.maps_covering(req.blk) {
             let m = &self.maps[&mid];
             if m.contains(req.blk) && m.remappable(req.blk) {
+                if let Some(vm) = m.vm {
+                    // The VM decides whether its page stays: ask it.
+                    self.actions.push_back(Action::VmDirty {
+                        tok: Tok::Pin,
+                        vm,
+                        map: mid,
+                        addr: m.blk_addr(req.blk),
+                        blk: req.blk,
+                    });
+                    self.vm_pin.queries += 1;
+                    continue;
+                }
                 if core::mem::take(&mut skip) {
                     continue;
                 }
@@ -156,12 +182,19 @@ impl Conn {
                 remapped += 1;
             }
         }
-        match req.rev {
+        self.count(Event::remaps, remapped);
+        if self.pin_asks_vm(req) {
+            return;
+        }
+        self.count_pin(req.rev);
+        self.pin_done(req.stream);
+    }
+
+    pub(super) fn count_pin(&mut self, rev: Rev) {
+        match rev {
             Rev::Head => self.count(Event::unpins, 1),
             Rev::At(_) => self.count(Event::pins, 1),
         }
-        self.count(Event::remaps, remapped);
-        self.answer(req.stream);
     }
 
     pub(super) fn answer(&mut self, stream: StreamId) {

@@ -153,10 +153,10 @@ impl Swarm {
         // OS-call failures: in half the runs with faults, each operation
         // that can fail does so in this run with a chance of 1 to 3 %, or
         // now and then 10 to 49 % (so that rare sequences, such as a fault
-        // map and then its mprotect refused, happen too).
+        // map and then its mprotect refused, happen too). Not VM calls: see sim_vm.
         let os_faults = if !faults.is_empty() || rng.chance(50) {
             let mut v = Vec::new();
-            for op in OsOp::ALL {
+            for op in OsOp::ALL.into_iter().filter(|op| !op.is_vm()) {
                 if op.can_fail() && rng.chance(30) {
                     let percent = if rng.chance(10) {
                         10 + rng.below(40)

@@ -175,3 +175,4 @@ mod down;
 mod ends;
 mod ops;
 mod pins;
+mod vm;
