@@ -130,12 +130,25 @@ fn c_type(rust: &str) -> String {
     }
 }
 
-/// The exported functions of `lib.rs`, in C spelling like `header_functions`.
-fn rust_functions() -> BTreeMap<String, (String, Vec<String>)> {
-    let src: String = ["src/lib.rs", "src/vm.rs"]
-        .iter()
-        .map(|f| std::fs::read_to_string(capi_dir().join(f)).expect(f))
+/// The Rust sources of the C ABI (`src/*.rs`, its tests left out), one after
+/// the other in name order.
+fn capi_sources() -> String {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(capi_dir().join("src"))
+        .expect("capi/src")
+        .map(|e| e.expect("capi/src entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "rs") && !p.ends_with("tests.rs"))
         .collect();
+    files.sort();
+    assert!(files.len() > 1, "{files:?}");
+    files
+        .iter()
+        .map(|f| std::fs::read_to_string(f).expect("a source of the C ABI"))
+        .collect()
+}
+
+/// The exported functions of the C ABI's sources, in C spelling like `header_functions`.
+fn rust_functions() -> BTreeMap<String, (String, Vec<String>)> {
+    let src = capi_sources();
     let mut fns = BTreeMap::new();
     for (i, _) in src.match_indices("extern \"C\" fn ") {
         let rest = &src[i + "extern \"C\" fn ".len()..];
@@ -211,11 +224,10 @@ fn the_signature_parsers_see_types() {
 }
 
 /// The text between `{` and `}` after `start` in `src`, comments dropped.
-/// The C header `wcfs.h` and the Rust source `lib.rs` of the C ABI.
+/// The C header `wcfs.h` and the Rust sources of the C ABI.
 fn header_and_lib() -> (String, String) {
     let h = std::fs::read_to_string(capi_dir().join("include/wcfs.h")).expect("wcfs.h");
-    let rs = std::fs::read_to_string(capi_dir().join("src/lib.rs")).expect("lib.rs");
-    (h, rs)
+    (h, capi_sources())
 }
 
 /// A Rust struct field line `pub name: Type,` as `(name, Type)`.

@@ -8,7 +8,10 @@ use std::sync::Arc;
 
 use wcfs_linux::{Vm, VmError};
 
-use super::*;
+use crate::ffi::{give, handle, out_ptr};
+use crate::file::wcfs_file;
+use crate::mapping::wcfs_mapping;
+use crate::result::{boundary, wcfs_result, Failure};
 
 /// The callbacks of a VM (see the header): `lock` returns 0 once the VM's
 /// lock is held, else an error code; `unlock` releases it; `is_dirty`
