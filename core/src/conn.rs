@@ -87,6 +87,7 @@ use crate::wire::{Framer, Oid, Rev, StreamId, Tid};
 
 mod down;
 mod error;
+mod files;
 mod invariants;
 mod ops;
 mod pin;
@@ -94,6 +95,7 @@ mod revs;
 mod vm;
 
 pub use error::Error;
+use files::Files;
 use revs::RevCache;
 pub use revs::MAX_REV_CACHE;
 pub use vm::MAX_VMS_PER_BLOCK;
@@ -205,8 +207,7 @@ pub struct Conn {
     link: Link,
     /// `None` only while `handle_bytes` runs.
     rx: Option<alloc::boxed::Box<Framer>>,
-    files: HashMap<FileId, File>,
-    by_oid: HashMap<Oid, FileId>,
+    files: Files,
     maps: HashMap<MapId, Mapping>,
     revs: RevCache,
     ops: HashMap<OpId, Op>,
@@ -244,8 +245,7 @@ impl Conn {
             down: None,
             link: Link::new(),
             rx: Some(alloc::boxed::Box::new(Framer::new())),
-            files: HashMap::new(),
-            by_oid: HashMap::new(),
+            files: Files::default(),
             maps: HashMap::new(),
             revs: RevCache::new(cfg.rev_cache),
             ops: HashMap::new(),
@@ -299,7 +299,7 @@ impl Conn {
         self.files
             .iter()
             .filter(|(_, f)| f.state == FileState::Open)
-            .map(|(&id, f)| (id, f.oid))
+            .map(|(id, f)| (id, f.oid))
     }
 
     /// The pins in force for a file, sorted by block.

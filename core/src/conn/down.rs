@@ -85,7 +85,7 @@ impl Conn {
 
     /// Faults every mapping and closes every file and `@rev` file.
     pub(super) fn drop_views(&mut self) {
-        let ids: Vec<FileId> = self.files.keys().copied().collect();
+        let ids: Vec<FileId> = self.files.ids().collect();
         for fid in ids {
             self.close_file_now(fid);
         }

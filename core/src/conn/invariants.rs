@@ -1,11 +1,15 @@
 //! The checks of the invariants written on [`Conn`] (and on `File` and
 //! `Mapping`), for tests, fuzz targets and the simulation.
 
-use super::*;
+use alloc::vec::Vec;
+
+use super::Conn;
+use crate::file::FileState;
 
 impl Conn {
     /// Checks the invariants written on [`Conn`]; `Err` names the first broken one.
     pub fn check_invariants(&self) -> Result<(), &'static str> {
+        self.files.check()?;
         let mut placed: Vec<(usize, usize)> = self
             .maps
             .values()

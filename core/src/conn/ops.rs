@@ -7,7 +7,7 @@ use alloc::vec::Vec;
 use super::{reserve_pins, Conn, ConnState, Error, Op, OpKind, OpOk};
 use crate::action::{Action, Fd, OsOp, Outcome, Src, Stat};
 use crate::bugs::{self, Bug};
-use crate::file::{File, FileState};
+use crate::file::FileState;
 use crate::ids::{FileId, MapId, OpId, Tok};
 use crate::stats::Event;
 use crate::wire::{Oid, Tid};
@@ -138,15 +138,14 @@ impl Conn {
         }
         match self.ops[&op].kind {
             OpKind::Open { oid, .. } => {
-                if let Some(&fid) = self.by_oid.get(&oid) {
+                if let Some(fid) = self.files.of_oid(oid) {
                     let f = self.files.get_mut(&fid).expect("indexed file");
                     debug_assert_eq!(f.state, FileState::Open);
                     f.count += 1;
                     return self.finish(op, Ok(OpOk::Opened(fid)));
                 }
                 let fid = FileId(self.fresh());
-                self.files.insert(fid, File::new(oid));
-                self.by_oid.insert(oid, fid);
+                self.files.open(fid, oid);
                 self.op_mut(op).kind = OpKind::Open {
                     oid,
                     file: Some(fid),
@@ -303,7 +302,7 @@ impl Conn {
         if let OpKind::Resync { stats, .. } = &mut self.op_mut(op).kind {
             *stats -= 1;
         }
-        let Some((&fid, f)) = self.files.iter_mut().find(|(_, f)| f.fd == Some(fd)) else {
+        let Some((fid, f)) = self.files.iter_mut().find(|(_, f)| f.fd == Some(fd)) else {
             return self.next_stat(op);
         };
         if st.blksize != f.blksize {
@@ -617,10 +616,6 @@ impl Conn {
     }
 
     pub(super) fn forget_file(&mut self, fid: FileId) {
-        if let Some(f) = self.files.remove(&fid) {
-            if self.by_oid.get(&f.oid) == Some(&fid) {
-                self.by_oid.remove(&f.oid);
-            }
-        }
+        self.files.forget(fid);
     }
 }

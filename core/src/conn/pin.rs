@@ -82,7 +82,11 @@ impl Conn {
             // After `bye` every view is gone: nothing to remap.
             return self.pin_done(req.stream);
         }
-        let Some(f) = self.by_oid.get(&req.oid).and_then(|id| self.files.get(id)) else {
+        let Some(f) = self
+            .files
+            .of_oid(req.oid)
+            .and_then(|id| self.files.get(&id))
+        else {
             return self.go_down(Error::UnexpectedPin(req.oid));
         };
         if !f.watched {
@@ -130,7 +134,7 @@ impl Conn {
         if self.state != ConnState::Up {
             return self.pin_done(req.stream);
         }
-        let Some(&fid) = self.by_oid.get(&req.oid) else {
+        let Some(fid) = self.files.of_oid(req.oid) else {
             return self.go_down(Error::UnexpectedPin(req.oid));
         };
         if !self.pin_vms_ready(fid, req) {
