@@ -13,18 +13,7 @@
 #include <string.h>
 #include <sys/mount.h>
 
-#include "wcfs.h"
-
-#define OK(call) \
-  do { \
-    wcfs_result r_ = (call); \
-    if (r_ != WCFS_OK) { \
-      char e_[1024]; \
-      wcfs_last_error(e_, sizeof e_); \
-      printf("FAIL %s: %s: %s\n", #call, wcfs_result_name(r_), e_); \
-      return 1; \
-    } \
-  } while (0)
+#include "check.h"
 
 int main(int argc, char **argv) {
   if (argc != 3) {
@@ -36,12 +25,8 @@ int main(int argc, char **argv) {
   wcfs_conn *c = NULL;
   wcfs_file *f = NULL;
   wcfs_mapping *m = NULL;
-  OK(wcfs_open(argv[1], &w));
-  OK(wcfs_connect(w, at, &c));
-  OK(wcfs_conn_open(c, 1, &f));
-  OK(wcfs_file_mmap(f, 0, 2, &m));
   char buf[2];
-  OK(wcfs_mapping_read(m, 0, buf, 2));
+  open_f1(argv[1], at, &w, &c, &f, &m, buf);
   if (umount2(argv[1], 0) == 0 || errno != EBUSY) {
     printf("FAIL umount2 while in use: %s\n", strerror(errno));
     return 1;

@@ -34,28 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "wcfs.h"
-
-#define OK(call) \
-  do { \
-    wcfs_result r_ = (call); \
-    if (r_ != WCFS_OK) { \
-      char e_[1024]; \
-      wcfs_last_error(e_, sizeof e_); \
-      printf("FAIL %s: %s: %s\n", #call, wcfs_result_name(r_), e_); \
-      exit(1); \
-    } \
-  } while (0)
-
-#define CHECK(cond, ...) \
-  do { \
-    if (!(cond)) { \
-      printf("FAIL %s: ", #cond); \
-      printf(__VA_ARGS__); \
-      printf("\n"); \
-      exit(1); \
-    } \
-  } while (0)
+#include "check.h"
 
 /* The VM: its lock, its area, its table of dirty blocks. */
 static struct {
