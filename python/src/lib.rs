@@ -43,6 +43,8 @@ use pyo3::{create_exception, ffi};
 
 use wcfs_linux::{ErrorKind, Oid, Tid};
 
+mod stats;
+
 create_exception!(
     wcfs_rs,
     Error,
@@ -470,9 +472,9 @@ impl PyConn {
     /// stopping its pin thread, as a dict: `pins`, `unpins` (pins applied),
     /// `acks`, `naks` (replies sent), `rev_opens`, `rev_hits` (`@rev` files
     /// opened, and pins that found theirs open), `remaps` (blocks remapped
-    /// one by one), `resyncs`, and `pin_time_ns`: a list of 40 counts of
-    /// pins handled in `[2**i, 2**(i+1))` ns, from reading the pin to
-    /// writing its ack.
+    /// one by one), `resyncs`, and `pin_time_ns`: `PIN_TIME_BUCKETS` counts
+    /// of pins handled (pin read to ack written) in log-linear buckets of
+    /// ns, see `pin_time_bucket_end` and `pin_time_quantile` (stats.rs).
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let s = self.conn.stats();
         let d = PyDict::new(py);
@@ -906,5 +908,5 @@ fn wcfs_rs(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(join, m)?)?;
     m.add_function(wrap_pyfunction!(mountpoint_for, m)?)?;
     m.add_function(wrap_pyfunction!(_rust_mmap_read, m)?)?;
-    Ok(())
+    stats::register(m)
 }

@@ -758,7 +758,7 @@ def test_conn_stats(srv, w):
         assert set(s0) == {
             "pins", "unpins", "acks", "naks", "rev_opens", "rev_hits", "remaps", "resyncs", "pin_time_ns",
         }
-        assert len(s0["pin_time_ns"]) == 40
+        assert len(s0["pin_time_ns"]) == wcfs_rs.PIN_TIME_BUCKETS
         assert s0["pins"] == s0["acks"] == s0["naks"] == s0["resyncs"] == 0
         srv.commit({(F, 1): b"b2"})
         with open(head_file(srv, F), "rb") as f:

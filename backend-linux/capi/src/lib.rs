@@ -97,7 +97,7 @@ pub struct wcfs_pin {
 }
 
 /// Buckets of the pin handling time histogram (`WCFS_PIN_TIME_BUCKETS`).
-pub const WCFS_PIN_TIME_BUCKETS: usize = 40;
+pub const WCFS_PIN_TIME_BUCKETS: usize = 528;
 const _: () = assert!(WCFS_PIN_TIME_BUCKETS == PIN_TIME_BUCKETS);
 
 /// A snapshot of a connection's statistics (`wcfs_conn_stats`): counters
@@ -122,9 +122,9 @@ pub struct wcfs_conn_stats {
     pub remaps: u64,
     /// Resyncs completed.
     pub resyncs: u64,
-    /// Pins handled in `[2^i, 2^(i+1))` ns, from reading the pin's line to
-    /// writing its ack (bucket 0 also counts 0 ns; the last one everything
-    /// longer).
+    /// Pins handled in bucket `i`'s range of ns, from reading the pin's
+    /// line to writing its ack: log-linear buckets, 16 per power of two
+    /// (`wcfs_core::PIN_TIME_BUCKETS`; `wcfs_pin_time_bucket_end`).
     pub pin_time_ns: [u64; WCFS_PIN_TIME_BUCKETS],
 }
 
@@ -814,6 +814,14 @@ pub unsafe extern "C" fn wcfs_conn_stats_pin_time_quantile(
     })
 }
 
+/// The end (ns, exclusive) of bucket `i` of `wcfs_conn_stats::pin_time_ns`,
+/// the first time of bucket `i + 1`; `UINT64_MAX` for the last bucket (and
+/// past it). Bucket `i` starts where bucket `i - 1` ends (bucket 0 at 0).
+#[no_mangle]
+pub extern "C" fn wcfs_pin_time_bucket_end(i: usize) -> u64 {
+    wcfs_core::pin_time_bucket_end(i)
+}
+
 /// Releases a `wcfs_conn` handle. NULL is ignored.
 ///
 /// # Safety
@@ -1345,12 +1353,21 @@ mod tests {
         let mut s = wcfs_conn_stats::from(ConnStats::default());
         // SAFETY: `s` is a live local.
         assert_eq!(unsafe { wcfs_conn_stats_pin_time_quantile(&s, 0.5) }, 0);
-        s.pin_time_ns[10] = 99; // [1024, 2048) ns
-        s.pin_time_ns[16] = 1; // [65536, 131072) ns
-                               // SAFETY: as above.
+        s.pin_time_ns[wcfs_core::pin_time_bucket(1500)] = 99; // [1472, 1536) ns
+        s.pin_time_ns[wcfs_core::pin_time_bucket(70_000)] = 1; // [69632, 73728) ns
+                                                               // SAFETY: as above.
         unsafe {
-            assert_eq!(wcfs_conn_stats_pin_time_quantile(&s, 0.5), 2048);
-            assert_eq!(wcfs_conn_stats_pin_time_quantile(&s, 1.0), 131_072);
+            assert_eq!(wcfs_conn_stats_pin_time_quantile(&s, 0.5), 1536);
+            assert_eq!(wcfs_conn_stats_pin_time_quantile(&s, 1.0), 73_728);
         }
+        assert_eq!(
+            wcfs_pin_time_bucket_end(wcfs_core::pin_time_bucket(1500)),
+            1536
+        );
+        assert_eq!(
+            wcfs_pin_time_bucket_end(WCFS_PIN_TIME_BUCKETS - 1),
+            u64::MAX
+        );
+        assert_eq!(wcfs_pin_time_bucket_end(usize::MAX), u64::MAX);
     }
 }
