@@ -25,3 +25,8 @@ pub use join::{
 };
 pub use wcfs_core::wire::{Oid, Tid};
 pub use wcfs_core::{Config, ConnStats, PIN_TIME_BUCKETS};
+
+/// The README's example, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -824,3 +824,8 @@ mod tests {
         assert_eq!(f.inner.open_head(Oid(2)), Err(ENOENT));
     }
 }
+
+/// The README's example, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

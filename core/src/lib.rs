@@ -136,3 +136,8 @@ impl BlockingOs for NullBackend {
         Err(Errno(38))
     }
 }
+
+/// The README's example, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

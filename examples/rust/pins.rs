@@ -89,7 +89,9 @@ fn main() -> Result<(), Error> {
     let block = |blk: usize| -> Result<String, Error> {
         let mut buf = [0u8; 16];
         m.read(blk * bs, &mut buf)?;
-        Ok(String::from_utf8_lossy(&buf).trim_end_matches('\0').to_string())
+        Ok(String::from_utf8_lossy(&buf)
+            .trim_end_matches('\0')
+            .to_string())
     };
     println!("conn @{at1} sees #0 {:?}, #1 {:?}", block(0)?, block(1)?);
 
@@ -114,19 +116,28 @@ fn main() -> Result<(), Error> {
     }
     let (at2, head) = writer.join().expect("writer")?;
     println!("another writer committed @{at2}: #1 BLUEBERRY; head shows {head:?}");
-    println!("conn @{at1} still sees #1 {:?} ({reads} reads during the commit)", block(1)?);
+    println!(
+        "conn @{at1} still sees #1 {:?} ({reads} reads during the commit)",
+        block(1)?
+    );
     for (blk, rev) in f.pinned() {
         println!("pin seen: #{blk} -> @{rev}");
     }
     let s = conn.stats();
-    let p50 = s.pin_time_quantile(0.5).map_or("-".into(), |ns| format!("<= {ns} ns"));
+    let p50 = s
+        .pin_time_quantile(0.5)
+        .map_or("-".into(), |ns| format!("<= {ns} ns"));
     println!("{} pin(s) acked, pin handling median {p50}", s.acks);
     if f.pinned() != [(1, at1)] {
         return Err(format!("expected one pin #1 -> @{at1}, got {:?}", f.pinned()).into());
     }
 
     drop((m, f, conn, w));
-    Arc::into_inner(srv).expect("writer done").into_inner().unwrap().quit()?;
+    Arc::into_inner(srv)
+        .expect("writer done")
+        .into_inner()
+        .unwrap()
+        .quit()?;
     println!("unmounted {mnt}");
     Ok(())
 }
