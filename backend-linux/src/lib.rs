@@ -13,6 +13,7 @@ mod exit;
 mod fork;
 mod handles;
 mod join;
+mod join_lock;
 pub mod sys;
 
 pub use driver::PIN_THREAD_STACK;

@@ -1309,9 +1309,12 @@ mod tests {
             assert!(w.is_null());
             assert!(last_error().contains("none to start"), "{}", last_error());
         }
-        // The lock file join left beside that mountpoint (join.rs).
+        // join's lock file beside that mountpoint is gone with its last holder.
         let mnt = wcfs_linux::mountpoint_for(zurl.to_str().unwrap()).unwrap();
-        let _ = std::fs::remove_file(mnt.with_extension("lock"));
+        assert!(
+            !mnt.with_extension("lock").exists(),
+            "join left its lock file"
+        );
         // SAFETY: a string literal and a live local.
         let r = unsafe { wcfs_join_with(c"nosuch://db".as_ptr(), std::ptr::null(), &mut w) };
         assert_eq!(r, WCFS_ERR_BAD_ZURL);
