@@ -14,6 +14,8 @@ mod fork;
 mod handles;
 mod join;
 mod join_lock;
+#[cfg(feature = "log")]
+mod oplog;
 pub mod sys;
 
 pub use driver::PIN_THREAD_STACK;
@@ -24,6 +26,8 @@ pub use join::{
     check_mount, mountpoint_for, mountpoint_under, Autostart, JoinOptions, MountEntry,
     ENV_AUTOSTART, ENV_OPTIONS, ENV_SERVER, WCFS_BASE,
 };
+#[cfg(feature = "log")]
+pub use oplog::set_slow_pin_threshold;
 pub use wcfs_core::wire::{Oid, Tid};
 pub use wcfs_core::{Config, ConnStats, PIN_TIME_BUCKETS};
 
