@@ -42,7 +42,6 @@ use pyo3::types::{PyBytes, PyDict, PyString};
 use pyo3::{create_exception, ffi};
 
 use wcfs_linux::{ErrorKind, Oid, Tid};
-
 mod stats;
 
 create_exception!(

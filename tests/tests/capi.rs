@@ -129,7 +129,17 @@ fn c_type(rust: &str) -> String {
 
 /// The exported functions of `lib.rs`, in C spelling like `header_functions`.
 fn rust_functions() -> BTreeMap<String, (String, Vec<String>)> {
-    let src = std::fs::read_to_string(capi_dir().join("src/lib.rs")).expect("lib.rs");
+    // Every source file of the crate (lib.rs and its modules).
+    let mut files: Vec<PathBuf> = std::fs::read_dir(capi_dir().join("src"))
+        .expect("src")
+        .map(|e| e.expect("src entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "rs"))
+        .collect();
+    files.sort();
+    let src: String = files
+        .iter()
+        .map(|p| std::fs::read_to_string(p).expect("source"))
+        .collect();
     let mut fns = BTreeMap::new();
     for (i, _) in src.match_indices("extern \"C\" fn ") {
         let rest = &src[i + "extern \"C\" fn ".len()..];

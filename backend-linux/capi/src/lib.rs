@@ -144,6 +144,9 @@ impl From<ConnStats> for wcfs_conn_stats {
     }
 }
 
+mod pin_time;
+pub use pin_time::wcfs_pin_time_bucket_end;
+
 // ---- errors and the panic boundary ----
 
 thread_local! {
@@ -814,14 +817,6 @@ pub unsafe extern "C" fn wcfs_conn_stats_pin_time_quantile(
     })
 }
 
-/// The end (ns, exclusive) of bucket `i` of `wcfs_conn_stats::pin_time_ns`,
-/// the first time of bucket `i + 1`; `UINT64_MAX` for the last bucket (and
-/// past it). Bucket `i` starts where bucket `i - 1` ends (bucket 0 at 0).
-#[no_mangle]
-pub extern "C" fn wcfs_pin_time_bucket_end(i: usize) -> u64 {
-    wcfs_core::pin_time_bucket_end(i)
-}
-
 /// Releases a `wcfs_conn` handle. NULL is ignored.
 ///
 /// # Safety
@@ -1363,14 +1358,5 @@ mod tests {
             assert_eq!(wcfs_conn_stats_pin_time_quantile(&s, 0.5), 1536);
             assert_eq!(wcfs_conn_stats_pin_time_quantile(&s, 1.0), 73_728);
         }
-        assert_eq!(
-            wcfs_pin_time_bucket_end(wcfs_core::pin_time_bucket(1500)),
-            1536
-        );
-        assert_eq!(
-            wcfs_pin_time_bucket_end(WCFS_PIN_TIME_BUCKETS - 1),
-            u64::MAX
-        );
-        assert_eq!(wcfs_pin_time_bucket_end(usize::MAX), u64::MAX);
     }
 }
