@@ -28,6 +28,7 @@ before=$(state)
 
 # The C example, built as a user would: wcfs.pc for pkg-config.
 build_c() {
+    command -v pkg-config >/dev/null || { apt-get update -qq && apt-get install -y -qq pkg-config; }
     cargo build --release -q -p wcfs-capi
     sed -e "s|@LIBDIR@|$target_dir/release|" -e "s|@INCLUDEDIR@|$root/backend-linux/capi/include|" \
         -e "s|@VERSION@|$(cargo pkgid -p wcfs-capi | sed 's/.*[#@]//')|" \
