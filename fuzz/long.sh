@@ -34,7 +34,8 @@ for t in "${targets[@]}"; do
     cov=$(printf '%s' "$last" | grep -o 'cov: [0-9]*' | grep -o '[0-9]*' || echo '?')
     ft=$(printf '%s' "$last" | grep -o 'ft: [0-9]*' | grep -o '[0-9]*' || echo '?')
     corp=$(printf '%s' "$last" | grep -o 'corp: [0-9]*' | grep -o '[0-9]*' || echo '?')
-    line="$(date -u +%F) $t: $execs executions in ${secs}s, cov $cov edges, ft $ft features, corpus $corp, $status"
+    pcs=$(grep -o 'Loaded 1 modules *([0-9]*' "$log" | grep -o '[0-9]*$' | head -1 || echo '?')
+    line="$(date -u +%F) $t: $execs executions in ${secs}s, cov $cov of $pcs edges, ft $ft features, corpus $corp, $status"
     echo "$line" | tee -a long-results.txt
     if [ "$status" != ok ]; then
         tail -40 "$log"
