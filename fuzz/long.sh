@@ -7,6 +7,9 @@
 # under fuzz/artifacts/<target>/ (see README.md to replay and minimise it).
 # Needs a nightly toolchain; installs cargo-fuzz when missing.
 # Usage: fuzz/long.sh [runs] [target...]
+# Environment: FUZZ_MAX_LEN (libFuzzer's -max_len, default 4096), FUZZ_TAG
+# (a suffix of the log's and the result's name: several workers of one
+# target, each with its own tag, grow one corpus and add up executions).
 set -euo pipefail
 cd "$(dirname "$0")"
 runs="${1:-10000000}"
@@ -21,11 +24,11 @@ for t in "${targets[@]}"; do
     # The corpus grows in fuzz/long/<target> (not committed); the committed
     # seeds are only read.
     mkdir -p "long/$t"
-    log="long/$t.log"
+    log="long/$t${FUZZ_TAG:-}.log"
     start=$(date +%s)
     status=ok
     if ! nice cargo +nightly fuzz run --release "$t" "long/$t" "corpus/$t" -- \
-        -runs="$runs" -print_final_stats=1 -max_len=4096 -rss_limit_mb=2048 >"$log" 2>&1; then
+        -runs="$runs" -print_final_stats=1 -max_len="${FUZZ_MAX_LEN:-4096}" -rss_limit_mb=2048 >"$log" 2>&1; then
         status=CRASH
     fi
     secs=$(( $(date +%s) - start ))
@@ -35,7 +38,7 @@ for t in "${targets[@]}"; do
     ft=$(printf '%s' "$last" | grep -o 'ft: [0-9]*' | grep -o '[0-9]*' || echo '?')
     corp=$(printf '%s' "$last" | grep -o 'corp: [0-9]*' | grep -o '[0-9]*' || echo '?')
     pcs=$(grep -o 'Loaded 1 modules *([0-9]*' "$log" | grep -o '[0-9]*$' | head -1 || echo '?')
-    line="$(date -u +%F) $t: $execs executions in ${secs}s, cov $cov of $pcs edges, ft $ft features, corpus $corp, $status"
+    line="$(date -u +%F) $t${FUZZ_TAG:-}: $execs executions in ${secs}s, -max_len=${FUZZ_MAX_LEN:-4096}, cov $cov of $pcs edges, ft $ft features, corpus $corp, $status"
     echo "$line" | tee -a long-results.txt
     if [ "$status" != ok ]; then
         tail -40 "$log"
