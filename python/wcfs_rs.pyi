@@ -111,6 +111,21 @@ def mountpoint_for(zurl: str) -> str:
     ``/dev/shm/wcfs/<sha1 hex of the normalized zurl>``. Nothing is looked
     up or created. Raises ``BadZurlError``."""
 
+PIN_TIME_BUCKETS: int
+"""Length of ``ConnStats["pin_time_ns"]``: log-linear buckets, 16 per power
+of two of ns, each at most 1/16 of its start wide."""
+
+def pin_time_bucket_end(i: int) -> Optional[int]:
+    """The end (ns, exclusive) of bucket ``i`` of ``pin_time_ns``, where
+    bucket ``i + 1`` starts (bucket 0 starts at 0); None for the last
+    bucket, which also counts everything longer."""
+
+def pin_time_quantile(pin_time_ns: List[int], q: float) -> Optional[int]:
+    """An upper bound (ns) of the ``q``-quantile of ``pin_time_ns``: the end
+    of the bucket holding it, at most 6.25 % above the true time. None when
+    nothing is counted or it lies in the last bucket. ValueError when the
+    list does not have ``PIN_TIME_BUCKETS`` counts."""
+
 class ConnStats(TypedDict):
     """``Conn.stats()``: counters since the connection was made."""
 
@@ -122,6 +137,7 @@ class ConnStats(TypedDict):
     rev_hits: int
     remaps: int
     resyncs: int
+    dirty_kept: int
     pin_time_ns: List[int]
 
 class WCFS:
@@ -190,8 +206,9 @@ class Conn(Handle):
         """The connection's statistics, read without stopping its pin
         thread: pins and unpins applied, acks and naks sent, ``@rev`` files
         opened and reused, blocks remapped, resyncs, and ``pin_time_ns``:
-        40 counts of pins handled in ``[2**i, 2**(i+1))`` ns (from reading
-        the pin to writing its ack)."""
+        ``PIN_TIME_BUCKETS`` counts of pins handled (from reading the pin to
+        writing its ack) in log-linear buckets of ns: bucket ``i`` ends at
+        ``pin_time_bucket_end(i)``, where bucket ``i + 1`` starts."""
     def open(self, oid: _Id) -> FileH:
         """Opens bigfile ``oid``; each call gives a handle of its own."""
     def resync(self, at: _Id) -> None:

@@ -83,6 +83,10 @@ pub(crate) struct State {
     /// When the pin thread read the input being handled: acks written
     /// while it is set record their pin's handling time.
     pub(crate) read_at: Option<Instant>,
+    /// The slowest pin over the log's threshold since the pin thread last
+    /// logged one (0: none), see `oplog`.
+    #[cfg(feature = "log")]
+    pub(crate) slow_pin_ns: u64,
 }
 
 /// Most files waiting in `State::closing`.
@@ -425,6 +429,10 @@ impl Shared {
             for _ in 0..n {
                 st.core.record_pin_time(ns);
             }
+            #[cfg(feature = "log")]
+            if crate::oplog::is_slow(ns) {
+                st.slow_pin_ns = st.slow_pin_ns.max(ns);
+            }
         }
         out.written_acks = 0;
     }
@@ -523,6 +531,8 @@ impl Shared {
             }
         }
         let _ended = Ended(&self);
+        #[cfg(feature = "log")]
+        crate::oplog::pin_thread_started(&self);
         // What connect let go of (the head/at file it read).
         drop(self.take_closes(self.lock()));
         let mut buf = [0u8; 4096];
@@ -558,11 +568,17 @@ impl Shared {
             st = self.drain(st);
             st.read_at = None;
             let reading = matches!(st.core.state(), ConnState::Up | ConnState::Closing);
+            #[cfg(feature = "log")]
+            let slow = (st.core.at(), std::mem::take(&mut st.slow_pin_ns));
             // Closed off the waiters' path: each close of a file of the
             // mount is a FLUSH round trip.
             let closer = self.take_closes(st);
             self.notify();
             drop(closer);
+            #[cfg(feature = "log")]
+            if slow.1 > 0 {
+                crate::oplog::slow_pin(&self, slow.0, slow.1);
+            }
             if end || !reading {
                 break;
             }
@@ -577,6 +593,8 @@ impl Shared {
         // Nothing opens a file of the mount from now on: let go of it
         // before `close_conn` hears of our end.
         drop(self.mount.lock().take());
+        #[cfg(feature = "log")]
+        crate::oplog::pin_thread_ended(&self);
     }
 
     /// Moves the files let go of into `closer` and releases the state

@@ -181,6 +181,8 @@ impl Conn {
                 fds: HashMap::new(),
                 closing,
                 read_at: None,
+                #[cfg(feature = "log")]
+                slow_pin_ns: 0,
             }),
             ev: Mutex::new((0, 0)),
             cv: Condvar::new(),

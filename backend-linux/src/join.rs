@@ -19,11 +19,11 @@
 //!   white space), then [`JoinOptions::options`].
 //! * One server per database: the check and the start run under an
 //!   exclusive `flock` of `<base>/<sha1 hex>.lock`, so processes joining the
-//!   same database at once start one server; within a process, one `Wcfs`
-//!   per mountpoint is shared.
+//!   same database at once start one server; the last holder unlinks it
+//!   ([`JoinLock`]); within a process, one `Wcfs` per mountpoint is shared.
 
 use std::io;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex, Weak};
@@ -33,6 +33,7 @@ use wcfs_core::zurl;
 
 use crate::error::{Context, Error, ErrorKind};
 use crate::handles::Wcfs;
+use crate::join_lock::JoinLock;
 use crate::wcfs::WcfsInner;
 
 /// Where wendelin.core mounts WCFS servers.
@@ -149,7 +150,7 @@ impl Wcfs {
             return Ok(Wcfs { inner });
         }
 
-        let _lock = lock_file(&base.join(format!("{hex}.lock")));
+        let _lock = JoinLock::acquire(&base.join(format!("{hex}.lock")));
         let w = match attach(&mnt, zurl, &norm)? {
             Attach::Joined(w) => w,
             found => {
@@ -387,33 +388,6 @@ fn make_base(base: &Path) -> io::Result<()> {
             make_base(base)
         }
         Err(e) => Err(e),
-    }
-}
-
-/// An exclusive `flock` of `path`, held while the value lives. `None` when
-/// the file cannot be opened (another user's, unreadable): then the join
-/// goes on unlocked, as it would without this guard.
-fn lock_file(path: &Path) -> Option<std::fs::File> {
-    let f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .mode(0o644)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(path)
-        .or_else(|_| {
-            std::fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-                .open(path)
-        })
-        .ok()?;
-    loop {
-        match rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive) {
-            Ok(()) => return Some(f),
-            Err(rustix::io::Errno::INTR) => continue,
-            Err(_) => return None,
-        }
     }
 }
 

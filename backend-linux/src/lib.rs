@@ -17,7 +17,10 @@ pub mod foreign;
 mod fork;
 mod handles;
 mod join;
+mod join_lock;
 mod mountdir;
+#[cfg(feature = "log")]
+mod oplog;
 pub mod sys;
 mod vm;
 mod watch;
@@ -31,7 +34,14 @@ pub use join::{
     check_mount, mountpoint_for, mountpoint_under, Autostart, JoinOptions, MountEntry,
     ENV_AUTOSTART, ENV_OPTIONS, ENV_SERVER, WCFS_BASE,
 };
+#[cfg(feature = "log")]
+pub use oplog::set_slow_pin_threshold;
 pub use vm::{Vm, VmError};
 pub use watch::{PinReq, WatchLink, MAX_FATALS};
 pub use wcfs_core::wire::{Oid, Tid};
 pub use wcfs_core::{Config, ConnStats, Domain, Kind, PIN_TIME_BUCKETS};
+
+/// The README's example, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

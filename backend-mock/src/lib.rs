@@ -42,3 +42,8 @@ pub use harness::Harness;
 pub use mock::MockBackend;
 pub use quiet::{QuietBackend, StatTable};
 pub use trace::{Call, Counts, Mem, Path, Store};
+
+/// The README's example, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -79,11 +79,17 @@ fn pin_times_go_through_the_conn_and_counting_can_be_switched_off() {
     let f = open(&mut h, F, "ok").unwrap();
     mmap(&mut h, f, 0, 1);
     let reader = h.conn.stats_handle();
-    h.conn.record_pin_time(1000); // bucket 9: [512, 1024)
-    h.conn.record_pin_time(3000); // bucket 11
+    h.conn.record_pin_time(1000); // [992, 1024)
+    h.conn.record_pin_time(3000); // [2944, 3072)
     let s = reader.snapshot();
+    let b = wcfs_core::pin_time_bucket;
+    assert_eq!((b(1000), b(3000)), (16 * 6 + 15, 16 * 8 + 7));
     assert_eq!(
-        (s.pin_time_ns[9], s.pin_time_ns[11], s.pin_times()),
+        (
+            s.pin_time_ns[b(1000)],
+            s.pin_time_ns[b(3000)],
+            s.pin_times()
+        ),
         (1, 1, 2)
     );
 

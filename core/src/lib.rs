@@ -95,7 +95,10 @@ pub use action::{
 pub use conn::{Config, Conn, ConnState, Error, FileId, OpId, OpOk};
 pub use kind::{Domain, Kind};
 pub use mapping::MapId;
-pub use stats::{ConnStats, Stats, PIN_TIME_BUCKETS};
+pub use stats::{
+    pin_time_bucket, pin_time_bucket_end, pin_time_bucket_start, ConnStats, Stats,
+    PIN_TIME_BUCKETS, PIN_TIME_SUB_BITS,
+};
 
 /// A backend that refuses everything (for doc examples and compile checks).
 pub struct NullBackend;
@@ -134,3 +137,8 @@ impl BlockingOs for NullBackend {
         Err(Errno(38))
     }
 }
+
+/// The README's example, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

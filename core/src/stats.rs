@@ -11,10 +11,19 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-/// Buckets of the pin handling time histogram: bucket `i` counts times in
-/// `[2^i, 2^(i+1))` ns (bucket 0 also counts 0 ns), the last one everything
-/// from `2^(PIN_TIME_BUCKETS-1)` ns (about 9 minutes) on.
-pub const PIN_TIME_BUCKETS: usize = 40;
+/// Sub-buckets per power of two of the pin handling time histogram (log2).
+pub const PIN_TIME_SUB_BITS: u32 = 4;
+const SUB: usize = 1 << PIN_TIME_SUB_BITS;
+
+/// Buckets of the pin handling time histogram, log-linear as in
+/// HdrHistogram: times below 16 ns have a bucket each; every power of two
+/// above, `[2^e, 2^(e+1))` for `e` in `4..36`, is cut into 16 buckets of
+/// `2^(e-4)` ns. A bucket's width is at most 1/16 of its start, so the end
+/// of the bucket holding a time (what [`ConnStats::pin_time_quantile`]
+/// returns) is at most 6.25 % above it. The last bucket also counts
+/// everything longer (about 66 s and on). See [`pin_time_bucket`] and
+/// [`pin_time_bucket_end`].
+pub const PIN_TIME_BUCKETS: usize = SUB * 33;
 
 /// A counter with one writer at a time (see the module doc).
 #[derive(Default)]
@@ -45,7 +54,7 @@ macro_rules! counters {
         pub struct ConnStats {
             $($(#[doc = $doc])* pub $name: u64,)*
             /// Pin handling time, from reading the pin's line to writing its
-            /// ack, in power-of-two buckets of ns (see [`PIN_TIME_BUCKETS`]).
+            /// ack, in log-linear buckets of ns (see [`PIN_TIME_BUCKETS`]).
             pub pin_time_ns: [u64; PIN_TIME_BUCKETS],
         }
 
@@ -131,9 +140,41 @@ impl Stats {
     }
 }
 
-/// The histogram bucket of a pin handled in `ns` nanoseconds.
-pub fn pin_time_bucket(ns: u64) -> usize {
-    (63 - (ns | 1).leading_zeros() as usize).min(PIN_TIME_BUCKETS - 1)
+/// The histogram bucket of a pin handled in `ns` nanoseconds (see
+/// [`PIN_TIME_BUCKETS`]): a leading-zeros count and two shifts, no loop, no
+/// table.
+pub const fn pin_time_bucket(ns: u64) -> usize {
+    if ns < SUB as u64 {
+        return ns as usize;
+    }
+    let e = 63 - ns.leading_zeros(); // 2^e <= ns, e >= PIN_TIME_SUB_BITS
+    let shift = e - PIN_TIME_SUB_BITS;
+    // ns >> shift is in [SUB, 2 * SUB): its low bits pick the sub-bucket.
+    let i = (shift as usize + 1) * SUB + ((ns >> shift) as usize - SUB);
+    if i < PIN_TIME_BUCKETS {
+        i
+    } else {
+        PIN_TIME_BUCKETS - 1
+    }
+}
+
+/// The first time (ns) bucket `i` counts.
+pub const fn pin_time_bucket_start(i: usize) -> u64 {
+    if i < SUB {
+        return i as u64;
+    }
+    let shift = (i / SUB - 1) as u32;
+    ((SUB + i % SUB) as u64) << shift
+}
+
+/// The end (ns, exclusive) of bucket `i`: the first time of the next one;
+/// `u64::MAX` for the last bucket, which has no end.
+pub const fn pin_time_bucket_end(i: usize) -> u64 {
+    if i >= PIN_TIME_BUCKETS - 1 {
+        u64::MAX
+    } else {
+        pin_time_bucket_start(i + 1)
+    }
 }
 
 impl Default for ConnStats {
@@ -162,12 +203,7 @@ impl ConnStats {
         for (i, &c) in self.pin_time_ns.iter().enumerate() {
             seen += c;
             if seen >= rank {
-                // The last bucket has no end.
-                return Some(if i + 1 == PIN_TIME_BUCKETS {
-                    u64::MAX
-                } else {
-                    1u64 << (i + 1)
-                });
+                return Some(pin_time_bucket_end(i));
             }
         }
         None
@@ -189,15 +225,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn buckets_are_powers_of_two() {
+    fn buckets_are_log_linear_and_tile_the_line() {
         assert_eq!(pin_time_bucket(0), 0);
-        assert_eq!(pin_time_bucket(1), 0);
-        assert_eq!(pin_time_bucket(2), 1);
-        assert_eq!(pin_time_bucket(3), 1);
-        assert_eq!(pin_time_bucket(4), 2);
-        assert_eq!(pin_time_bucket(1023), 9);
-        assert_eq!(pin_time_bucket(1024), 10);
+        assert_eq!(pin_time_bucket(15), 15);
+        assert_eq!(pin_time_bucket(16), 16);
+        assert_eq!(pin_time_bucket(31), 31);
+        assert_eq!(pin_time_bucket(32), 32);
+        assert_eq!(pin_time_bucket(33), 32);
+        assert_eq!(pin_time_bucket(34), 33);
+        assert_eq!(pin_time_bucket(1024), 16 * 7);
+        assert_eq!(pin_time_bucket(1024 + 63), 16 * 7);
+        assert_eq!(pin_time_bucket(1024 + 64), 16 * 7 + 1);
         assert_eq!(pin_time_bucket(u64::MAX), PIN_TIME_BUCKETS - 1);
+        assert_eq!(pin_time_bucket(1 << 36), PIN_TIME_BUCKETS - 1);
+        assert_eq!(pin_time_bucket((1 << 36) - 1), PIN_TIME_BUCKETS - 1);
+        assert_eq!(pin_time_bucket_end(PIN_TIME_BUCKETS - 1), u64::MAX);
+        assert_eq!(pin_time_bucket_end(usize::MAX), u64::MAX);
+        // Consecutive buckets tile [0, 2^36): each starts where the one
+        // before ends, and every time falls in the bucket whose range holds it.
+        for i in 0..PIN_TIME_BUCKETS - 1 {
+            let (a, b) = (pin_time_bucket_start(i), pin_time_bucket_end(i));
+            assert!(a < b && b == pin_time_bucket_start(i + 1), "bucket {i}");
+            assert_eq!((pin_time_bucket(a), pin_time_bucket(b - 1)), (i, i));
+            // At most 1/16 wide (exact below 16 ns).
+            assert!((b - a) * 16 <= a.max(16), "bucket {i}: [{a}, {b})");
+        }
+        assert_eq!(
+            pin_time_bucket_start(PIN_TIME_BUCKETS - 1),
+            (1 << 36) - (1 << 31)
+        );
     }
 
     #[test]
@@ -205,16 +261,53 @@ mod tests {
         let s = Stats::default();
         assert_eq!(s.snapshot().pin_time_quantile(0.5), None);
         for _ in 0..98 {
-            s.record_pin_time(1500); // bucket 10: [1024, 2048)
+            s.record_pin_time(1500); // [1472, 1536)
         }
-        s.record_pin_time(5000); // bucket 12
-        s.record_pin_time(70_000); // bucket 16
+        s.record_pin_time(5000); // [4864, 5120)
+        s.record_pin_time(70_000); // [69632, 73728)
         let snap = s.snapshot();
         assert_eq!(snap.pin_times(), 100);
-        assert_eq!(snap.pin_time_quantile(0.5), Some(2048));
-        assert_eq!(snap.pin_time_quantile(0.99), Some(8192));
-        assert_eq!(snap.pin_time_quantile(1.0), Some(131_072));
-        assert_eq!(snap.pin_time_quantile(0.0), Some(2048));
+        assert_eq!(snap.pin_time_quantile(0.5), Some(1536));
+        assert_eq!(snap.pin_time_quantile(0.99), Some(5120));
+        assert_eq!(snap.pin_time_quantile(1.0), Some(73_728));
+        assert_eq!(snap.pin_time_quantile(0.0), Some(1536));
+    }
+
+    /// A deterministic spread of times, about 1 µs .. 34 s: a power of two
+    /// (2^10 .. 2^34) and an offset in it, both drawn by xorshift.
+    fn known_times() -> impl Iterator<Item = u64> {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        (0..20_000).map(move |_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let e = 10 + (x >> 58) % 25;
+            (1 << e) + (x & ((1 << e) - 1))
+        })
+    }
+
+    #[test]
+    fn quantiles_are_within_ten_percent_of_the_true_times() {
+        let s = Stats::default();
+        let mut times: alloc::vec::Vec<u64> = known_times().collect();
+        for &t in &times {
+            s.record_pin_time(t);
+        }
+        // 600 µs and 1 ms, one power-of-two bucket, are told apart.
+        assert_ne!(pin_time_bucket(600_000), pin_time_bucket(1_000_000));
+        times.sort_unstable();
+        let snap = s.snapshot();
+        for q in [0.01, 0.1, 0.5, 0.9, 0.99, 0.999] {
+            let rank = ((q * times.len() as f64) as usize).clamp(1, times.len());
+            let truth = times[rank - 1];
+            let est = snap.pin_time_quantile(q).unwrap();
+            let err = (est as f64 - truth as f64) / truth as f64;
+            assert!((0.0..=0.0625).contains(&err), "q {q}: {est} vs {truth}");
+        }
+        // One known time: its quantiles are its bucket's end, < 6.25 % above.
+        let one = Stats::default();
+        one.record_pin_time(600_000);
+        assert_eq!(one.snapshot().pin_time_quantile(0.5), Some(622_592)); // 19 << 15
     }
 
     #[test]
@@ -229,6 +322,6 @@ mod tests {
         assert_eq!((a.pins, a.acks, a.naks), (3, 2, 0));
         let d = b.since(&a);
         assert_eq!((d.pins, d.acks, d.pin_times()), (1, 0, 1));
-        assert_eq!(d.pin_time_ns[3], 1);
+        assert_eq!(d.pin_time_ns[pin_time_bucket(10)], 1);
     }
 }

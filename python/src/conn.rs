@@ -60,9 +60,9 @@ impl PyConn {
     /// stopping its pin thread, as a dict: `pins`, `unpins` (pins applied),
     /// `acks`, `naks` (replies sent), `rev_opens`, `rev_hits` (`@rev` files
     /// opened, and pins that found theirs open), `remaps` (blocks remapped
-    /// one by one), `resyncs`, and `pin_time_ns`: a list of 40 counts of
-    /// pins handled in `[2**i, 2**(i+1))` ns, from reading the pin to
-    /// writing its ack.
+    /// one by one), `resyncs`, and `pin_time_ns`: `PIN_TIME_BUCKETS` counts
+    /// of pins handled (pin read to ack written) in log-linear buckets of
+    /// ns, see `pin_time_bucket_end` and `pin_time_quantile` (stats.rs).
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let s = self.conn.stats();
         let d = PyDict::new(py);
@@ -74,6 +74,7 @@ impl PyConn {
         d.set_item("rev_hits", s.rev_hits)?;
         d.set_item("remaps", s.remaps)?;
         d.set_item("resyncs", s.resyncs)?;
+        d.set_item("dirty_kept", s.dirty_kept)?;
         d.set_item("pin_time_ns", s.pin_time_ns.to_vec())?;
         Ok(d)
     }

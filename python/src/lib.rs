@@ -42,6 +42,7 @@ mod errors;
 mod file;
 mod handle;
 mod mapping;
+mod stats;
 mod wcfs;
 mod wendelin; // the `_wcfs`-shaped layer, `wcfs_rs.wendelin`
 
@@ -67,5 +68,5 @@ fn wcfs_rs(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(wcfs::mountpoint_for, m)?)?;
     m.add_function(wrap_pyfunction!(mapping::_rust_mmap_read, m)?)?;
     wendelin::register(m)?;
-    Ok(())
+    stats::register(m)
 }

@@ -52,13 +52,15 @@ def w(srv):
 @pytest.fixture(autouse=True, scope="session")
 def _no_join_locks_left():
     """join() takes a lock file `<hex>.lock` beside each mountpoint it
-    looks at under /dev/shm/wcfs and leaves it (unlinking a lock file others
-    may be waiting on is a race): remove those this test run made."""
+    looks at under /dev/shm/wcfs; its last holder unlinks it: this test run
+    leaves none."""
     base = Path("/dev/shm/wcfs")
     before = set(base.glob("*.lock"))
     yield
-    for p in set(base.glob("*.lock")) - before:
+    left = set(base.glob("*.lock")) - before
+    for p in left:
         p.unlink(missing_ok=True)
+    assert not left, "join left lock files: %s" % sorted(map(str, left))
 
 
 @pytest.fixture

@@ -120,8 +120,11 @@ typedef struct wcfs_pin {
   uint64_t rev;
 } wcfs_pin;
 
-/* Buckets of the pin handling time histogram of wcfs_conn_stats. */
-#define WCFS_PIN_TIME_BUCKETS 40
+/* Buckets of the pin handling time histogram of wcfs_conn_stats:
+ * log-linear, one per ns below 16 ns, then 16 per power of two (each at
+ * most 1/16 of its start wide), the last one also counting everything
+ * longer (from about 66 s). wcfs_pin_time_bucket_end names their ends. */
+#define WCFS_PIN_TIME_BUCKETS 528
 
 /* A snapshot of a connection's statistics: counters since the connection
  * was made (each exact, read one by one: they may be a few events apart)
@@ -146,9 +149,8 @@ typedef struct wcfs_conn_stats {
   uint64_t resyncs;
   /* Pins that found the VM's page dirty and left it (wcfs_file_mmap_vm). */
   uint64_t dirty_kept;
-  /* Pins handled in [2^i, 2^(i+1)) ns, from reading the pin's line to
-   * writing its ack (bucket 0 also counts 0 ns; the last one everything
-   * longer). */
+  /* Pins handled in bucket i's range of ns (see WCFS_PIN_TIME_BUCKETS),
+   * from reading the pin's line to writing its ack. */
   uint64_t pin_time_ns[WCFS_PIN_TIME_BUCKETS];
 } wcfs_conn_stats;
 
@@ -277,6 +279,11 @@ wcfs_result wcfs_conn_get_stats(const wcfs_conn *c, wcfs_conn_stats *out);
  * the pin handling time in *s: the end of the bucket holding it. 0 when no
  * time was recorded, or s is NULL. */
 uint64_t wcfs_conn_stats_pin_time_quantile(const wcfs_conn_stats *s, double q);
+
+/* The end (ns, exclusive) of bucket i of pin_time_ns: the first time of
+ * bucket i + 1 (bucket 0 starts at 0); UINT64_MAX for the last bucket and
+ * past it. */
+uint64_t wcfs_pin_time_bucket_end(size_t i);
 
 /* Releases a handle from wcfs_connect. */
 void wcfs_conn_free(wcfs_conn *c);

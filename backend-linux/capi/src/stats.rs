@@ -7,7 +7,7 @@ use crate::ffi::handle;
 use crate::result::{boundary, getter, wcfs_result, Failure};
 
 /// Buckets of the pin handling time histogram (`WCFS_PIN_TIME_BUCKETS`).
-pub const WCFS_PIN_TIME_BUCKETS: usize = 40;
+pub const WCFS_PIN_TIME_BUCKETS: usize = 528;
 const _: () = assert!(WCFS_PIN_TIME_BUCKETS == PIN_TIME_BUCKETS);
 
 /// A snapshot of a connection's statistics (`wcfs_conn_stats`): counters
@@ -34,9 +34,9 @@ pub struct wcfs_conn_stats {
     pub resyncs: u64,
     /// Pins that found the VM's page dirty and left it (`wcfs_file_mmap_vm`).
     pub dirty_kept: u64,
-    /// Pins handled in `[2^i, 2^(i+1))` ns, from reading the pin's line to
-    /// writing its ack (bucket 0 also counts 0 ns; the last one everything
-    /// longer).
+    /// Pins handled in bucket `i`'s range of ns, from reading the pin's
+    /// line to writing its ack: log-linear buckets, 16 per power of two
+    /// (`wcfs_core::PIN_TIME_BUCKETS`; `wcfs_pin_time_bucket_end`).
     pub pin_time_ns: [u64; WCFS_PIN_TIME_BUCKETS],
 }
 
@@ -99,4 +99,35 @@ pub unsafe extern "C" fn wcfs_conn_stats_pin_time_quantile(
         };
         c.pin_time_quantile(q).unwrap_or(0)
     })
+}
+
+/// The end (ns, exclusive) of bucket `i` of `wcfs_conn_stats::pin_time_ns`,
+/// the first time of bucket `i + 1`; `UINT64_MAX` for the last bucket (and
+/// past it). Bucket `i` starts where bucket `i - 1` ends (bucket 0 at 0).
+#[no_mangle]
+pub extern "C" fn wcfs_pin_time_bucket_end(i: usize) -> u64 {
+    wcfs_core::pin_time_bucket_end(i)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_ends_are_the_cores() {
+        assert_eq!(wcfs_pin_time_bucket_end(0), 1);
+        assert_eq!(
+            wcfs_pin_time_bucket_end(wcfs_core::pin_time_bucket(1500)),
+            1536
+        );
+        assert_eq!(
+            wcfs_pin_time_bucket_end(WCFS_PIN_TIME_BUCKETS - 2),
+            (1 << 36) - (1 << 31)
+        );
+        assert_eq!(
+            wcfs_pin_time_bucket_end(WCFS_PIN_TIME_BUCKETS - 1),
+            u64::MAX
+        );
+        assert_eq!(wcfs_pin_time_bucket_end(usize::MAX), u64::MAX);
+    }
 }

@@ -196,9 +196,12 @@ fn open_of_no_mount_is_an_io_error_with_context() {
         assert!(w.is_null());
         assert!(last_error().contains("none to start"), "{}", last_error());
     }
-    // The lock file join left beside that mountpoint (join.rs).
+    // join's lock file beside that mountpoint is gone with its last holder.
     let mnt = wcfs_linux::mountpoint_for(zurl.to_str().unwrap()).unwrap();
-    let _ = std::fs::remove_file(mnt.with_extension("lock"));
+    assert!(
+        !mnt.with_extension("lock").exists(),
+        "join left its lock file"
+    );
     // SAFETY: a string literal and a live local.
     let r = unsafe { wcfs_join_with(c"nosuch://db".as_ptr(), std::ptr::null(), &mut w) };
     assert_eq!(r, WCFS_ERR_BAD_ZURL);
@@ -256,11 +259,11 @@ fn quantiles_of_a_c_snapshot() {
     let mut s = wcfs_conn_stats::from(ConnStats::default());
     // SAFETY: `s` is a live local.
     assert_eq!(unsafe { wcfs_conn_stats_pin_time_quantile(&s, 0.5) }, 0);
-    s.pin_time_ns[10] = 99; // [1024, 2048) ns
-    s.pin_time_ns[16] = 1; // [65536, 131072) ns
-                           // SAFETY: as above.
+    s.pin_time_ns[wcfs_core::pin_time_bucket(1500)] = 99; // [1472, 1536) ns
+    s.pin_time_ns[wcfs_core::pin_time_bucket(70_000)] = 1; // [69632, 73728) ns
+                                                           // SAFETY: as above.
     unsafe {
-        assert_eq!(wcfs_conn_stats_pin_time_quantile(&s, 0.5), 2048);
-        assert_eq!(wcfs_conn_stats_pin_time_quantile(&s, 1.0), 131_072);
+        assert_eq!(wcfs_conn_stats_pin_time_quantile(&s, 0.5), 1536);
+        assert_eq!(wcfs_conn_stats_pin_time_quantile(&s, 1.0), 73_728);
     }
 }
