@@ -155,10 +155,10 @@ int main(void) {
   TRY(wcfs_file_pinned(f, pins, 8, &n));
   for (size_t i = 0; i < n; i++)
     printf("pin seen: #%" PRIu64 " -> @%016" PRIx64 "\n", pins[i].blk, pins[i].rev);
-  wcfs_conn_stats st;
-  TRY(wcfs_conn_get_stats(conn, &st));
+  wcfs_stats st;
+  TRY(wcfs_conn_stats(conn, &st));
   printf("%" PRIu64 " pin(s) acked, pin handling median <= %" PRIu64 " ns\n", st.acks,
-         wcfs_conn_stats_pin_time_quantile(&st, 0.5));
+         wcfs_stats_pin_time_quantile(&st, 0.5));
   int ok = n == 1 && pins[0].blk == 1 && pins[0].rev == at1;
 
   wcfs_mapping_free(m);

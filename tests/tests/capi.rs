@@ -282,14 +282,14 @@ fn header_result_codes_match_the_rust_enum_and_their_names() {
 #[test]
 fn header_stats_struct_matches_the_rust_struct() {
     let (h, rs) = header_and_lib();
-    let hf: Vec<String> = block(&h, "typedef struct wcfs_conn_stats")
+    let hf: Vec<String> = block(&h, "typedef struct wcfs_stats")
         .iter()
         .map(|l| {
             let (ty, name) = l.trim_end_matches(';').split_once(' ').expect("field");
             format!("{name}: {ty}")
         })
         .collect();
-    let rf: Vec<String> = block(&rs, "pub struct wcfs_conn_stats")
+    let rf: Vec<String> = block(&rs, "pub struct wcfs_stats")
         .iter()
         .map(|l| {
             let (name, ty) = rust_field(l);
@@ -303,7 +303,7 @@ fn header_stats_struct_matches_the_rust_struct() {
         })
         .collect();
     assert_eq!(hf.len(), 10, "{hf:?}");
-    assert_eq!(hf, rf, "wcfs_conn_stats: wcfs.h against lib.rs");
+    assert_eq!(hf, rf, "wcfs_stats: wcfs.h against lib.rs");
     assert!(
         h.contains(&format!(
             "#define WCFS_PIN_TIME_BUCKETS {}\n",
@@ -312,7 +312,7 @@ fn header_stats_struct_matches_the_rust_struct() {
         "WCFS_PIN_TIME_BUCKETS"
     );
     assert_eq!(
-        std::mem::size_of::<wcfs::wcfs_conn_stats>(),
+        std::mem::size_of::<wcfs::wcfs_stats>(),
         8 * (9 + wcfs_linux::PIN_TIME_BUCKETS)
     );
 }
@@ -466,7 +466,7 @@ fn header_compiles_alone_as_c99_and_cpp() {
     let src = out.join("h.c");
     std::fs::write(
         &src,
-        "#include \"wcfs.h\"\nint main(void) { wcfs_conn_stats s; (void)s; \
+        "#include \"wcfs.h\"\nint main(void) { wcfs_stats s; (void)s; \
          return wcfs_last_error(0, 0) == 0 ? WCFS_OK : WCFS_ERR_IO; }\n",
     )
     .expect("write");

@@ -120,16 +120,16 @@ typedef struct wcfs_pin {
   uint64_t rev;
 } wcfs_pin;
 
-/* Buckets of the pin handling time histogram of wcfs_conn_stats:
+/* Buckets of the pin handling time histogram of wcfs_stats:
  * log-linear, one per ns below 16 ns, then 16 per power of two (each at
  * most 1/16 of its start wide), the last one also counting everything
- * longer (from about 66 s). wcfs_pin_time_bucket_end names their ends. */
+ * longer (from about 66 s). wcfs_stats_pin_time_bucket_end names their ends. */
 #define WCFS_PIN_TIME_BUCKETS 528
 
 /* A snapshot of a connection's statistics: counters since the connection
  * was made (each exact, read one by one: they may be a few events apart)
  * and the pin handling time histogram. */
-typedef struct wcfs_conn_stats {
+typedef struct wcfs_stats {
   /* Pins to a revision applied. */
   uint64_t pins;
   /* Pins back to head applied. */
@@ -152,7 +152,7 @@ typedef struct wcfs_conn_stats {
   /* Pins handled in bucket i's range of ns (see WCFS_PIN_TIME_BUCKETS),
    * from reading the pin's line to writing its ack. */
   uint64_t pin_time_ns[WCFS_PIN_TIME_BUCKETS];
-} wcfs_conn_stats;
+} wcfs_stats;
 
 /* ---- errors ---- */
 
@@ -273,17 +273,17 @@ size_t wcfs_conn_down_reason(const wcfs_conn *c, char *buf, size_t len);
 
 /* Copies the connection's statistics now into *out. Reads atomics: never
  * waits for, nor stops, the pin thread. */
-wcfs_result wcfs_conn_get_stats(const wcfs_conn *c, wcfs_conn_stats *out);
+wcfs_result wcfs_conn_stats(const wcfs_conn *c, wcfs_stats *out);
 
 /* An upper bound (ns) of the q-quantile (q in [0, 1], e.g. 0.5, 0.99) of
  * the pin handling time in *s: the end of the bucket holding it. 0 when no
  * time was recorded, or s is NULL. */
-uint64_t wcfs_conn_stats_pin_time_quantile(const wcfs_conn_stats *s, double q);
+uint64_t wcfs_stats_pin_time_quantile(const wcfs_stats *s, double q);
 
 /* The end (ns, exclusive) of bucket i of pin_time_ns: the first time of
  * bucket i + 1 (bucket 0 starts at 0); UINT64_MAX for the last bucket and
  * past it. */
-uint64_t wcfs_pin_time_bucket_end(size_t i);
+uint64_t wcfs_stats_pin_time_bucket_end(size_t i);
 
 /* Releases a handle from wcfs_connect. */
 void wcfs_conn_free(wcfs_conn *c);

@@ -1,4 +1,4 @@
-//! `wcfs_conn_stats`: a connection's statistics, read without its lock.
+//! `wcfs_stats`: a connection's statistics, read without its lock.
 
 use wcfs_linux::{ConnStats, PIN_TIME_BUCKETS};
 
@@ -10,11 +10,11 @@ use crate::result::{boundary, getter, wcfs_result, Failure};
 pub const WCFS_PIN_TIME_BUCKETS: usize = 528;
 const _: () = assert!(WCFS_PIN_TIME_BUCKETS == PIN_TIME_BUCKETS);
 
-/// A snapshot of a connection's statistics (`wcfs_conn_stats`): counters
+/// A snapshot of a connection's statistics (`wcfs_stats`): counters
 /// since the connection was made, and the pin handling time histogram.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct wcfs_conn_stats {
+pub struct wcfs_stats {
     /// Pins to a revision applied.
     pub pins: u64,
     /// Pins back to head applied.
@@ -36,13 +36,13 @@ pub struct wcfs_conn_stats {
     pub dirty_kept: u64,
     /// Pins handled in bucket `i`'s range of ns, from reading the pin's
     /// line to writing its ack: log-linear buckets, 16 per power of two
-    /// (`wcfs_core::PIN_TIME_BUCKETS`; `wcfs_pin_time_bucket_end`).
+    /// (`wcfs_core::PIN_TIME_BUCKETS`; `wcfs_stats_pin_time_bucket_end`).
     pub pin_time_ns: [u64; WCFS_PIN_TIME_BUCKETS],
 }
 
-impl From<ConnStats> for wcfs_conn_stats {
-    fn from(s: ConnStats) -> wcfs_conn_stats {
-        wcfs_conn_stats {
+impl From<ConnStats> for wcfs_stats {
+    fn from(s: ConnStats) -> wcfs_stats {
+        wcfs_stats {
             pins: s.pins,
             unpins: s.unpins,
             acks: s.acks,
@@ -63,10 +63,7 @@ impl From<ConnStats> for wcfs_conn_stats {
 ///
 /// `c` NULL or live; `out` writable.
 #[no_mangle]
-pub unsafe extern "C" fn wcfs_conn_get_stats(
-    c: *const wcfs_conn,
-    out: *mut wcfs_conn_stats,
-) -> wcfs_result {
+pub unsafe extern "C" fn wcfs_conn_stats(c: *const wcfs_conn, out: *mut wcfs_stats) -> wcfs_result {
     boundary(|| {
         // SAFETY: per the function's contract.
         let (c, out) = unsafe {
@@ -88,10 +85,7 @@ pub unsafe extern "C" fn wcfs_conn_get_stats(
 ///
 /// `s` NULL or readable.
 #[no_mangle]
-pub unsafe extern "C" fn wcfs_conn_stats_pin_time_quantile(
-    s: *const wcfs_conn_stats,
-    q: f64,
-) -> u64 {
+pub unsafe extern "C" fn wcfs_stats_pin_time_quantile(s: *const wcfs_stats, q: f64) -> u64 {
     getter(s, 0, |s| {
         let c = ConnStats {
             pin_time_ns: s.pin_time_ns,
@@ -101,11 +95,11 @@ pub unsafe extern "C" fn wcfs_conn_stats_pin_time_quantile(
     })
 }
 
-/// The end (ns, exclusive) of bucket `i` of `wcfs_conn_stats::pin_time_ns`,
+/// The end (ns, exclusive) of bucket `i` of `wcfs_stats::pin_time_ns`,
 /// the first time of bucket `i + 1`; `UINT64_MAX` for the last bucket (and
 /// past it). Bucket `i` starts where bucket `i - 1` ends (bucket 0 at 0).
 #[no_mangle]
-pub extern "C" fn wcfs_pin_time_bucket_end(i: usize) -> u64 {
+pub extern "C" fn wcfs_stats_pin_time_bucket_end(i: usize) -> u64 {
     wcfs_core::pin_time_bucket_end(i)
 }
 
@@ -115,19 +109,19 @@ mod tests {
 
     #[test]
     fn bucket_ends_are_the_cores() {
-        assert_eq!(wcfs_pin_time_bucket_end(0), 1);
+        assert_eq!(wcfs_stats_pin_time_bucket_end(0), 1);
         assert_eq!(
-            wcfs_pin_time_bucket_end(wcfs_core::pin_time_bucket(1500)),
+            wcfs_stats_pin_time_bucket_end(wcfs_core::pin_time_bucket(1500)),
             1536
         );
         assert_eq!(
-            wcfs_pin_time_bucket_end(WCFS_PIN_TIME_BUCKETS - 2),
+            wcfs_stats_pin_time_bucket_end(WCFS_PIN_TIME_BUCKETS - 2),
             (1 << 36) - (1 << 31)
         );
         assert_eq!(
-            wcfs_pin_time_bucket_end(WCFS_PIN_TIME_BUCKETS - 1),
+            wcfs_stats_pin_time_bucket_end(WCFS_PIN_TIME_BUCKETS - 1),
             u64::MAX
         );
-        assert_eq!(wcfs_pin_time_bucket_end(usize::MAX), u64::MAX);
+        assert_eq!(wcfs_stats_pin_time_bucket_end(usize::MAX), u64::MAX);
     }
 }

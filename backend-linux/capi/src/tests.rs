@@ -94,7 +94,7 @@ fn null_and_malformed_arguments_are_refused() {
         assert_eq!(wcfs_conn_resync(null(), 1), WCFS_ERR_NULL);
         assert_eq!(wcfs_conn_close(null()), WCFS_ERR_NULL);
         let mut st = std::mem::zeroed();
-        assert_eq!(wcfs_conn_get_stats(null(), &mut st), WCFS_ERR_NULL);
+        assert_eq!(wcfs_conn_stats(null(), &mut st), WCFS_ERR_NULL);
         let mut m = null_mut();
         assert_eq!(wcfs_file_mmap(null(), 0, 1, &mut m), WCFS_ERR_NULL);
         assert_eq!(
@@ -128,7 +128,7 @@ fn null_and_malformed_arguments_are_refused() {
         assert!(wcfs_mapping_is_faulting(null()));
         assert!(!wcfs_mapping_is_exposed(null()));
         assert_eq!(wcfs_mountpoint(null(), null_mut(), 0), 0);
-        assert_eq!(wcfs_conn_stats_pin_time_quantile(null(), 0.5), 0);
+        assert_eq!(wcfs_stats_pin_time_quantile(null(), 0.5), 0);
         wcfs_free(null_mut());
         wcfs_conn_free(null_mut());
         wcfs_file_free(null_mut());
@@ -256,14 +256,14 @@ fn core_errors_map_to_their_codes() {
 
 #[test]
 fn quantiles_of_a_c_snapshot() {
-    let mut s = wcfs_conn_stats::from(ConnStats::default());
+    let mut s = wcfs_stats::from(ConnStats::default());
     // SAFETY: `s` is a live local.
-    assert_eq!(unsafe { wcfs_conn_stats_pin_time_quantile(&s, 0.5) }, 0);
+    assert_eq!(unsafe { wcfs_stats_pin_time_quantile(&s, 0.5) }, 0);
     s.pin_time_ns[wcfs_core::pin_time_bucket(1500)] = 99; // [1472, 1536) ns
     s.pin_time_ns[wcfs_core::pin_time_bucket(70_000)] = 1; // [69632, 73728) ns
                                                            // SAFETY: as above.
     unsafe {
-        assert_eq!(wcfs_conn_stats_pin_time_quantile(&s, 0.5), 1536);
-        assert_eq!(wcfs_conn_stats_pin_time_quantile(&s, 1.0), 73_728);
+        assert_eq!(wcfs_stats_pin_time_quantile(&s, 0.5), 1536);
+        assert_eq!(wcfs_stats_pin_time_quantile(&s, 1.0), 73_728);
     }
 }

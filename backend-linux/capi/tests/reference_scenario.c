@@ -245,7 +245,7 @@ int main(int argc, char **argv) {
   wcfs_conn *conn = NULL;
   wcfs_file *fh = NULL, *fh2 = NULL;
   wcfs_mapping *m = NULL, *past = NULL, *ma = NULL, *mbad = NULL;
-  wcfs_conn_stats st;
+  wcfs_stats st;
   OK(wcfs_connect(w, at1, &conn));
   g_conn = conn;
   CHECK(wcfs_conn_at(conn) == at1, "conn at %016" PRIx64, wcfs_conn_at(conn));
@@ -272,9 +272,9 @@ int main(int argc, char **argv) {
   OK(wcfs_file_mmap_at(fh, 2, 3, ra, 3 * bs, &ma));
   CHECK(wcfs_mapping_addr(ma) == ra && wcfs_mapping_len(ma) == 3 * bs, "mmap_at placement");
   CHECK(wcfs_mapping_blk_start(ma) == 2 && wcfs_mapping_blk_stop(ma) == 5, "mmap_at blocks");
-  OK(wcfs_conn_get_stats(conn, &st));
+  OK(wcfs_conn_stats(conn, &st));
   CHECK(st.pins == 0 && st.unpins == 0 && st.acks == 0 && st.resyncs == 0, "stats not zero");
-  CHECK(wcfs_conn_stats_pin_time_quantile(&st, 0.5) == 0, "quantile of nothing");
+  CHECK(wcfs_stats_pin_time_quantile(&st, 0.5) == 0, "quantile of nothing");
   printf("step 1 ok\n");
 
   /* 2. Reading #2 faults into head, which has c2: our connection is pinned first. */
@@ -327,12 +327,12 @@ int main(int argc, char **argv) {
   TAGS(ma, 2, "c2", "d3", "e3");
   /* Three pins to at1 (#2, #3, and #4 that at3 created), all three back to
    * head by the resyncs, each acked. */
-  OK(wcfs_conn_get_stats(conn, &st));
+  OK(wcfs_conn_stats(conn, &st));
   printf("stats pins=%" PRIu64 " unpins=%" PRIu64 " acks=%" PRIu64 " naks=%" PRIu64
          " rev_opens=%" PRIu64 " rev_hits=%" PRIu64 " remaps=%" PRIu64 " resyncs=%" PRIu64
          " pin_p50_ns<=%" PRIu64 " pin_p99_ns<=%" PRIu64 "\n",
          st.pins, st.unpins, st.acks, st.naks, st.rev_opens, st.rev_hits, st.remaps, st.resyncs,
-         wcfs_conn_stats_pin_time_quantile(&st, 0.5), wcfs_conn_stats_pin_time_quantile(&st, 0.99));
+         wcfs_stats_pin_time_quantile(&st, 0.5), wcfs_stats_pin_time_quantile(&st, 0.99));
   CHECK(st.pins == 3 && st.unpins == 3 && st.naks == 0 && st.resyncs == 2, "stats counters");
   CHECK(st.acks == st.pins + st.unpins, "acks %" PRIu64, st.acks);
   CHECK(st.rev_opens >= 1 && st.remaps >= 4, "rev_opens/remaps");
@@ -341,9 +341,9 @@ int main(int argc, char **argv) {
     for (int i = 0; i < WCFS_PIN_TIME_BUCKETS; i++) timed += st.pin_time_ns[i];
     CHECK(timed >= 2 && timed <= st.acks, "%" PRIu64 " pin times", timed);
   }
-  CHECK(wcfs_conn_stats_pin_time_quantile(&st, 0.5) > 0 &&
-            wcfs_conn_stats_pin_time_quantile(&st, 0.5) <=
-                wcfs_conn_stats_pin_time_quantile(&st, 0.99),
+  CHECK(wcfs_stats_pin_time_quantile(&st, 0.5) > 0 &&
+            wcfs_stats_pin_time_quantile(&st, 0.5) <=
+                wcfs_stats_pin_time_quantile(&st, 0.99),
         "quantiles");
   printf("step 5 ok\n");
 

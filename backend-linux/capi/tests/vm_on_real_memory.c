@@ -247,8 +247,8 @@ int main(int argc, char **argv) {
   }
   read_at(mnt, oid, at, atdata, len);
   first_difference(vm.area, atdata, len, "after the last resync");
-  wcfs_conn_stats st;
-  OK(wcfs_conn_get_stats(c, &st));
+  wcfs_stats st;
+  OK(wcfs_conn_stats(c, &st));
   CHECK(vm.bad == 0, "%lu is_dirty calls without the lock or at a wrong page", vm.bad);
   printf("stats writes %lu faults %lu discards %lu asked %lu pins %" PRIu64 " dirty_kept %" PRIu64
          " remaps %" PRIu64 "\n",
