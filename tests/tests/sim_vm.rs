@@ -9,6 +9,13 @@
 //!   replay the same way.
 use wcfs_testkit::sim_vm::{run, VmReport};
 
+/// The planted bugs are switched on process-wide: the tests of this binary
+/// run one at a time, so that none runs while another's bug is on.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn env(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
@@ -18,6 +25,7 @@ fn env(name: &str, default: u64) -> u64 {
 
 #[test]
 fn default_seeds() {
+    let _serial = serial();
     let (n, steps) = (env("SIM_VM_SEEDS", 2000), env("SIM_VM_STEPS", 300) as usize);
     let mut sum = VmReport::default();
     for seed in 0..n {
@@ -40,6 +48,7 @@ fn default_seeds() {
 
 #[test]
 fn replay() {
+    let _serial = serial();
     let Ok(seed) = std::env::var("SIM_VM_SEED") else {
         return;
     };
@@ -52,6 +61,7 @@ fn replay() {
 
 #[test]
 fn same_seed_same_run() {
+    let _serial = serial();
     let a = format!("{:?}", run(7, 200));
     assert_eq!(a, format!("{:?}", run(7, 200)));
 }
@@ -75,6 +85,7 @@ fn caught(bug: wcfs_core::bugs::Bug, says: &str) {
 #[cfg(feature = "sim-bugs")]
 #[test]
 fn planted_vm_bugs_are_caught() {
+    let _serial = serial();
     use wcfs_core::bugs::Bug;
     caught(Bug::IgnoreVmDirty, "replaced");
     caught(Bug::LockVmsDescending, "holding VM");
