@@ -414,7 +414,7 @@ mod tests {
         }
     }
 
-    mod props {
+    mod prop {
         use super::*;
         use proptest::prelude::*;
 
