@@ -73,8 +73,6 @@
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-use hashbrown::HashMap;
-
 use crate::action::{Action, Actions, Errno, Fd, Outcome, Src};
 use crate::bugs::{self, Bug};
 use crate::file::{File, FileState};
@@ -89,13 +87,17 @@ mod down;
 mod error;
 mod files;
 mod invariants;
+mod maps;
 mod ops;
+mod optable;
 mod pin;
 mod revs;
 mod vm;
 
 pub use error::Error;
 use files::Files;
+use maps::Maps;
+use optable::{OpKind, Ops};
 use revs::RevCache;
 pub use revs::MAX_REV_CACHE;
 pub use vm::MAX_VMS_PER_BLOCK;
@@ -161,44 +163,12 @@ struct PinReq {
     rev: Rev,
 }
 
-#[derive(Debug)]
-enum OpKind {
-    Open {
-        oid: Oid,
-        file: Option<FileId>,
-    },
-    CloseFile {
-        file: FileId,
-    },
-    Resync {
-        at: Tid,
-        stats: usize,
-        replies: usize,
-    },
-    Mmap {
-        map: MapId,
-    },
-    Remap,
-    CloseConn,
-}
-
-#[derive(Debug)]
-struct Op {
-    kind: OpKind,
-    started: bool,
-    /// Head files a resync has still to stat, one at a time.
-    stat_fds: Vec<Fd>,
-    /// Blocks still to remap, last first; may wait for an `@rev` open.
-    todo: Vec<(MapId, u64)>,
-    result: Option<Result<OpOk, Error>>,
-}
-
 /// The client state of one connection. See the module doc for the driving contract.
 ///
 /// Invariants (checked by [`Conn::check_invariants`]): placed mappings never
 /// overlap; every mapping of a file that is not `Open` faults; pins are kept
 /// only for watched files; in any state but `Up`/`Closing` every mapping
-/// faults and no file is open; `waiting_reply` names only unfinished ops.
+/// faults and no file is open; replies are awaited only for unfinished ops.
 pub struct Conn {
     cfg: Config,
     at: Tid,
@@ -208,10 +178,9 @@ pub struct Conn {
     /// `None` only while `handle_bytes` runs.
     rx: Option<alloc::boxed::Box<Framer>>,
     files: Files,
-    maps: HashMap<MapId, Mapping>,
+    maps: Maps,
     revs: RevCache,
-    ops: HashMap<OpId, Op>,
-    waiting_reply: HashMap<StreamId, OpId>,
+    ops: Ops,
     stalled: Option<PinReq>,
     actions: Actions,
     /// A non-blocking action was polled and not completed yet.
@@ -246,10 +215,9 @@ impl Conn {
             link: Link::new(),
             rx: Some(alloc::boxed::Box::new(Framer::new())),
             files: Files::default(),
-            maps: HashMap::new(),
+            maps: Maps::default(),
             revs: RevCache::new(cfg.rev_cache),
-            ops: HashMap::new(),
-            waiting_reply: HashMap::new(),
+            ops: Ops::default(),
             stalled: None,
             actions: Actions::with_capacity(64),
             in_flight: false,
@@ -315,7 +283,7 @@ impl Conn {
 
     /// The mapping `m`, until it is unmapped (faulting ones included).
     pub fn mapping(&self, m: MapId) -> Option<&Mapping> {
-        self.maps.get(&m)
+        self.maps.get(m)
     }
 
     /// Why mapping `m` shows no data, if it shows none: it was unmapped
@@ -323,7 +291,7 @@ impl Conn {
     /// ([`Error::ConnClosed`]), or its file was closed
     /// ([`Error::FileClosed`]). `Ok` while it shows the data as of `at`.
     pub fn check_mapped(&self, m: MapId) -> Result<(), Error> {
-        let map = self.maps.get(&m).ok_or(Error::NoSuchMapping)?;
+        let map = self.maps.get(m).ok_or(Error::NoSuchMapping)?;
         if !map.faulting {
             Ok(())
         } else if self.state != ConnState::Up {
@@ -335,7 +303,7 @@ impl Conn {
 
     /// Every mapping not unmapped yet, in no particular order.
     pub fn mappings(&self) -> impl Iterator<Item = (MapId, &Mapping)> + '_ {
-        self.maps.iter().map(|(&id, m)| (id, m))
+        self.maps.iter()
     }
 
     /// The statistics now.
@@ -415,17 +383,13 @@ impl Conn {
     /// Starts `op` when its turn comes; yields its result once.
     #[must_use]
     pub fn poll_op(&mut self, op: OpId) -> Option<Result<OpOk, Error>> {
-        let o = match self.ops.get(&op) {
-            None => return Some(Err(Error::NoSuchOp)),
-            Some(o) => o,
+        let Some(o) = self.ops.get(op) else {
+            return Some(Err(Error::NoSuchOp));
         };
-        if o.result.is_none() && !o.started && self.can_start(op) {
+        if !o.started && self.ops.is_live(op) && self.can_start(op) {
             self.start(op);
         }
-        if self.ops.get(&op).is_some_and(|o| o.result.is_some()) {
-            return self.ops.remove(&op).and_then(|o| o.result);
-        }
-        None
+        self.ops.take_result(op)
     }
 
     // ---- mutators ----
@@ -503,7 +467,7 @@ impl Conn {
             return Err(Error::AddressInUse { addr, len });
         }
         let map = self.new_mapping(file, blk_start, blk_len, bs, addr);
-        self.maps.get_mut(&map).expect("new mapping").vm = vm;
+        self.maps.get_mut(map).expect("new mapping").vm = vm;
         let op = self.new_op(OpKind::Mmap { map });
         self.started(op);
         self.actions.push_back(Action::MapFixed {
@@ -572,7 +536,7 @@ impl Conn {
     /// What the OS refused of this unmap's own calls is told by
     /// [`Conn::take_unmap_refusal`] after the drain.
     pub fn unmap(&mut self, map: MapId) -> Result<(), Error> {
-        let m = self.maps.remove(&map).ok_or(Error::NoSuchMapping)?;
+        let m = self.maps.remove(map).ok_or(Error::NoSuchMapping)?;
         self.unmap_refusal = self.down.is_none().then_some(None);
         if m.addr != 0 && m.caller_owned && !bugs::on(Bug::ReleaseCallerRange) {
             self.actions.push_back(Action::MapFixed {
@@ -602,7 +566,7 @@ impl Conn {
 
     /// The user's VM layer laid a private page over block `blk`: pins leave it alone.
     pub fn mark_dirty(&mut self, map: MapId, blk: u64) -> Result<(), Error> {
-        let m = self.maps.get_mut(&map).ok_or(Error::NoSuchMapping)?;
+        let m = self.maps.get_mut(map).ok_or(Error::NoSuchMapping)?;
         if !m.contains(blk) {
             return Err(Error::BadRange);
         }
@@ -612,7 +576,7 @@ impl Conn {
 
     /// The dirty page over `blk` is gone: map the block per the pins in force.
     pub fn remap_blk(&mut self, map: MapId, blk: u64) -> Result<OpId, Error> {
-        let m = self.maps.get_mut(&map).ok_or(Error::NoSuchMapping)?;
+        let m = self.maps.get_mut(map).ok_or(Error::NoSuchMapping)?;
         if !m.contains(blk) {
             return Err(Error::BadRange);
         }
@@ -747,7 +711,7 @@ impl Conn {
     fn link_ended(&mut self) {
         self.state = ConnState::Closed;
         self.actions.push_back(Action::CloseLink);
-        let closing: Vec<OpId> = self.unfinished().collect();
+        let closing: Vec<OpId> = self.ops.unfinished().collect();
         for op in closing {
             self.finish(op, Ok(OpOk::Done));
         }
@@ -831,7 +795,7 @@ impl Conn {
             Action::Protect { addr, .. } => {
                 if let Some(e) = failed(action.op()) {
                     // Both ways to make the range fault were refused.
-                    if let Some(m) = self.maps.values_mut().find(|m| m.addr == addr) {
+                    if let Some(m) = self.maps.at_addr_mut(addr) {
                         m.exposed = true;
                     }
                     self.refused(e);

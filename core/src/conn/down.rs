@@ -5,10 +5,9 @@ use alloc::vec::Vec;
 use core::fmt::Write as _;
 
 use super::{Conn, ConnState, Error};
-use crate::action::{Action, Actions, Src};
+use crate::action::{Action, Src};
 use crate::ids::FileId;
 use crate::link::{LinkError, Text};
-use crate::mapping::Mapping;
 use crate::wire::{Frame, Msg, OutLine, StreamId, WireError};
 
 impl Conn {
@@ -90,9 +89,7 @@ impl Conn {
             self.close_file_now(fid);
         }
         self.close_revs();
-        for m in self.maps.values_mut() {
-            fault(m, &mut self.actions);
-        }
+        self.maps.fault_all(&mut self.actions);
     }
 
     pub(super) fn fault_file_maps(&mut self, fid: FileId) {
@@ -100,9 +97,7 @@ impl Conn {
             return;
         };
         for (_, mid) in core::mem::take(&mut f.maps) {
-            if let Some(m) = self.maps.get_mut(&mid) {
-                fault(m, &mut self.actions);
-            }
+            self.maps.fault(mid, &mut self.actions);
         }
         f.max_map_len = 0;
     }
@@ -116,15 +111,4 @@ impl Conn {
         }
         self.forget_file(fid);
     }
-}
-
-pub(super) fn fault(m: &mut Mapping, actions: &mut Actions) {
-    if !m.faulting && m.addr != 0 {
-        actions.push_back(Action::MapFixed {
-            addr: m.addr,
-            len: m.len_bytes(),
-            src: Src::Fault,
-        });
-    }
-    m.faulting = true;
 }

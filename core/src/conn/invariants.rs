@@ -1,8 +1,6 @@
 //! The checks of the invariants written on [`Conn`] (and on `File` and
 //! `Mapping`), for tests, fuzz targets and the simulation.
 
-use alloc::vec::Vec;
-
 use super::Conn;
 use crate::file::FileState;
 
@@ -10,17 +8,8 @@ impl Conn {
     /// Checks the invariants written on [`Conn`]; `Err` names the first broken one.
     pub fn check_invariants(&self) -> Result<(), &'static str> {
         self.files.check()?;
-        let mut placed: Vec<(usize, usize)> = self
-            .maps
-            .values()
-            .filter(|m| m.addr != 0)
-            .map(|m| (m.addr, m.addr + m.len_bytes()))
-            .collect();
-        placed.sort_unstable();
-        if placed.windows(2).any(|w| w[0].1 > w[1].0) {
-            return Err("mappings overlap");
-        }
-        for (&mid, m) in &self.maps {
+        self.maps.check()?;
+        for (mid, m) in self.maps.iter() {
             let open = self
                 .files
                 .get(&m.file)
@@ -42,7 +31,7 @@ impl Conn {
             if !f.pinned.is_empty() && !f.watched {
                 return Err("pins kept for a file that is not watched");
             }
-            if f.maps.iter().any(|(_, mid)| !self.maps.contains_key(mid)) {
+            if f.maps.iter().any(|(_, mid)| !self.maps.contains(*mid)) {
                 return Err("a file indexes a mapping that is gone");
             }
             if f.blksize != 0 && f.size % f.blksize != 0 {
@@ -57,7 +46,7 @@ impl Conn {
                 return Err("a connection that is not up holds files");
             }
         }
-        if self.waiting_reply.values().any(|op| !self.is_live(*op)) {
+        if !self.ops.waiters_are_live() {
             return Err("a reply is awaited for a finished op");
         }
         Ok(())

@@ -1,10 +1,11 @@
-//! The long operations (open, mmap, resync, close) as steps: bookkeeping
-//! of ops, when each may start, the OS's answers to their actions, and the
-//! cache of `@rev` files pins map from.
+//! The long operations (open, mmap, resync, close) as steps: what each
+//! does when it starts and with the OS's answers to its actions. Their
+//! table (ids, order, results, awaited replies) is `optable.rs`.
 
 use alloc::vec::Vec;
 
-use super::{reserve_pins, Conn, ConnState, Error, Op, OpKind, OpOk};
+use super::optable::{Op, OpKind};
+use super::{reserve_pins, Conn, ConnState, Error, OpOk};
 use crate::action::{Action, Fd, OsOp, Outcome, Src, Stat};
 use crate::bugs::{self, Bug};
 use crate::file::FileState;
@@ -21,16 +22,7 @@ impl Conn {
 
     pub(super) fn new_op(&mut self, kind: OpKind) -> OpId {
         let op = OpId(self.fresh());
-        self.ops.insert(
-            op,
-            Op {
-                kind,
-                started: false,
-                stat_fds: Vec::new(),
-                todo: Vec::new(),
-                result: None,
-            },
-        );
+        self.ops.insert(op, kind);
         op
     }
 
@@ -42,7 +34,7 @@ impl Conn {
     }
 
     pub(super) fn op_mut(&mut self, op: OpId) -> &mut Op {
-        self.ops.get_mut(&op).expect("live op")
+        self.ops.get_mut(op).expect("live op")
     }
 
     pub(super) fn started(&mut self, op: OpId) {
@@ -50,74 +42,34 @@ impl Conn {
     }
 
     pub(super) fn finish(&mut self, op: OpId, r: Result<OpOk, Error>) {
-        let Some(o) = self.ops.get_mut(&op) else {
-            return;
-        };
-        if o.result.is_some() {
-            return;
-        }
-        let kind = match o.kind {
-            OpKind::Mmap { map } => Some(Ok(map)),
-            OpKind::Resync { .. } => Some(Err(())),
-            _ => None,
-        };
         let ok = r.is_ok();
-        o.result = Some(r);
-        o.todo = Vec::new();
-        match kind {
+        match self.ops.finish(op, r) {
             // A mapping nobody will get a handle on: release it (or give a
             // caller's range back reserved). One not placed yet is released
             // when the OS answers (`on_mapped`).
-            Some(Ok(map)) if !ok => {
+            Some(OpKind::Mmap { map }) if !ok => {
                 let _ = self.unmap(map);
             }
-            Some(Err(())) if ok => self.count(Event::resyncs, 1),
+            Some(OpKind::Resync { .. }) if ok => self.count(Event::resyncs, 1),
             _ => {}
         }
     }
 
     pub(super) fn is_live(&self, op: OpId) -> bool {
-        self.ops.get(&op).is_some_and(|o| o.result.is_none())
-    }
-
-    pub(super) fn unfinished(&self) -> impl Iterator<Item = OpId> + '_ {
-        self.ops
-            .iter()
-            .filter(|(_, o)| o.result.is_none())
-            .map(|(&id, _)| id)
+        self.ops.is_live(op)
     }
 
     pub(super) fn fail_ops(&mut self, e: &Error) {
-        let live: Vec<OpId> = self.unfinished().collect();
+        let live: Vec<OpId> = self.ops.unfinished().collect();
         for op in live {
             self.finish(op, Err(e.clone()));
         }
-        self.waiting_reply.clear();
     }
 
-    /// Ops start in order of creation, each once it conflicts with no older
-    /// or running op: a resync runs alone among opens, closes and resyncs;
-    /// opens and closes of one file run one at a time.
+    /// When op `op` may start: see `Ops::can_start`.
     pub(super) fn can_start(&self, op: OpId) -> bool {
-        let oid_of = |k: &OpKind| match *k {
-            OpKind::Open { oid, .. } => Some(oid),
-            OpKind::CloseFile { file } => self.files.get(&file).map(|f| f.oid),
-            _ => None,
-        };
-        let is_resync = |k: &OpKind| matches!(k, OpKind::Resync { .. });
-        let me = &self.ops[&op].kind;
-        let conflicts = |k: &OpKind| {
-            let gated = |k: &OpKind| is_resync(k) || oid_of(k).is_some();
-            if is_resync(k) || is_resync(me) {
-                gated(k) && gated(me)
-            } else {
-                oid_of(k).is_some() && oid_of(k) == oid_of(me)
-            }
-        };
-        self.ops.iter().all(|(&id, o)| {
-            let ahead = id < op || o.started;
-            id == op || o.result.is_some() || !ahead || !conflicts(&o.kind)
-        })
+        self.ops
+            .can_start(op, |f| self.files.get(&f).map(|f| f.oid))
     }
 
     pub(super) fn check_up(&self) -> Result<(), Error> {
@@ -136,7 +88,7 @@ impl Conn {
         if self.state != ConnState::Up {
             return self.finish(op, Err(Error::ConnClosed));
         }
-        match self.ops[&op].kind {
+        match self.ops[op].kind {
             OpKind::Open { oid, .. } => {
                 if let Some(fid) = self.files.of_oid(oid) {
                     let f = self.files.get_mut(&fid).expect("indexed file");
@@ -169,7 +121,7 @@ impl Conn {
                 match self.link.unwatch(oid) {
                     Ok((stream, line)) => {
                         self.actions.push_back(Action::Send(line));
-                        self.waiting_reply.insert(stream, op);
+                        self.ops.await_reply(stream, op);
                     }
                     Err(e) => self.go_down(Error::Link(e)),
                 }
@@ -185,10 +137,9 @@ impl Conn {
     }
 
     pub(super) fn on_head_opened(&mut self, op: OpId, outcome: Outcome) {
-        let file = match self.ops.get(&op) {
+        let file = match self.ops.live(op) {
             Some(Op {
                 kind: OpKind::Open { file: Some(f), .. },
-                result: None,
                 ..
             }) => *f,
             _ => return self.close_unused(outcome),
@@ -234,14 +185,14 @@ impl Conn {
             Ok((stream, line)) => {
                 self.files.get_mut(&file).expect("opening file").watched = true;
                 self.actions.push_back(Action::Send(line));
-                self.waiting_reply.insert(stream, op);
+                self.ops.await_reply(stream, op);
             }
             Err(e) => self.go_down(Error::Link(e)),
         }
     }
 
     pub(super) fn on_head_at(&mut self, op: OpId, outcome: Outcome) {
-        let OpKind::Resync { at, .. } = self.ops.get(&op).map_or(&OpKind::CloseConn, |o| &o.kind)
+        let OpKind::Resync { at, .. } = self.ops.get(op).map_or(&OpKind::CloseConn, |o| &o.kind)
         else {
             return;
         };
@@ -345,7 +296,7 @@ impl Conn {
         hi: u64,
         todo: &mut Vec<(MapId, u64)>,
     ) {
-        let (Some(f), Some(m)) = (self.files.get(&fid), self.maps.get(&mid)) else {
+        let (Some(f), Some(m)) = (self.files.get(&fid), self.maps.get(mid)) else {
             return;
         };
         if m.faulting || m.addr == 0 {
@@ -386,16 +337,15 @@ impl Conn {
         let Some(Op {
             kind: OpKind::Resync { at, stats, replies },
             todo,
-            result: None,
             ..
-        }) = self.ops.get(&op)
+        }) = self.ops.live(op)
         else {
             return;
         };
         if *stats > 0 || !todo.is_empty() || *replies > 0 {
             return;
         }
-        debug_assert!(self.ops[&op].stat_fds.is_empty());
+        debug_assert!(self.ops[op].stat_fds.is_empty());
         let at = *at;
         self.at = at;
         self.close_revs();
@@ -408,7 +358,7 @@ impl Conn {
             match self.link.watch(oid, at) {
                 Ok((stream, line)) => {
                     self.actions.push_back(Action::Send(line));
-                    self.waiting_reply.insert(stream, op);
+                    self.ops.await_reply(stream, op);
                     n += 1;
                 }
                 Err(e) => return self.go_down(Error::Link(e)),
@@ -423,10 +373,9 @@ impl Conn {
     }
 
     pub(super) fn on_mapped(&mut self, op: OpId, action: &Action, outcome: Outcome) {
-        let map = match self.ops.get(&op) {
+        let map = match self.ops.live(op) {
             Some(Op {
                 kind: OpKind::Mmap { map },
-                result: None,
                 ..
             }) => *map,
             _ => {
@@ -439,7 +388,7 @@ impl Conn {
         let addr = match outcome {
             Outcome::Mapped(a) => a,
             Outcome::Failed(errno) => {
-                self.maps.remove(&map);
+                self.maps.remove(map);
                 return self.finish(
                     op,
                     Err(Error::Os {
@@ -450,14 +399,14 @@ impl Conn {
             }
             other => return self.bad_completion(OsOp::MapNew, other),
         };
-        self.maps.get_mut(&map).expect("new mapping").addr = addr;
+        self.maps.get_mut(map).expect("new mapping").addr = addr;
         self.placed(op, map);
     }
 
     /// The mapping `op` makes is in place, showing head: index it, show
     /// zeros past head's end, remap its pinned blocks.
     pub(super) fn placed(&mut self, op: OpId, map: MapId) {
-        let m = &self.maps[&map];
+        let m = &self.maps[map];
         let (fid, start, stop) = (m.file, m.blk_start, m.blk_stop());
         let f = self.files.get_mut(&fid).expect("mapped file");
         f.add_map(start, stop - start, map);
@@ -468,7 +417,7 @@ impl Conn {
             Src::File { .. } | Src::Fault => f.head_stop(start, stop),
         };
         if a < stop && !bugs::on(Bug::NoZerosPastEnd) {
-            let m = &self.maps[&map];
+            let m = &self.maps[map];
             self.actions.push_back(Action::MapFixed {
                 addr: m.blk_addr(a),
                 len: ((stop - a) * m.blksize) as usize,
@@ -487,12 +436,12 @@ impl Conn {
 
     /// Remaps the op's queued blocks; stops at the first `@rev` file to open.
     pub(super) fn run_todo(&mut self, op: OpId) {
-        let Some(o) = self.ops.get_mut(&op) else {
+        let Some(o) = self.ops.get_mut(op) else {
             return;
         };
         let mut todo = core::mem::take(&mut o.todo);
         while let Some(&(mid, blk)) = todo.last() {
-            let Some(m) = self.maps.get(&mid) else {
+            let Some(m) = self.maps.get(mid) else {
                 todo.pop();
                 continue;
             };
@@ -504,7 +453,7 @@ impl Conn {
                 self.op_mut(op).todo = todo;
                 return;
             }
-            let m = &self.maps[&mid];
+            let m = &self.maps[mid];
             let (addr, len) = (m.blk_addr(blk), m.blksize as usize);
             let Some(f) = self.files.get(&m.file) else {
                 todo.pop();
@@ -530,7 +479,7 @@ impl Conn {
             }
         }
         self.op_vm_done(op);
-        match self.ops[&op].kind {
+        match self.ops[op].kind {
             OpKind::Mmap { map } => self.finish(op, Ok(OpOk::Mapped(map))),
             OpKind::Remap => self.finish(op, Ok(OpOk::Done)),
             OpKind::Resync { .. } => self.next_stat(op),
@@ -572,7 +521,7 @@ impl Conn {
         }
         match failed {
             None => self.run_todo(op),
-            Some(e) => match self.ops[&op].kind {
+            Some(e) => match self.ops[op].kind {
                 OpKind::Mmap { map } => {
                     let _ = self.unmap(map);
                     self.finish(op, Err(e));

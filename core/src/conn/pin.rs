@@ -31,11 +31,11 @@ impl Conn {
     }
 
     pub(super) fn on_reply(&mut self, stream: StreamId, result: Result<(), &str>) {
-        let Some(op) = self.waiting_reply.remove(&stream) else {
+        let Some(op) = self.ops.take_waiter(stream) else {
             return; // its op already failed
         };
         let result = result.map_err(|t| Error::Server(text(t)));
-        match self.ops[&op].kind {
+        match self.ops[op].kind {
             OpKind::Open {
                 file: Some(fid), ..
             } => match result {
@@ -161,7 +161,7 @@ impl Conn {
         let mut skip = bugs::on(Bug::SkipRemapOnPin) && matches!(req.rev, Rev::At(_));
         let mut remapped = 0;
         for (_, mid) in f.maps_covering(req.blk) {
-            let m = &self.maps[&mid];
+            let m = &self.maps[mid];
             if m.contains(req.blk) && m.remappable(req.blk) {
                 if let Some(vm) = m.vm {
                     // The VM decides whether its page stays: ask it.

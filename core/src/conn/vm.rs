@@ -85,7 +85,7 @@ impl Conn {
     fn vms_over(&self, fid: FileId, blk: u64) -> Result<Needed, ()> {
         let mut v = Needed::new();
         for (_, mid) in self.files[&fid].maps_covering(blk) {
-            let m = &self.maps[&mid];
+            let m = &self.maps[mid];
             if let Some(vm) = m.vm {
                 if m.contains(blk) && m.remappable(blk) && !v.contains(&vm) {
                     v.push(vm).map_err(|_| ())?;
@@ -138,9 +138,9 @@ impl Conn {
     /// a new mapping has no dirty page yet); queues the lock or the query.
     /// `true`: wait for the answer.
     pub(super) fn op_asks_vm(&mut self, op: OpId, mid: MapId, blk: u64) -> bool {
-        let m = &self.maps[&mid];
+        let m = &self.maps[mid];
         let Some(vm) = m.vm else { return false };
-        if !matches!(self.ops[&op].kind, OpKind::Resync { .. }) {
+        if !matches!(self.ops[op].kind, OpKind::Resync { .. }) {
             return false;
         }
         if self.vm_op.clean == Some((mid, blk)) {
@@ -282,7 +282,7 @@ impl Conn {
     /// Maps `blk` of mapping `mid` per the pins in force, ahead of
     /// everything queued (the pin's ack comes after).
     fn remap_now(&mut self, mid: MapId, blk: u64) {
-        let Some(m) = self.maps.get(&mid) else { return };
+        let Some(m) = self.maps.get(mid) else { return };
         if !m.contains(blk) || !m.remappable(blk) {
             return;
         }
